@@ -1,0 +1,64 @@
+"""Parameter checks shared by both backends.
+
+Every message names the parameter, the value received and the allowed range, so a
+user sees at once which argument to fix. These checks run on Python scalars and on
+concrete arrays; the backends call :func:`out_of_range` to build the same message for
+tensor-valued parameters they check with their own ops (and say so where a check
+cannot run on traced JAX values).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = [
+    "out_of_range",
+    "check_n_steps",
+    "check_t_1",
+    "check_positive_scalar",
+    "check_event_size",
+    "check_probs_or_logits",
+]
+
+
+def out_of_range(name: str, value, allowed: str) -> str:
+    """The one message format for a parameter outside its allowed range."""
+    return f"{name} must be {allowed}, got {name}={value!r}"
+
+
+def check_n_steps(n_steps) -> int:
+    """``n_steps`` counts REDGE grid points: an integer >= 2 (``n_steps - 1`` denoiser calls)."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral):
+        raise TypeError(out_of_range("n_steps", n_steps, "an integer >= 2"))
+    if n_steps < 2:
+        raise ValueError(out_of_range("n_steps", n_steps, "an integer >= 2"))
+    return int(n_steps)
+
+
+def check_t_1(t_1) -> None:
+    """``t_1`` is the REDGE end point, in (0, 1]; checks a Python number only."""
+    if isinstance(t_1, numbers.Real) and not (0.0 < t_1 <= 1.0):  # NaN fails too
+        raise ValueError(out_of_range("t_1", t_1, "in (0, 1]"))
+
+
+def check_positive_scalar(name: str, value) -> None:
+    """A temperature-like Python number must be finite and > 0 (NaN fails)."""
+    if isinstance(value, numbers.Real) and not (0.0 < value < math.inf):
+        raise ValueError(out_of_range(name, value, "a finite number > 0"))
+
+
+def check_event_size(k: int, name: str = "logits") -> None:
+    """A categorical needs at least two categories on its last (event) dimension."""
+    if k < 2:
+        raise ValueError(
+            f"{name} must have at least 2 categories on its last dimension "
+            f"(the event dimension), got {name}.shape[-1]={k}"
+        )
+
+
+def check_probs_or_logits(probs, logits) -> None:
+    """Exactly one of ``probs`` and ``logits`` must be given."""
+    if (probs is None) == (logits is None):
+        given = "both" if probs is not None else "neither"
+        raise ValueError(f"pass exactly one of probs or logits, got {given}")

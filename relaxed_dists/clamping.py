@@ -1,0 +1,26 @@
+"""The clamping policy: where the library clamps, and to what.
+
+Clamping happens only at named boundaries, with the working dtype's ``finfo``; the
+backends pass their own ``finfo(dtype).tiny`` and ``.eps`` so this policy is written
+once and holds for float64, float32, float16 and bfloat16 alike.
+"""
+
+from __future__ import annotations
+
+__all__ = ["uniform_bounds", "ALPHA_MIN", "COV_MIN_VARIANCE"]
+
+#: Smallest signal coefficient on the REDGE grid (the noisiest point), as in the
+#: authors' flow-matching schedule ``linspace(1 - t_1, 1e-4, n_steps - 1)``.
+ALPHA_MIN = 1e-4
+
+#: REDGE-cov floors the per-class variance ``p (1 - p)`` at this value, as the authors do.
+COV_MIN_VARIANCE = 0.1
+
+
+def uniform_bounds(tiny: float, eps: float) -> tuple[float, float]:
+    """Bounds of the half-open interval ``[tiny, 1 - eps / 2]`` that uniforms are clamped to.
+
+    ``1 - eps / 2`` is the largest float below one, so ``-log(-log(u))`` and
+    ``log(u) - log1p(-u)`` stay finite for every clamped ``u``.
+    """
+    return tiny, 1.0 - eps / 2.0
