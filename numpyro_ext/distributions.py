@@ -1,0 +1,813 @@
+r"""NumPyro distribution classes of the Concrete / straight-through family.
+
+Mirrors ``pyro_ext/distributions.py`` class for class (same names, same constructor
+signatures). Samplers draw their noise in one or two lines with ``numpyro_ext._ops``
+and call the pure kernels of :mod:`numpyro_ext.concrete`; densities are those kernels.
+
+Validation. Shape errors (``probs``/``logits`` given both or neither, no event
+dimension, ``K < 2``, a ``temperature`` that does not broadcast to the batch shape) and
+a Python-number ``temperature`` outside ``(0, inf)`` always raise ``ValueError``. With
+validation on (``validate_args=True``, or ``None`` under NumPyro's global default, which
+``numpyro.enable_validation`` sets and NumPyro 0.22 starts on), array parameters and the
+``value`` passed to ``log_prob`` are checked too, with the messages of
+:mod:`relaxed_dists.checks`. These value checks
+cannot run on traced JAX values (inside ``jit``, ``vmap``, ``grad``): there, parameter
+checks are skipped and an out-of-support ``value`` gets ``log_prob = -inf``
+(NumPyro's convention); outside tracing, an out-of-support ``value`` raises
+``ValueError`` (NumPyro itself only warns).
+
+References
+----------
+- C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017, arXiv 1611.00712.
+- E. Jang, S. Gu, B. Poole. Categorical Reparameterization with Gumbel-Softmax. ICLR 2017, arXiv 1611.01144.
+- Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients Through Stochastic
+  Neurons. 2013, arXiv 1308.3432.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+from jax.typing import ArrayLike
+from numpyro.distributions import constraints
+from numpyro.distributions.distribution import Distribution, TransformedDistribution
+from numpyro.distributions.transforms import ParameterFreeTransform, SigmoidTransform
+from numpyro.distributions.util import lazy_property
+from numpyro.util import not_jax_tracer
+
+from relaxed_dists.checks import check_event_size, check_positive_scalar, check_probs_or_logits, out_of_range
+from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
+
+from . import _ops
+from .concrete import (
+    bernoulli_log_prob,
+    binary_concrete_logit_sample,
+    categorical_log_prob,
+    concrete_log_sample,
+    exp_concrete_log_prob,
+    logit_binary_concrete_log_prob,
+)
+
+# The support constraints (``log_simplex``, ``one_hot``, ``reparametrized_one_hot``,
+# ``reparametrized_boolean``) are importable from this module; ``__all__`` lists the
+# classes both backends share.
+__all__ = [
+    "ExpRelaxedOneHotCategorical",
+    "RelaxedOneHotCategorical",
+    "RelaxedOneHotCategoricalStraightThrough",
+    "RelaxedBernoulli",
+    "RelaxedBernoulliStraightThrough",
+    "OneHotCategorical",
+]
+
+
+# --- constraints ---------------------------------------------------------------------
+
+
+class _LogSimplex(constraints.ParameterFreeConstraint):
+    """Points ``y`` with ``logsumexp(y) == 0`` on the last axis, to within ``sqrt(eps)`` of
+    their dtype (half its digits: float32 ``3.5e-4``, float64 ``1.5e-8``)."""
+
+    event_dim = 1
+
+    def __call__(self, x):
+        x = jnp.asarray(x)
+        return jnp.abs(logsumexp(x, axis=-1)) < math.sqrt(jnp.finfo(x.dtype).eps)
+
+    def feasible_like(self, prototype):
+        return jnp.full_like(prototype, -math.log(prototype.shape[-1]))
+
+
+class _OneHot(constraints.ParameterFreeConstraint):
+    """Exact one-hot vectors: entries in {0, 1} summing to 1 on the last axis. Discrete."""
+
+    event_dim = 1
+    is_discrete = True
+
+    def __call__(self, x):
+        xp = jnp if isinstance(x, jax.Array) else np
+        is_binary = (x == 0) | (x == 1)
+        return xp.all(is_binary, axis=-1) & (xp.sum(x, axis=-1) == 1)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype).at[..., 0].set(1)
+
+    def eq(self, other, static=False):
+        return type(other) is type(self)
+
+
+class _ReparametrizedOneHot(_OneHot):
+    """The one-hot vectors of a reparameterised (straight-through) sample: not discrete.
+
+    The values are the same as :data:`one_hot`'s, but ``is_discrete`` is False: NumPyro's
+    ``SVI`` warns "does not support models with discrete latent variables" for every latent
+    site whose ``support.is_discrete`` is True, which is right for :class:`OneHotCategorical`
+    (no gradient flows through its samples) and wrong for a straight-through sample, whose
+    gradient is the relaxed one and which ``Trace_ELBO`` handles as any reparameterised site.
+    """
+
+    is_discrete = False
+
+
+class _ReparametrizedBoolean(constraints.ParameterFreeConstraint):
+    """{0, 1}, for a straight-through sample: not discrete (see :data:`reparametrized_one_hot`)."""
+
+    is_discrete = False
+
+    def __call__(self, x):
+        return (x == 0) | (x == 1)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+
+log_simplex = _LogSimplex()
+one_hot = _OneHot()
+reparametrized_one_hot = _ReparametrizedOneHot()
+reparametrized_boolean = _ReparametrizedBoolean()
+
+
+class _LogSimplexExpTransform(ParameterFreeTransform):
+    r"""``x = exp(y)``, from the log-simplex to the simplex.
+
+    Both are (K-1)-dimensional, so the Jacobian is that of the first K-1 coordinates:
+    :math:`\log |\det \partial x_{1:K-1} / \partial y_{1:K-1}| = \sum_{k<K} y_k`.
+    """
+
+    domain = log_simplex
+    codomain = constraints.simplex
+    sign = 1
+
+    def __call__(self, x):
+        return jnp.exp(x)
+
+    def _inverse(self, y):
+        return jnp.log(y)
+
+    def log_abs_det_jacobian(self, x, y, intermediates=None):
+        return jnp.sum(x[..., :-1], axis=-1)
+
+
+# --- parameters ----------------------------------------------------------------------
+
+_CATEGORICAL_RANGES = {
+    "temperature": "a finite number > 0",
+    "probs": "a probability vector (entries >= 0 summing to 1 over the last dimension)",
+    "logits": "finite",
+}
+_BINARY_RANGES = {"temperature": "a finite number > 0", "probs": "in [0, 1]", "logits": "finite"}
+
+
+def _given(probs, logits) -> tuple[str, object]:
+    """The one of ``probs``/``logits`` that was given, as ``(name, value)``."""
+    check_probs_or_logits(probs, logits)
+    return ("probs", probs) if probs is not None else ("logits", logits)
+
+
+def _check_event_shape(name: str, shape) -> None:
+    """``shape`` must be ``batch_shape + (K,)`` with ``K >= 2``."""
+    if len(shape) < 1:
+        raise ValueError(out_of_range(f"{name}.shape", tuple(shape), "batch_shape + (K,) with K >= 2"))
+    check_event_size(shape[-1], name)
+
+
+def _binary_batch_shape(logits_shape, temperature_shape) -> tuple[int, ...]:
+    """``logits.shape`` broadcast with ``temperature.shape`` (binary classes have no event dimension)."""
+    try:
+        return broadcast_shapes(tuple(logits_shape), tuple(temperature_shape))
+    except ValueError:
+        allowed = f"broadcastable to the batch shape {tuple(logits_shape)} (logits.shape)"
+        raise ValueError(out_of_range("temperature.shape", tuple(temperature_shape), allowed)) from None
+
+
+def _logits_from_probs(probs: jax.Array) -> jax.Array:
+    """``log(probs)``; a zero probability clamps to the dtype's most negative finite number,
+    so that ``0 * logit`` is 0 rather than NaN (NumPyro's convention)."""
+    return jnp.clip(jnp.log(probs), jnp.finfo(probs.dtype).min)
+
+
+def _binary_logits_from_probs(probs: jax.Array) -> jax.Array:
+    """``log(p) - log(1 - p)``, clamped to the dtype's finite range at ``p`` in {0, 1}."""
+    finfo = jnp.finfo(probs.dtype)
+    return jnp.clip(jnp.log(probs) - jnp.log1p(-probs), finfo.min, finfo.max)
+
+
+# --- validation shared by every class -------------------------------------------------
+
+
+def _validated(log_prob):
+    """Check ``value`` (shape, then support) before scoring it, when validation is on."""
+
+    @functools.wraps(log_prob)
+    def wrapper(self, value, *args, **kwargs):
+        if not self._validate_args:
+            return log_prob(self, value, *args, **kwargs)
+        mask = self._validate_sample(value)
+        return jnp.where(mask, log_prob(self, value, *args, **kwargs), -jnp.inf)
+
+    return wrapper
+
+
+class _Checked:
+    """Mixin: parameter and value checks with the core's messages, and an ``expand`` that
+    rebuilds the class with broadcast parameters (so enumeration keeps the event shape)."""
+
+    _ranges: dict = _CATEGORICAL_RANGES
+    _support_text: str = ""
+
+    def validate_args(self, strict: bool = True) -> None:
+        """Check array parameters; cannot run on traced values (skipped, or ``RuntimeError`` if ``strict``)."""
+        with jax.ensure_compile_time_eval():
+            for name, value in self.get_args().items():
+                is_valid = self.arg_constraints[name](value)
+                if name == "temperature":
+                    is_valid = is_valid & jnp.isfinite(value)
+                if not not_jax_tracer(is_valid):
+                    if strict:
+                        raise RuntimeError("Cannot validate arguments inside jitted code.")
+                elif not np.all(is_valid):
+                    raise ValueError(out_of_range(name, np.asarray(value), self._ranges[name]))
+
+    def _validate_sample(self, value):
+        """Shape always; support when ``value`` is concrete (else the mask gives ``-inf``)."""
+        check_value_shape(jnp.shape(value), self.batch_shape, self.event_shape)
+        mask = self.support(value)
+        if not_jax_tracer(mask) and not np.all(mask):
+            events = np.asarray(value).reshape((-1,) + self.event_shape)
+            bad = events[~np.asarray(mask).reshape(-1)]
+            message = out_of_range("value", bad[0], f"{self._support_text} (the support of {type(self).__name__})")
+            raise ValueError(f"{message}; {len(bad)} of {len(events)} events are outside the support")
+        return mask
+
+    def expand(self, batch_shape) -> Distribution:
+        batch_shape = tuple(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        logits = jnp.broadcast_to(self.logits, batch_shape + self.event_shape)
+        if "temperature" not in self.arg_constraints:
+            return type(self)(logits=logits, validate_args=self._validate_args)
+        temperature = jnp.broadcast_to(self.temperature, batch_shape)
+        return type(self)(temperature, logits=logits, validate_args=self._validate_args)
+
+
+class _TransformedRelaxed(_Checked):
+    """Mixin for a relaxed class built as ``TransformedDistribution(base_dist, transform)``:
+    the parameters are the base's, and ``value`` is checked before it is transformed back."""
+
+    @property
+    def temperature(self):
+        return self.base_dist.temperature
+
+    @property
+    def logits(self) -> jax.Array:
+        return self.base_dist.logits
+
+    @property
+    def probs(self) -> jax.Array:
+        return self.base_dist.probs
+
+    def get_args(self) -> dict:
+        return self.base_dist.get_args()
+
+    @_validated
+    def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        return super().log_prob(value, intermediates)
+
+
+class _HardSample:
+    """Mixin for a straight-through class: its sample is the hard value, reparameterised
+    through ``_ops.straight_through``, with no intermediates (``log_prob`` needs none)."""
+
+    def rsample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        return self.sample(key, sample_shape)
+
+    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()):
+        return self.sample(key, sample_shape), []
+
+
+# --- Concrete (Maddison et al. 2017; Jang et al. 2017) --------------------------------
+
+
+class ExpRelaxedOneHotCategorical(_Checked, Distribution):
+    r"""The ExpConcrete distribution: a Concrete sample on the log-simplex.
+
+    - Forward value: ``y = log_softmax((logits + G) / temperature)``, ``G`` standard Gumbel,
+      a point of the log-simplex (``logsumexp(y) == 0``); ``exp(y)`` is a Concrete sample.
+    - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
+    - ``log_prob(y)``: the exact log density with respect to Lebesgue measure on the first
+      K-1 coordinates ``y_1 .. y_{K-1}``, including the ``- y_K`` term that torch's
+      ``ExpRelaxedCategorical`` omits. Use this class, rather than the simplex one, for
+      latent sites of a model: a simplex point whose entries underflowed to 0 (common in
+      float32 at low temperature) has no finite log density, its log-simplex point does.
+
+    .. math::
+        \log p(y) = \log (K-1)! + (K-1) \log\tau + \sum_k (\ell_k - \tau y_k)
+                    - K \operatorname{logsumexp}_k(\ell_k - \tau y_k) - y_K,
+        \qquad \ell = \log \mathrm{softmax}(\text{logits}).
+
+    ``temperature`` (a Python float or an array) broadcasts against ``batch_shape``, never
+    against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)     temperature: broadcasts to batch_shape
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import ExpRelaxedOneHotCategorical
+    >>> d = ExpRelaxedOneHotCategorical(0.5, logits=jnp.zeros((3, 4)))
+    >>> y = d.sample(jax.random.key(0), (2,))
+    >>> y.shape, d.log_prob(y).shape, d.batch_shape, d.event_shape
+    ((2, 3, 4), (2, 3), (3,), (4,))
+
+    References: C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017,
+    arXiv 1611.00712. E. Jang, S. Gu, B. Poole. Categorical
+    Reparameterization with Gumbel-Softmax. ICLR 2017, arXiv 1611.01144.
+    """
+
+    arg_constraints = {
+        "temperature": constraints.positive,
+        "probs": constraints.simplex,
+        "logits": constraints.real_vector,
+    }
+    reparametrized_params = ["temperature", "probs", "logits"]
+    support = log_simplex
+    pytree_data_fields = ("temperature", "probs", "logits")
+    _support_text = "a point of the log-simplex (logsumexp over the last dimension equal to 0)"
+
+    def __init__(
+        self,
+        temperature: ArrayLike,
+        probs: ArrayLike | None = None,
+        logits: ArrayLike | None = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        name, param = _given(probs, logits)
+        param = jnp.asarray(param)
+        _check_event_shape(name, param.shape)
+        check_positive_scalar("temperature", temperature)
+        setattr(self, name, param)
+        self.temperature = temperature
+        batch_shape = batch_shape_of(param.shape, temperature=jnp.shape(temperature))
+        super().__init__(batch_shape, param.shape[-1:], validate_args=validate_args)
+
+    @lazy_property
+    def logits(self) -> jax.Array:
+        return _logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> jax.Array:
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        name, shape = _given(probs, logits)
+        _check_event_shape(name, shape)
+        return batch_shape_of(shape, temperature=temperature), tuple(shape[-1:])
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        gumbels = _ops.gumbel_from_uniform(_ops.sample_uniform(key, self.shape(sample_shape), self.logits.dtype))
+        return concrete_log_sample(self.logits, self.temperature, gumbels)
+
+    @_validated
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        return exp_concrete_log_prob(value, self.logits, self.temperature)
+
+
+class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
+    r"""The Concrete (Gumbel-Softmax) distribution on the probability simplex.
+
+    - Forward value: ``x = softmax((logits + G) / temperature)``, ``G`` standard Gumbel,
+      computed as ``exp`` of the :class:`ExpRelaxedOneHotCategorical` sample ``y``.
+    - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
+    - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on the first
+      K-1 coordinates ``x_1 .. x_{K-1}``, equal to ``relaxed_dists.reference.concrete_log_prob``.
+      The class's own samples are scored at their log-space pre-image ``y``, passed as NumPyro
+      intermediates (``sample_with_intermediates``, ``log_prob(value, intermediates)``, as
+      the ``trace`` handler and the ELBOs do for guide sites): finite at any temperature even
+      where ``x`` has entries that underflowed to 0. A ``value`` without intermediates is
+      scored at ``log(value)``, which is not finite at such points (and a model site replayed
+      against a guide gets no intermediates: for latent sites prefer
+      :class:`ExpRelaxedOneHotCategorical`).
+
+    .. math::
+        p(x) = (K-1)!\, \tau^{K-1} \prod_{k=1}^K \frac{\pi_k x_k^{-\tau-1}}{\sum_j \pi_j x_j^{-\tau}},
+        \qquad \log p(x) = \log p_Y(\log x) - \sum_{k<K} \log x_k .
+
+    ``temperature`` (a Python float or an array) broadcasts against ``batch_shape``, never
+    against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    The support is NumPyro's ``constraints.simplex`` (so ``biject_to`` and the autoguides
+    know it), whose check allows a sum error of 1e-6: float16 and bfloat16 samples miss it,
+    so validate those with ``validate_args=False`` or use the log-simplex class.
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)     temperature: broadcasts to batch_shape
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import RelaxedOneHotCategorical
+    >>> d = RelaxedOneHotCategorical(jnp.array([0.1, 1.0, 5.0]), logits=jnp.zeros((3, 4)))
+    >>> x, intermediates = d.sample_with_intermediates(jax.random.key(0), (2,))
+    >>> x.shape, d.log_prob(x, intermediates).shape
+    ((2, 3, 4), (2, 3))
+
+    References: C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017,
+    arXiv 1611.00712. E. Jang, S. Gu, B. Poole. Categorical Reparameterization with
+    Gumbel-Softmax. ICLR 2017, arXiv 1611.01144.
+    """
+
+    arg_constraints = ExpRelaxedOneHotCategorical.arg_constraints
+    reparametrized_params = ["temperature", "probs", "logits"]
+    support = constraints.simplex
+    pytree_data_fields = ()
+    _support_text = "a point of the probability simplex (entries >= 0 summing to 1)"
+
+    def __init__(
+        self,
+        temperature: ArrayLike,
+        probs: ArrayLike | None = None,
+        logits: ArrayLike | None = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        base_dist = ExpRelaxedOneHotCategorical(temperature, probs, logits, validate_args=False)
+        super().__init__(base_dist, _LogSimplexExpTransform(), validate_args=validate_args)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        return ExpRelaxedOneHotCategorical.infer_shapes(temperature, probs, logits)
+
+
+class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategorical):
+    r"""Straight-through Gumbel-Softmax: an exact one-hot sample with the Concrete gradient.
+
+    - Forward value: ``one_hot(argmax y)`` with ``y`` the :class:`ExpRelaxedOneHotCategorical`
+      sample, an exact one-hot (every entry exactly 0 or 1, in float32 and bfloat16 too)
+      distributed as ``Categorical(softmax(logits))``.
+    - Gradient: that of the relaxed sample ``exp(y) = softmax((logits + G) / temperature)``,
+      through ``_ops.straight_through(hard, soft) = hard + (soft - stop_gradient(soft))``.
+    - ``log_prob(value)``: the categorical log-probability of the one-hot ``value``,
+      ``sum(value * log_softmax(logits))``, with respect to counting measure on the K
+      one-hots; it depends on ``value`` alone (no attributes, no intermediates), so it is
+      the same under ``jit``, after ``stop_gradient`` or for a value built elsewhere.
+      Gradients flow into ``value`` (the straight-through path) and into ``logits``.
+
+    The support is :data:`reparametrized_one_hot`, a one-hot constraint whose ``is_discrete``
+    is False, so ``SVI`` treats the site as reparameterised and does not warn.
+
+    .. math::
+        z = \mathrm{onehot}(\arg\max_k y_k) + \big(e^{y} - \mathrm{sg}(e^{y})\big),\qquad
+        y = \log\mathrm{softmax}((\ell + G)/\tau),\qquad
+        \log p(z) = \textstyle\sum_k z_k \log \mathrm{softmax}(\ell)_k .
+
+    ``temperature`` (a Python float or an array) broadcasts against ``batch_shape``, never
+    against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)     temperature: broadcasts to batch_shape
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import RelaxedOneHotCategoricalStraightThrough
+    >>> d = RelaxedOneHotCategoricalStraightThrough(0.5, logits=jnp.zeros((3, 4)))
+    >>> z = d.sample(jax.random.key(0), (2,))
+    >>> z.shape, d.log_prob(z).shape, z.sum(-1).tolist()
+    ((2, 3, 4), (2, 3), [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+
+    References: Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients
+    Through Stochastic Neurons. 2013, arXiv 1308.3432. E. Jang, S. Gu, B. Poole. Categorical
+    Reparameterization with Gumbel-Softmax. ICLR 2017, arXiv 1611.01144.
+    """
+
+    support = reparametrized_one_hot
+    _support_text = "a one-hot vector (entries in {0, 1} summing to 1)"
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        y = self.base_dist.sample(key, sample_shape)
+        return _ops.straight_through(_ops.one_hot_argmax(y), jnp.exp(y))
+
+    @_validated
+    def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        """Categorical log-probability of the one-hot ``value``; ``intermediates`` is ignored."""
+        return categorical_log_prob(value, self.logits)
+
+
+# --- binary Concrete (Maddison et al. 2017, appendix B) --------------------------------
+
+
+class _LogitRelaxedBernoulli(_Checked, Distribution):
+    r"""The logit of a binary Concrete sample (the base of :class:`RelaxedBernoulli`).
+
+    - Forward value: ``z = (logits + L) / temperature``, ``L`` standard logistic.
+    - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
+    - ``log_prob(z)``: the log density with respect to Lebesgue measure on the real line.
+
+    .. math:: \log p(z) = \log\tau + (\ell - \tau z) - 2 \log(1 + e^{\ell - \tau z}).
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs, temperature: broadcast to batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import _LogitRelaxedBernoulli
+    >>> d = _LogitRelaxedBernoulli(0.5, logits=jnp.zeros(3))
+    >>> z = d.sample(jax.random.key(0), (2,))
+    >>> z.shape, d.log_prob(z).shape, d.event_shape
+    ((2, 3), (2, 3), ())
+
+    References: C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017,
+    arXiv 1611.00712 (eq. 21).
+    """
+
+    arg_constraints = {
+        "temperature": constraints.positive,
+        "probs": constraints.unit_interval,
+        "logits": constraints.real,
+    }
+    reparametrized_params = ["temperature", "probs", "logits"]
+    support = constraints.real
+    pytree_data_fields = ("temperature", "probs", "logits")
+    _ranges = _BINARY_RANGES
+    _support_text = "a real number"
+
+    def __init__(
+        self,
+        temperature: ArrayLike,
+        probs: ArrayLike | None = None,
+        logits: ArrayLike | None = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        name, param = _given(probs, logits)
+        param = jnp.asarray(param)
+        check_positive_scalar("temperature", temperature)
+        setattr(self, name, param)
+        self.temperature = temperature
+        batch_shape = _binary_batch_shape(param.shape, jnp.shape(temperature))
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    @lazy_property
+    def logits(self) -> jax.Array:
+        return _binary_logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> jax.Array:
+        return jax.nn.sigmoid(self.logits)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        _, shape = _given(probs, logits)
+        return _binary_batch_shape(shape, temperature), ()
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        logistic = _ops.logistic_from_uniform(_ops.sample_uniform(key, self.shape(sample_shape), self.logits.dtype))
+        return binary_concrete_logit_sample(self.logits, self.temperature, logistic)
+
+    @_validated
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        return logit_binary_concrete_log_prob(value, self.logits, self.temperature)
+
+
+class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
+    r"""The binary Concrete distribution on the unit interval.
+
+    - Forward value: ``x = sigmoid(z)`` with ``z`` the :class:`_LogitRelaxedBernoulli` sample.
+    - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
+    - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on (0, 1),
+      equal to ``relaxed_dists.reference.binary_concrete_log_prob``. Own samples are scored
+      at their logit pre-image ``z`` through NumPyro intermediates, finite even where ``x``
+      rounded to 0 or 1; other values are scored at ``logit(x)``.
+
+    .. math::
+        p(x) = \frac{\tau \alpha x^{-\tau-1} (1-x)^{-\tau-1}}{(\alpha x^{-\tau} + (1-x)^{-\tau})^2},
+        \qquad \alpha = e^{\text{logits}} .
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs, temperature: broadcast to batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import RelaxedBernoulli
+    >>> d = RelaxedBernoulli(0.5, logits=jnp.zeros(3))
+    >>> x, intermediates = d.sample_with_intermediates(jax.random.key(0), (2,))
+    >>> x.shape, d.log_prob(x, intermediates).shape
+    ((2, 3), (2, 3))
+
+    References: C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017,
+    arXiv 1611.00712 (eq. 20). E. Jang, S. Gu, B. Poole. Categorical Reparameterization
+    with Gumbel-Softmax. ICLR 2017, arXiv 1611.01144.
+    """
+
+    arg_constraints = _LogitRelaxedBernoulli.arg_constraints
+    reparametrized_params = ["temperature", "probs", "logits"]
+    support = constraints.unit_interval
+    pytree_data_fields = ()
+    _ranges = _BINARY_RANGES
+    _support_text = "in [0, 1]"
+
+    def __init__(
+        self,
+        temperature: ArrayLike,
+        probs: ArrayLike | None = None,
+        logits: ArrayLike | None = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        base_dist = _LogitRelaxedBernoulli(temperature, probs, logits, validate_args=False)
+        super().__init__(base_dist, SigmoidTransform(), validate_args=validate_args)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        return _LogitRelaxedBernoulli.infer_shapes(temperature, probs, logits)
+
+
+class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
+    r"""Straight-through binary Concrete: an exact {0, 1} sample with the relaxed gradient.
+
+    - Forward value: ``hard = (z > 0)`` as exactly 0. or 1. in the logits' dtype, with ``z``
+      the :class:`_LogitRelaxedBernoulli` sample; distributed as ``Bernoulli(sigmoid(logits))``.
+    - Gradient: that of the relaxed sample ``sigmoid(z)``, through ``_ops.straight_through``.
+    - ``log_prob(value)``: the Bernoulli log-probability of ``value`` in {0, 1},
+      ``value * logits - log(1 + exp(logits))``, with respect to counting measure on {0, 1};
+      it depends on ``value`` alone.
+
+    The support is :data:`reparametrized_boolean` ({0, 1} with ``is_discrete`` False), so
+    ``SVI`` treats the site as reparameterised (see :data:`reparametrized_one_hot`).
+
+    .. math::
+        b = \mathbb{1}[z > 0] + \big(\sigma(z) - \mathrm{sg}(\sigma(z))\big),\qquad
+        \log p(b) = b\,\ell - \log(1 + e^{\ell}) .
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs, temperature: broadcast to batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import RelaxedBernoulliStraightThrough
+    >>> d = RelaxedBernoulliStraightThrough(0.5, logits=jnp.zeros(3))
+    >>> b = d.sample(jax.random.key(0), (2,))
+    >>> b.shape, d.log_prob(b).shape
+    ((2, 3), (2, 3))
+
+    References: Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients
+    Through Stochastic Neurons. 2013, arXiv 1308.3432. C. J. Maddison, A. Mnih, Y. W. Teh.
+    The Concrete Distribution. ICLR 2017, arXiv 1611.00712.
+    """
+
+    support = reparametrized_boolean
+    _support_text = "0 or 1"
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        z = self.base_dist.sample(key, sample_shape)
+        return _ops.straight_through((z > 0).astype(z.dtype), jax.nn.sigmoid(z))
+
+    @_validated
+    def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        """Bernoulli log-probability of ``value``; ``intermediates`` is ignored."""
+        return bernoulli_log_prob(value, self.logits)
+
+
+# --- exact categorical -----------------------------------------------------------------
+
+
+class OneHotCategorical(_Checked, Distribution):
+    r"""A categorical distribution over one-hot vectors (NumPyro has none).
+
+    - Forward value: ``one_hot(argmax(logits + G))``, ``G`` standard Gumbel: an exact one-hot
+      in the logits' dtype.
+    - Gradient: none (not reparameterised; the support :data:`one_hot` is discrete).
+    - ``log_prob(value)``: ``sum(value * log_softmax(logits))``, the log-probability with
+      respect to counting measure on the K one-hot vectors.
+
+    .. math:: P(X = e_k) = \pi_k = \mathrm{softmax}(\text{logits})_k .
+
+    Validation: the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+        enumerate_support(expand=True): (K,) + batch_shape + (K,)  ((K,) + (1,) * len(batch_shape) + (K,) if not expand)
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import OneHotCategorical
+    >>> d = OneHotCategorical(logits=jnp.zeros((3, 4)))
+    >>> d.sample(jax.random.key(0), (2,)).shape, d.enumerate_support().shape, d.entropy().shape
+    ((2, 3, 4), (4, 3, 4), (3,))
+
+    References: E. J. Gumbel. Statistical Theory of Extreme Values and Some Practical
+    Applications. 1954 (the Gumbel-max trick).
+    """
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    support = one_hot
+    has_enumerate_support = True
+    pytree_data_fields = ("probs", "logits")
+    _support_text = "a one-hot vector (entries in {0, 1} summing to 1)"
+
+    def __init__(
+        self,
+        probs: ArrayLike | None = None,
+        logits: ArrayLike | None = None,
+        *,
+        validate_args: bool | None = None,
+    ) -> None:
+        name, param = _given(probs, logits)
+        param = jnp.asarray(param)
+        _check_event_shape(name, param.shape)
+        setattr(self, name, param)
+        super().__init__(param.shape[:-1], param.shape[-1:], validate_args=validate_args)
+
+    @lazy_property
+    def logits(self) -> jax.Array:
+        return _logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> jax.Array:
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None):
+        name, shape = _given(probs, logits)
+        _check_event_shape(name, shape)
+        return tuple(shape[:-1]), tuple(shape[-1:])
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        gumbels = _ops.gumbel_from_uniform(_ops.sample_uniform(key, self.shape(sample_shape), self.logits.dtype))
+        return _ops.one_hot_argmax(self.logits + gumbels)
+
+    @_validated
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        return categorical_log_prob(value, self.logits)
+
+    def enumerate_support(self, expand: bool = True) -> jax.Array:
+        k = self.event_shape[0]
+        values = jnp.eye(k, dtype=self.logits.dtype).reshape((k,) + (1,) * len(self.batch_shape) + (k,))
+        return jnp.broadcast_to(values, (k,) + self.batch_shape + (k,)) if expand else values
+
+    @property
+    def mean(self) -> jax.Array:
+        return self.probs
+
+    @property
+    def variance(self) -> jax.Array:
+        return self.probs * (1.0 - self.probs)
+
+    @property
+    def mode(self) -> jax.Array:
+        return _ops.one_hot_argmax(self.logits)
+
+    def entropy(self) -> jax.Array:
+        return -jnp.sum(self.probs * jax.nn.log_softmax(self.logits, axis=-1), axis=-1)
