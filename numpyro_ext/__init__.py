@@ -1,0 +1,36 @@
+"""relaxed-dists for NumPyro (JAX): relaxed and straight-through categorical distributions,
+REDGE-family estimators, their kernels and a ``redge``-package-compatible functional API.
+
+Mirrors :mod:`pyro_ext` name for name.
+"""
+
+from . import concrete, distributions, estimators, functional
+from .distributions import (
+    ExpRelaxedOneHotCategorical,
+    OneHotCategorical,
+    RelaxedBernoulli,
+    RelaxedBernoulliStraightThrough,
+    RelaxedOneHotCategorical,
+    RelaxedOneHotCategoricalStraightThrough,
+)
+from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
+
+__all__ = [
+    "concrete",
+    "distributions",
+    "estimators",
+    "functional",
+    "ExpRelaxedOneHotCategorical",
+    "RelaxedOneHotCategorical",
+    "RelaxedOneHotCategoricalStraightThrough",
+    "RelaxedBernoulli",
+    "RelaxedBernoulliStraightThrough",
+    "OneHotCategorical",
+    "SAMPLERS",
+    "straight_through",
+    "gumbel_softmax",
+    "reinmax",
+    "redge",
+    "redge_cov",
+    "reindge",
+]

@@ -1,0 +1,46 @@
+"""relaxed-dists for Pyro (torch): relaxed and straight-through categorical distributions,
+REDGE-family estimators, their kernels and a ``redge``-package-compatible functional API.
+
+Mirrors :mod:`numpyro_ext` name for name.
+"""
+
+from . import concrete, distributions, estimators, functional
+from .distributions import (
+    REDGE,
+    REINDGE,
+    ExpRelaxedOneHotCategorical,
+    OneHotCategorical,
+    REDGECov,
+    ReinMax,
+    RelaxedBernoulli,
+    RelaxedBernoulliStraightThrough,
+    RelaxedOneHotCategorical,
+    RelaxedOneHotCategoricalStraightThrough,
+    StraightThrough,
+)
+from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
+
+__all__ = [
+    "concrete",
+    "distributions",
+    "estimators",
+    "functional",
+    "ExpRelaxedOneHotCategorical",
+    "RelaxedOneHotCategorical",
+    "RelaxedOneHotCategoricalStraightThrough",
+    "RelaxedBernoulli",
+    "RelaxedBernoulliStraightThrough",
+    "OneHotCategorical",
+    "StraightThrough",
+    "ReinMax",
+    "REDGE",
+    "REDGECov",
+    "REINDGE",
+    "SAMPLERS",
+    "straight_through",
+    "gumbel_softmax",
+    "reinmax",
+    "redge",
+    "redge_cov",
+    "reindge",
+]
