@@ -44,8 +44,8 @@ ESTIMATORS = ("st", "gumbel", "reinmax", "redge", "redge_cov", "reindge")
 
 
 def load_kernels():
-    """``pyro_ext.estimators`` and ``pyro_ext._ops`` need torch only, while the package's
-    ``__init__`` imports Pyro: without Pyro, load the two modules without running it."""
+    """``pyro_ext.estimators``, ``.functional`` and ``._ops`` need torch only, while the
+    package's ``__init__`` imports Pyro: without Pyro, load the modules without running it."""
     sys.path.insert(0, str(ROOT))
     if importlib.util.find_spec("pyro") is None and "pyro_ext" not in sys.modules:
         package = types.ModuleType("pyro_ext")
@@ -55,21 +55,18 @@ def load_kernels():
 
 
 def ours(args):
-    """Our kernels, each drawing its noise in one line (as ``pyro_ext.functional`` does)."""
+    """What users call: ``pyro_ext.functional`` (REDGE takes the fused Triton kernel on CUDA)."""
+    load_kernels()
+    functional = importlib.import_module("pyro_ext.functional")
+    params = dict(tau=args.tau, n_steps=args.n_steps, t_1=args.t_1)
+    return {name: (lambda lg, f=functional.SAMPLERS[name]: f(lg, **params)) for name in ESTIMATORS}
+
+
+def ours_eager_redge(args):
+    """REDGE's eager kernel (the CPU path), to show what the fused CUDA kernel buys."""
     est, ops = load_kernels()
-
-    def gumbels(lg):
-        return ops.gumbel_from_uniform(ops.sample_uniform(lg.shape, lg.dtype, lg.device))
-
-    n, t_1, tau = args.n_steps, args.t_1, args.tau
-    return {
-        "st": lambda lg: est.straight_through(lg, gumbels(lg))[0],
-        "gumbel": lambda lg: est.gumbel_softmax(lg, tau, gumbels(lg))[0],
-        "reinmax": lambda lg: est.reinmax(lg, tau, gumbels(lg))[0],
-        "redge": lambda lg: est.redge(lg, n, t_1, torch.randn_like(lg), gumbels(lg))[0],
-        "redge_cov": lambda lg: est.redge_cov(lg, n, t_1, torch.randn_like(lg), gumbels(lg))[0],
-        "reindge": lambda lg: est.reindge(lg, n, t_1, torch.randn_like(lg), gumbels(lg))[0],
-    }
+    n, t_1 = args.n_steps, args.t_1
+    return {"redge": lambda lg: est.redge(lg, n, t_1, torch.randn_like(lg), ops.sample_gumbel(lg.shape, lg.dtype, lg.device))[0]}
 
 
 def peers(args):
@@ -230,6 +227,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     impls = {"ours": ours(args), **peers(args)}
+    if args.device == "cuda":
+        impls["ours eager"] = ours_eager_redge(args)
     if args.compile:
         impls["ours+compile"] = {name: torch.compile(fn, fullgraph=True) for name, fn in impls["ours"].items()}
     unavailable = [impl for impl, fns in impls.items() if isinstance(fns, str)]

@@ -6,12 +6,17 @@ Mirrors :mod:`pyro_ext` name for name.
 
 from . import concrete, distributions, estimators, functional
 from .distributions import (
+    REDGE,
+    REINDGE,
     ExpRelaxedOneHotCategorical,
     OneHotCategorical,
+    REDGECov,
+    ReinMax,
     RelaxedBernoulli,
     RelaxedBernoulliStraightThrough,
     RelaxedOneHotCategorical,
     RelaxedOneHotCategoricalStraightThrough,
+    StraightThrough,
 )
 from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
 
@@ -26,6 +31,11 @@ __all__ = [
     "RelaxedBernoulli",
     "RelaxedBernoulliStraightThrough",
     "OneHotCategorical",
+    "StraightThrough",
+    "ReinMax",
+    "REDGE",
+    "REDGECov",
+    "REINDGE",
     "SAMPLERS",
     "straight_through",
     "gumbel_softmax",

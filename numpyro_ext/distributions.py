@@ -36,14 +36,21 @@ from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.distribution import Distribution, TransformedDistribution
-from numpyro.distributions.transforms import ParameterFreeTransform, SigmoidTransform
+from numpyro.distributions.transforms import ParameterFreeTransform, SigmoidTransform, biject_to
 from numpyro.distributions.util import lazy_property
 from numpyro.util import not_jax_tracer
 
-from relaxed_dists.checks import check_event_size, check_positive_scalar, check_probs_or_logits, out_of_range
+from relaxed_dists.checks import (
+    check_event_size,
+    check_n_steps,
+    check_positive_scalar,
+    check_probs_or_logits,
+    check_t_1,
+    out_of_range,
+)
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
-from . import _ops
+from . import _ops, estimators
 from .concrete import (
     bernoulli_log_prob,
     binary_concrete_logit_sample,
@@ -63,6 +70,11 @@ __all__ = [
     "RelaxedBernoulli",
     "RelaxedBernoulliStraightThrough",
     "OneHotCategorical",
+    "StraightThrough",
+    "ReinMax",
+    "REDGE",
+    "REDGECov",
+    "REINDGE",
 ]
 
 
@@ -811,3 +823,368 @@ class OneHotCategorical(_Checked, Distribution):
 
     def entropy(self) -> jax.Array:
         return -jnp.sum(self.probs * jax.nn.log_softmax(self.logits, axis=-1), axis=-1)
+
+
+# --- estimator classes: exact one-hot samples, an estimator's gradient -------------------
+
+
+class _OpenUnitInterval(constraints._Interval, constraints._SingletonConstraint):
+    """``(0, 1]``: the range of REDGE's ``t_1``; written as NumPyro's interval constraints (NaN fails)."""
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 1.0)
+
+    def __call__(self, x):
+        xp = jnp if isinstance(x, jax.Array) else np
+        return xp.greater(x, self.lower_bound) & xp.less_equal(x, self.upper_bound)
+
+    def __repr__(self) -> str:
+        return "OpenClosedInterval(lower_bound=0.0, upper_bound=1.0)"
+
+    def tree_flatten(self):
+        return (), ((), dict())
+
+    def eq(self, other, static=False):
+        return type(other) is type(self)  # not unit_interval, whose bounds are the same
+
+
+_t_1_interval = _OpenUnitInterval()
+# A learnable t_1 (``numpyro.param(..., constraint=_t_1_interval)``) lives in (0, 1) by a sigmoid.
+biject_to.register(_OpenUnitInterval, lambda constraint: biject_to(constraints.unit_interval))
+
+_ESTIMATOR_RANGES = {**_CATEGORICAL_RANGES, "t_1": "in (0, 1]"}
+
+
+class _OneHotEstimator(_Checked, Distribution):
+    """A categorical over one-hot vectors whose ``sample`` is a gradient estimator.
+
+    Subclasses name their hyperparameters in ``_hyper`` (array-valued, broadcast to
+    ``batch_shape`` and cast to the parameter's dtype, validated by ``arg_constraints``) and
+    implement ``_sample(key, shape)``. ``log_prob`` is the categorical log-probability of the
+    one-hot value (counting measure on the K one-hot vectors), whatever the estimator.
+    """
+
+    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    reparametrized_params = ["probs", "logits"]
+    support = reparametrized_one_hot
+    has_enumerate_support = True
+    pytree_data_fields = ("probs", "logits")
+    _ranges = _ESTIMATOR_RANGES
+    _support_text = "a one-hot vector (entries in {0, 1} summing to 1)"
+    _hyper: tuple[str, ...] = ()
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
+        name, param = _given(probs, logits)
+        param = jnp.asarray(param)
+        if not jnp.issubdtype(param.dtype, jnp.floating):  # as torch's default dtype for Python numbers
+            param = param.astype(jnp.result_type(float))
+        _check_event_shape(name, param.shape)
+        batch_shape = batch_shape_of(param.shape, **{k: jnp.shape(v) for k, v in hyper.items()})
+        event_shape = param.shape[-1:]
+        for k, v in hyper.items():
+            setattr(self, k, jnp.broadcast_to(jnp.asarray(v, param.dtype), batch_shape))
+        setattr(self, name, jnp.broadcast_to(param, batch_shape + event_shape))
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, **hyper):
+        name, shape = _given(probs, logits)
+        _check_event_shape(name, shape)
+        hyper = {k: v for k, v in hyper.items() if k in cls._hyper}
+        return batch_shape_of(shape, **hyper), tuple(shape[-1:])
+
+    def expand(self, batch_shape) -> Distribution:
+        batch_shape = tuple(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)  # n_steps, hard
+        for k in self._hyper:
+            setattr(new, k, jnp.broadcast_to(getattr(self, k), batch_shape))
+        for name in ("probs", "logits"):
+            if name in self.__dict__:
+                setattr(new, name, jnp.broadcast_to(getattr(self, name), batch_shape + self.event_shape))
+        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @lazy_property
+    def logits(self) -> jax.Array:
+        return _logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> jax.Array:
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        return self._sample(key, self.shape(sample_shape))
+
+    def _gumbels(self, key: jax.Array, shape) -> jax.Array:
+        return _ops.gumbel_from_uniform(_ops.sample_uniform(key, shape, self.logits.dtype))
+
+    @_validated
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        return categorical_log_prob(value, self.logits)
+
+    @property
+    def mean(self) -> jax.Array:
+        return self.probs
+
+    @property
+    def mode(self) -> jax.Array:
+        return _ops.one_hot_argmax(self.logits)
+
+    @property
+    def variance(self) -> jax.Array:
+        return self.probs * (1.0 - self.probs)
+
+    def entropy(self) -> jax.Array:
+        return -jnp.sum(self.probs * jax.nn.log_softmax(self.logits, axis=-1), axis=-1)
+
+    def enumerate_support(self, expand: bool = True) -> jax.Array:
+        k = self.event_shape[0]
+        values = jnp.eye(k, dtype=self.logits.dtype).reshape((k,) + (1,) * len(self.batch_shape) + (k,))
+        return jnp.broadcast_to(values, (k,) + self.batch_shape + (k,)) if expand else values
+
+
+_ESTIMATOR_LOG_PROB = """
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn."""
+
+_ESTIMATOR_VALIDATION = """
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising."""
+
+
+class StraightThrough(_OneHotEstimator):
+    r"""Straight-through estimator (Bengio et al. 2013) as a distribution.
+
+    - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))`` (Gumbel-max).
+    - Gradient: that of ``softmax(logits)`` (``h + (p - stop_gradient(p))``), biased.
+    """ + _ESTIMATOR_LOG_PROB + r"""
+
+    .. math:: h \sim \mathrm{Cat}(\pi),\quad \pi = \mathrm{softmax}(\ell),\quad
+              \nabla_\ell := J_\pi^\top g = \pi \odot (g - \langle \pi, g\rangle).
+    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import StraightThrough
+    >>> d = StraightThrough(logits=jnp.zeros((3, 4)))
+    >>> h = d.sample(jax.random.key(0), (2,))
+    >>> h.shape, d.log_prob(h).shape
+    ((2, 3, 4), (2, 3))
+
+    References: Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients
+    Through Stochastic Neurons for Conditional Computation. 2013, arXiv 1308.3432.
+    """
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs, logits, validate_args=validate_args)
+
+    def _sample(self, key, shape):
+        return estimators.straight_through(self.logits, self._gumbels(key, shape))[0]
+
+
+class ReinMax(_OneHotEstimator):
+    r"""ReinMax (Liu et al. 2023): exact one-hot samples with a second-order (Heun) gradient.
+
+    - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))`` (Gumbel-max).
+    - Gradient: ``2 J_{pi_1}^T g - J_{pi_0}^T g / 2`` with ``pi_0 = softmax(logits)`` and
+      ``pi_1 = (softmax(logits / temperature) + h) / 2``, centred (a ``jax.custom_vjp``).
+      ``temperature`` enters the backward pass only and receives no gradient.
+    """ + _ESTIMATOR_LOG_PROB + r"""
+
+    .. math:: \nabla_\ell := 2 J_{\pi_1}^\top g - \tfrac12 J_{\pi_0}^\top g,\qquad
+              J_p^\top g = p \odot (g - \langle p, g\rangle).
+    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)     temperature: broadcasts to batch_shape
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import ReinMax
+    >>> ReinMax(1.0, logits=jnp.zeros((3, 4))).sample(jax.random.key(0), (2,)).shape
+    (2, 3, 4)
+
+    References: L. Liu, C. Dong, X. Liu, B. Yu, J. Gao. Bridging Discrete and
+    Backpropagation: Straight-Through and Beyond. NeurIPS 2023, arXiv 2304.08612.
+    """
+
+    arg_constraints = {**_OneHotEstimator.arg_constraints, "temperature": constraints.positive}
+    reparametrized_params = ["probs", "logits", "temperature"]
+    pytree_data_fields = ("temperature",)
+    _hyper = ("temperature",)
+
+    def __init__(self, temperature=1.0, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        check_positive_scalar("temperature", temperature)
+        super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        return super().infer_shapes(probs, logits, temperature=temperature)
+
+    def _sample(self, key, shape):
+        return estimators.reinmax(self.logits, self.temperature, self._gumbels(key, shape))[0]
+
+
+class _REDGEBase(_OneHotEstimator):
+    """``n_steps`` (static: a pytree aux field, so ``jit`` and ``vmap`` see a Python int) and
+    ``t_1`` (data: an array broadcast to ``batch_shape``, differentiable)."""
+
+    arg_constraints = {**_OneHotEstimator.arg_constraints, "t_1": _t_1_interval}
+    reparametrized_params = ["probs", "logits", "t_1"]
+    pytree_data_fields = ("t_1",)
+    pytree_aux_fields = ("n_steps",)
+    _hyper = ("t_1",)
+
+    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+        self.n_steps = check_n_steps(n_steps)
+        check_t_1(t_1)
+        super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
+        return super().infer_shapes(probs, logits, t_1=t_1)
+
+    def _noise(self, key, shape):
+        """``(eps, gumbels)``: the chain's Gaussian start and the last step's Gumbel noise
+        (the same two draws as ``numpyro_ext.functional``)."""
+        key_eps, key_gumbels = jax.random.split(key)
+        return jax.random.normal(key_eps, shape, self.logits.dtype), self._gumbels(key_gumbels, shape)
+
+
+class REDGE(_REDGEBase):
+    r"""REDGE (Gourevitch et al. 2026): categorical reparameterisation by a few DDIM steps
+    with the closed-form denoiser ``softmax(logits + alpha_t x_t / sigma_t^2)``.
+
+    - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, where ``x0_hat`` is the denoiser's
+      output at ``alpha = 1 - t_1`` after ``n_steps - 1`` DDIM steps from ``eps ~ N(0, I)``.
+      ``h`` follows ``softmax(logits)`` exactly only at ``t_1 = 1``; at small ``t_1`` with few
+      steps it is biased toward the mode.
+    - Gradient: that of ``x0_hat`` through the whole chain (straight-through on the last
+      step), with respect to ``logits`` (or ``probs``) and ``t_1``.
+    - ``hard=False``: ``sample`` returns ``x0_hat`` itself (support: the simplex); its density
+      is intractable and ``log_prob`` raises ``NotImplementedError``.
+    """ + _ESTIMATOR_LOG_PROB + r"""
+
+    .. math::
+        x_{t} \leftarrow \alpha_s \hat x_0 + \sigma_s \frac{x_t - \alpha_t \hat x_0}{\sigma_t},\qquad
+        \hat x_0(x_t) = \mathrm{softmax}\Big(\ell + \frac{\alpha_t x_t}{\sigma_t^2}\Big),\qquad
+        \alpha \in [1, \mathrm{linspace}(1 - t_1, 10^{-4}, n - 1)],\ \sigma = 1 - \alpha.
+
+    ``n_steps`` (a Python int >= 2) and ``hard`` are static (pytree aux fields); ``t_1`` is
+    data: a Python float in (0, 1] (checked always) or an array broadcasting to ``batch_shape``.
+    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Shapes::
+
+        logits, probs: batch_shape + (K,)     t_1: broadcasts to batch_shape
+        sample(key, sample_shape): sample_shape + batch_shape + (K,)
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import REDGE
+    >>> d = REDGE(logits=jnp.zeros((3, 4)), n_steps=5, t_1=0.5)
+    >>> h = d.sample(jax.random.key(0), (2,))
+    >>> h.shape, d.log_prob(h).shape
+    ((2, 3, 4), (2, 3))
+
+    References: S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
+    Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
+    """
+
+    pytree_aux_fields = ("hard",)
+
+    def __init__(
+        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, hard: bool = True, validate_args: bool | None = None
+    ) -> None:
+        self.hard = bool(hard)
+        super().__init__(probs, logits, n_steps, t_1, validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=False, event_dim=1)
+    def support(self):
+        return reparametrized_one_hot if self.hard else constraints.simplex
+
+    def _sample(self, key, shape):
+        hard, soft = estimators.redge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))
+        return hard if self.hard else soft
+
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        if not self.hard:
+            raise NotImplementedError(
+                "REDGE(hard=False) samples the denoiser output x0_hat, whose density is intractable; "
+                "use hard=True, whose log_prob is the categorical log-probability of the one-hot sample"
+            )
+        return super().log_prob(value)
+
+
+class REDGECov(_REDGEBase):
+    r"""REDGE-cov (Gourevitch et al. 2026): REDGE with a per-class Gaussian variance
+    ``max(p (1 - p), 0.1)``, ``p = softmax(logits)``, and the start ``p + sqrt(var) eps``.
+
+    - Forward value: an exact one-hot ``h ~ Cat(x0_hat)`` (biased toward the mode at small ``t_1``).
+    - Gradient: that of ``x0_hat`` through the whole chain, ``p`` and ``var`` included.
+    """ + _ESTIMATOR_LOG_PROB + r"""
+
+    .. math:: \hat x_0 = \mathrm{softmax}\Big(\ell + \frac{\alpha x - \alpha\sigma p - \alpha^2/2}{v\,\sigma^2}\Big),
+              \quad v = \max(p(1-p), 0.1).
+    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Shapes::
+
+        as :class:`REDGE`
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import REDGECov
+    >>> REDGECov(logits=jnp.zeros((3, 4))).sample(jax.random.key(0), (2,)).shape
+    (2, 3, 4)
+
+    References: S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion
+    models. 2026, arXiv 2601.00781.
+    """
+
+    def _sample(self, key, shape):
+        return estimators.redge_cov(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+
+
+class REINDGE(_REDGEBase):
+    r"""REINDGE (Gourevitch et al. 2026): REDGE's trajectory with ReinMax's correction at the
+    last step.
+
+    - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, as :class:`REDGE`.
+    - Gradient: the chain gradient through the last step's state ``x_t`` plus
+      ``(J^T g + <g, D> D) / 2`` with ``D = h - x0_hat`` and ``J`` the last denoiser's logits Jacobian.
+    """ + _ESTIMATOR_LOG_PROB + r"""
+
+    .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
+    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Shapes::
+
+        as :class:`REDGE`
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import REINDGE
+    >>> REINDGE(logits=jnp.zeros((3, 4))).sample(jax.random.key(0), (2,)).shape
+    (2, 3, 4)
+
+    References: S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion
+    models. 2026, arXiv 2601.00781.
+    """
+
+    def _sample(self, key, shape):
+        return estimators.reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from relaxed_dists.clamping import uniform_bounds
+from relaxed_dists.clamping import exponential_bounds, uniform_bounds
 
 __all__ = [
     "clamp_uniform",
     "sample_uniform",
+    "sample_gumbel",
+    "sample_logistic",
     "gumbel_from_uniform",
     "logistic_from_uniform",
     "one_hot_argmax",
@@ -27,6 +29,19 @@ def clamp_uniform(u: torch.Tensor) -> torch.Tensor:
 def sample_uniform(shape, dtype: torch.dtype, device) -> torch.Tensor:
     """Clamped uniforms of ``shape``, from torch's global generator (as Pyro samples)."""
     return clamp_uniform(torch.rand(shape, dtype=dtype, device=device))
+
+
+def sample_gumbel(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """Standard Gumbel noise ``-log E``, ``E = -log U ~ Exp(1)`` clamped to the image of the
+    clamped uniforms: four in-place kernels (``exponential_``, ``clamp_``, ``log_``, ``neg_``)."""
+    finfo = torch.finfo(dtype)
+    lo, hi = exponential_bounds(finfo.tiny, finfo.eps)
+    return torch.empty(shape, dtype=dtype, device=device).exponential_().clamp_(lo, hi).log_().neg_()
+
+
+def sample_logistic(shape, dtype: torch.dtype, device) -> torch.Tensor:
+    """Standard logistic noise ``logit(U)`` of clamped uniforms, in place."""
+    return sample_uniform(shape, dtype, device).logit_()
 
 
 def gumbel_from_uniform(u: torch.Tensor) -> torch.Tensor:

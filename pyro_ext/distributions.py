@@ -39,7 +39,7 @@ from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_s
 
 from . import estimators
 from ._fused import fused_available, redge_fused
-from ._ops import gumbel_from_uniform, logistic_from_uniform, one_hot_argmax, sample_uniform, straight_through
+from ._ops import one_hot_argmax, sample_gumbel, sample_logistic, straight_through
 from .concrete import (
     bernoulli_log_prob,
     binary_concrete_logit_sample,
@@ -226,7 +226,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
     def _log_sample(self, sample_shape) -> torch.Tensor:
         """A Concrete draw on the log-simplex: Gumbel noise in one line, then the kernel."""
         shape = self._extended_shape(sample_shape)
-        gumbels = gumbel_from_uniform(sample_uniform(shape, self.logits.dtype, self.logits.device))
+        gumbels = sample_gumbel(shape, self.logits.dtype, self.logits.device)
         return concrete_log_sample(self.logits, self.temperature, gumbels)
 
 
@@ -466,7 +466,7 @@ class _RelaxedBernoulliBase(TorchDistribution):
     def _logit_sample(self, sample_shape) -> torch.Tensor:
         """A binary Concrete draw in logit space: logistic noise in one line, then the kernel."""
         shape = self._extended_shape(sample_shape)
-        logistic = logistic_from_uniform(sample_uniform(shape, self.logits.dtype, self.logits.device))
+        logistic = sample_logistic(shape, self.logits.dtype, self.logits.device)
         return binary_concrete_logit_sample(self.logits, self.temperature, logistic)
 
 
@@ -668,7 +668,7 @@ class _OneHotEstimator(TorchDistribution):
         return self._sample(self.logits.expand(shape), shape)
 
     def _gumbels(self, shape) -> torch.Tensor:
-        return gumbel_from_uniform(sample_uniform(shape, self.logits.dtype, self.logits.device))
+        return sample_gumbel(shape, self.logits.dtype, self.logits.device)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         if self._validate_args:

@@ -25,13 +25,14 @@ import torch
 from relaxed_dists.checks import check_event_size, check_n_steps, check_positive_scalar, check_t_1, out_of_range
 
 from . import estimators
-from ._ops import gumbel_from_uniform, sample_uniform
+from ._fused import fused_available, redge_fused
+from ._ops import sample_gumbel
 
 __all__ = ["straight_through", "gumbel_softmax", "reinmax", "redge", "redge_cov", "reindge", "SAMPLERS"]
 
 
 def _gumbels_like(logits: torch.Tensor) -> torch.Tensor:
-    return gumbel_from_uniform(sample_uniform(logits.shape, logits.dtype, logits.device))
+    return sample_gumbel(logits.shape, logits.dtype, logits.device)
 
 
 def _check(logits, validate_args, **params) -> None:
@@ -89,8 +90,14 @@ def reinmax(logits: torch.Tensor, tau, hard: bool = True, *, validate_args: bool
 def redge(
     logits: torch.Tensor, n_steps: int, t_1, hard: bool = True, *, validate_args: bool | None = None, **kwargs
 ) -> torch.Tensor:
-    """REDGE with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
+    """REDGE with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``.
+
+    On CUDA with a Python-float ``t_1`` this runs the fused Triton kernel of
+    :mod:`pyro_ext._fused` (same math, noise drawn in-kernel)."""
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
+    if fused_available(logits, t_1):
+        sample, soft = redge_fused(logits, n_steps, t_1, store_soft=not hard)
+        return sample if hard else soft
     eps, gumbels = torch.randn_like(logits), _gumbels_like(logits)
     sample, soft = estimators.redge(logits, n_steps, t_1, eps, gumbels)
     return sample if hard else soft

@@ -7,7 +7,9 @@ once and holds for float64, float32, float16 and bfloat16 alike.
 
 from __future__ import annotations
 
-__all__ = ["uniform_bounds", "ALPHA_MIN", "COV_MIN_VARIANCE"]
+import math
+
+__all__ = ["uniform_bounds", "exponential_bounds", "ALPHA_MIN", "COV_MIN_VARIANCE"]
 
 #: Smallest signal coefficient on the REDGE grid (the noisiest point), as in the
 #: authors' flow-matching schedule ``linspace(1 - t_1, 1e-4, n_steps - 1)``.
@@ -24,3 +26,10 @@ def uniform_bounds(tiny: float, eps: float) -> tuple[float, float]:
     ``log(u) - log1p(-u)`` stay finite for every clamped ``u``.
     """
     return tiny, 1.0 - eps / 2.0
+
+
+def exponential_bounds(tiny: float, eps: float) -> tuple[float, float]:
+    """Bounds for ``E ~ Exp(1)`` noise: the image ``[-log(1 - eps / 2), -log(tiny)]`` of the
+    clamped uniforms under ``E = -log U``, so ``G = -log E`` is the same clamped Gumbel."""
+    lo, hi = uniform_bounds(tiny, eps)
+    return -math.log(hi), -math.log(lo)
