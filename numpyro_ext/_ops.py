@@ -7,11 +7,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from relaxed_dists.clamping import uniform_bounds
+from relaxed_dists.clamping import exponential_bounds, uniform_bounds
 
 __all__ = [
     "clamp_uniform",
     "sample_uniform",
+    "sample_gumbel",
+    "sample_logistic",
     "gumbel_from_uniform",
     "logistic_from_uniform",
     "one_hot_argmax",
@@ -29,6 +31,19 @@ def clamp_uniform(u: jax.Array) -> jax.Array:
 def sample_uniform(key: jax.Array, shape, dtype) -> jax.Array:
     """Clamped uniforms of ``shape`` from an explicit PRNG key."""
     return clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
+
+
+def sample_gumbel(key: jax.Array, shape, dtype) -> jax.Array:
+    """Standard Gumbel noise ``-log E``, ``E = -log U ~ Exp(1)`` clamped to the image of the
+    clamped uniforms (mirrors the torch helper; XLA fuses it into one kernel)."""
+    finfo = jnp.finfo(dtype)
+    lo, hi = exponential_bounds(float(finfo.tiny), float(finfo.eps))
+    return -jnp.log(jnp.clip(jax.random.exponential(key, shape, dtype=dtype), lo, hi))
+
+
+def sample_logistic(key: jax.Array, shape, dtype) -> jax.Array:
+    """Standard logistic noise ``logit(U)`` of clamped uniforms."""
+    return jax.scipy.special.logit(sample_uniform(key, shape, dtype))
 
 
 def gumbel_from_uniform(u: jax.Array) -> jax.Array:

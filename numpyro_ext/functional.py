@@ -27,13 +27,13 @@ import jax.numpy as jnp
 from relaxed_dists.checks import check_event_size, check_n_steps, check_positive_scalar, check_t_1, out_of_range
 
 from . import estimators
-from ._ops import gumbel_from_uniform, sample_uniform
+from ._ops import sample_gumbel
 
 __all__ = ["straight_through", "gumbel_softmax", "reinmax", "redge", "redge_cov", "reindge", "SAMPLERS"]
 
 
 def _gumbels_like(key: jax.Array, logits: jax.Array) -> jax.Array:
-    return gumbel_from_uniform(sample_uniform(key, logits.shape, logits.dtype))
+    return sample_gumbel(key, logits.shape, logits.dtype)
 
 
 def _check(logits, validate_args, **params) -> None:
