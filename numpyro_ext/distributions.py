@@ -3,6 +3,8 @@ r"""NumPyro distribution classes of the Concrete / straight-through family.
 Mirrors ``pyro_ext/distributions.py`` class for class (same names, same constructor
 signatures). Samplers draw their noise in one or two lines with ``numpyro_ext._ops``
 and call the pure kernels of :mod:`numpyro_ext.concrete`; densities are those kernels.
+The estimator classes (``StraightThrough``, ``ReinMax``, ``REDGE``, ``REDGECov``,
+``REINDGE``) call the kernels of :mod:`numpyro_ext.estimators` and score the categorical.
 
 Validation. Shape errors (``probs``/``logits`` given both or neither, no event
 dimension, ``K < 2``, a ``temperature`` that does not broadcast to the batch shape) and
@@ -413,6 +415,11 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
       scored at ``log(value)``, which is not finite at such points (and a model site replayed
       against a guide gets no intermediates: for latent sites prefer
       :class:`ExpRelaxedOneHotCategorical`).
+
+    For a simplex latent in both model and guide, wrap both in
+    ``numpyro.handlers.reparam(config={"z": numpyro.infer.reparam.TransformReparam()})``:
+    each ``z`` site becomes its log-space base site ``z_base`` (an ExpRelaxedOneHotCategorical,
+    scored finitely at any temperature) and ``z = exp(z_base)`` a deterministic site.
 
     .. math::
         p(x) = (K-1)!\, \tau^{K-1} \prod_{k=1}^K \frac{\pi_k x_k^{-\tau-1}}{\sum_j \pi_j x_j^{-\tau}},
@@ -898,14 +905,13 @@ class _OneHotEstimator(_Checked, Distribution):
         if batch_shape == self.batch_shape:
             return self
         new = type(self).__new__(type(self))
-        new.__dict__.update(self.__dict__)  # n_steps, hard
+        new.__dict__.update(self.__dict__)  # event shape, n_steps, hard, validate_args as given
+        new._batch_shape = batch_shape
         for k in self._hyper:
             setattr(new, k, jnp.broadcast_to(getattr(self, k), batch_shape))
         for name in ("probs", "logits"):
             if name in self.__dict__:
                 setattr(new, name, jnp.broadcast_to(getattr(self, name), batch_shape + self.event_shape))
-        Distribution.__init__(new, batch_shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
         return new
 
     @lazy_property
@@ -920,7 +926,7 @@ class _OneHotEstimator(_Checked, Distribution):
         return self._sample(key, self.shape(sample_shape))
 
     def _gumbels(self, key: jax.Array, shape) -> jax.Array:
-        return _ops.gumbel_from_uniform(_ops.sample_uniform(key, shape, self.logits.dtype))
+        return _ops.sample_gumbel(key, shape, self.logits.dtype)
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
@@ -947,30 +953,24 @@ class _OneHotEstimator(_Checked, Distribution):
         return jnp.broadcast_to(values, (k,) + self.batch_shape + (k,)) if expand else values
 
 
-_ESTIMATOR_LOG_PROB = """
-    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
-      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
-      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
-      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
-      reparameterised and does not warn."""
-
-_ESTIMATOR_VALIDATION = """
-    Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising."""
-
-
 class StraightThrough(_OneHotEstimator):
     r"""Straight-through estimator (Bengio et al. 2013) as a distribution.
 
     - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))`` (Gumbel-max).
     - Gradient: that of ``softmax(logits)`` (``h + (p - stop_gradient(p))``), biased.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn.
 
     .. math:: h \sim \mathrm{Cat}(\pi),\quad \pi = \mathrm{softmax}(\ell),\quad
               \nabla_\ell := J_\pi^\top g = \pi \odot (g - \langle \pi, g\rangle).
-    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
 
     Shapes::
 
@@ -1003,11 +1003,19 @@ class ReinMax(_OneHotEstimator):
     - Gradient: ``2 J_{pi_1}^T g - J_{pi_0}^T g / 2`` with ``pi_0 = softmax(logits)`` and
       ``pi_1 = (softmax(logits / temperature) + h) / 2``, centred (a ``jax.custom_vjp``).
       ``temperature`` enters the backward pass only and receives no gradient.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn.
 
     .. math:: \nabla_\ell := 2 J_{\pi_1}^\top g - \tfrac12 J_{\pi_0}^\top g,\qquad
               J_p^\top g = p \odot (g - \langle p, g\rangle).
-    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
 
     Shapes::
 
@@ -1079,7 +1087,11 @@ class REDGE(_REDGEBase):
       step), with respect to ``logits`` (or ``probs``) and ``t_1``.
     - ``hard=False``: ``sample`` returns ``x0_hat`` itself (support: the simplex); its density
       is intractable and ``log_prob`` raises ``NotImplementedError``.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn.
 
     .. math::
         x_{t} \leftarrow \alpha_s \hat x_0 + \sigma_s \frac{x_t - \alpha_t \hat x_0}{\sigma_t},\qquad
@@ -1088,7 +1100,11 @@ class REDGE(_REDGEBase):
 
     ``n_steps`` (a Python int >= 2) and ``hard`` are static (pytree aux fields); ``t_1`` is
     data: a Python float in (0, 1] (checked always) or an array broadcasting to ``batch_shape``.
-    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
 
     Shapes::
 
@@ -1138,11 +1154,19 @@ class REDGECov(_REDGEBase):
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)`` (biased toward the mode at small ``t_1``).
     - Gradient: that of ``x0_hat`` through the whole chain, ``p`` and ``var`` included.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn.
 
     .. math:: \hat x_0 = \mathrm{softmax}\Big(\ell + \frac{\alpha x - \alpha\sigma p - \alpha^2/2}{v\,\sigma^2}\Big),
               \quad v = \max(p(1-p), 0.1).
-    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
 
     Shapes::
 
@@ -1168,10 +1192,18 @@ class REINDGE(_REDGEBase):
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, as :class:`REDGE`.
     - Gradient: the chain gradient through the last step's state ``x_t`` plus
       ``(J^T g + <g, D> D) / 2`` with ``D = h - x0_hat`` and ``J`` the last denoiser's logits Jacobian.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    - ``log_prob(value)``: the categorical log-probability ``sum(value * log_softmax(logits))``
+      of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
+      this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
+      is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
+      reparameterised and does not warn.
 
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
-    """ + _ESTIMATOR_VALIDATION + r"""
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
+    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
+    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
 
     Shapes::
 

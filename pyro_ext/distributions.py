@@ -629,6 +629,11 @@ class _OneHotEstimator(TorchDistribution):
     has_enumerate_support = True
     _hyper: tuple[str, ...] = ()
 
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, **hyper) -> tuple[torch.Size, torch.Size]:
+        param_shape = logits if probs is None else probs
+        return torch.Size(batch_shape_of(param_shape, **hyper)), torch.Size(param_shape[-1:])
+
     def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
         name, param = _probs_or_logits(probs, logits)
         if param.dim() == 0:
@@ -704,7 +709,8 @@ _ESTIMATOR_LOG_PROB = """
 
 
 class StraightThrough(_OneHotEstimator):
-    r"""Straight-through estimator (Bengio et al. 2013) as a distribution.
+    __doc__ = (
+        r"""Straight-through estimator (Bengio et al. 2013) as a distribution.
 
     - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))``.
     - Gradient: that of ``softmax(logits)`` (``h + (p - p.detach())``), biased.
@@ -726,6 +732,7 @@ class StraightThrough(_OneHotEstimator):
         Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients Through
         Stochastic Neurons for Conditional Computation. 2013, arXiv 1308.3432.
     """
+    )
 
     def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
         super().__init__(probs, logits, validate_args=validate_args)
@@ -735,7 +742,8 @@ class StraightThrough(_OneHotEstimator):
 
 
 class ReinMax(_OneHotEstimator):
-    r"""ReinMax (Liu et al. 2023): exact one-hot samples with a second-order (Heun) gradient.
+    __doc__ = (
+        r"""ReinMax (Liu et al. 2023): exact one-hot samples with a second-order (Heun) gradient.
 
     - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))``.
     - Gradient: ``2 J_{pi_1}^T g - J_{pi_0}^T g / 2`` with ``pi_0 = softmax(logits)`` and
@@ -758,6 +766,7 @@ class ReinMax(_OneHotEstimator):
         L. Liu, C. Dong, X. Liu, B. Yu, J. Gao. Bridging Discrete and Backpropagation:
         Straight-Through and Beyond. NeurIPS 2023, arXiv 2304.08612.
     """
+    )
 
     arg_constraints = {**_OneHotEstimator.arg_constraints, "temperature": constraints.positive}
     _hyper = ("temperature",)
@@ -792,7 +801,8 @@ class _REDGEBase(_OneHotEstimator):
 
 
 class REDGE(_REDGEBase):
-    r"""REDGE (Gourevitch et al. 2026): categorical reparameterisation by a few DDIM steps
+    __doc__ = (
+        r"""REDGE (Gourevitch et al. 2026): categorical reparameterisation by a few DDIM steps
     with the closed-form denoiser ``softmax(logits + alpha_t x_t / sigma_t^2)``.
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, where ``x0_hat`` is the denoiser's
@@ -824,6 +834,7 @@ class REDGE(_REDGEBase):
         S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
         Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
     """
+    )
 
     def __init__(
         self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, hard: bool = True, validate_args: bool | None = None
@@ -859,7 +870,8 @@ class REDGE(_REDGEBase):
 
 
 class REDGECov(_REDGEBase):
-    r"""REDGE-cov (Gourevitch et al. 2026): REDGE with a per-class Gaussian variance
+    __doc__ = (
+        r"""REDGE-cov (Gourevitch et al. 2026): REDGE with a per-class Gaussian variance
     ``max(p (1 - p), 0.1)``, ``p = softmax(logits)``, and the start ``p + sqrt(var) eps``.
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)`` (biased toward the mode at small ``t_1``).
@@ -880,6 +892,7 @@ class REDGECov(_REDGEBase):
         S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion models.
         2026, arXiv 2601.00781.
     """
+    )
 
     def _sample(self, logits, shape):
         eps = torch.randn(shape, dtype=logits.dtype, device=logits.device)
@@ -887,7 +900,8 @@ class REDGECov(_REDGEBase):
 
 
 class REINDGE(_REDGEBase):
-    r"""REINDGE (Gourevitch et al. 2026): REDGE's trajectory with ReinMax's correction at the
+    __doc__ = (
+        r"""REINDGE (Gourevitch et al. 2026): REDGE's trajectory with ReinMax's correction at the
     last step.
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, as :class:`REDGE`.
@@ -908,6 +922,7 @@ class REINDGE(_REDGEBase):
         S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion models.
         2026, arXiv 2601.00781.
     """
+    )
 
     def _sample(self, logits, shape):
         eps = torch.randn(shape, dtype=logits.dtype, device=logits.device)
