@@ -1,0 +1,400 @@
+r"""Relax a Pyro program: swap its latent discrete sites for an estimator's distribution.
+
+:func:`relax` wraps a model or guide so that each selected latent ``OneHotCategorical`` or
+``Bernoulli`` site is drawn from the distribution class of a gradient estimator (REDGE,
+ReinMax, straight-through Gumbel-Softmax, ...) built from the same ``probs``/``logits``.
+It is :func:`pyro.poutine.reparam` with one reparameteriser, :class:`RelaxReparam`
+(the idea of pyro-ppl/pyro#2689: a ``Reparam`` that turns a discrete site into a relaxed
+one). The hard estimators score their exact one-hot value with the categorical
+log-probability, so a relaxed guide against the unrelaxed model gives the discrete ELBO,
+now with a reparameterised gradient; ``"concrete"`` relaxes the values themselves and is
+meant for the model and the guide together.
+
+Mirrors ``numpyro_ext/relax.py`` name for name; the one difference is where the schedule
+step lives (here on the returned object, there in a ``numpyro.mutable`` site).
+
+>>> import pyro, pyro.distributions as dist
+>>> def guide():
+...     logits = pyro.param("logits", torch.zeros(3, 4))
+...     with pyro.plate("data", 3):
+...         return pyro.sample("z", dist.OneHotCategorical(logits=logits))
+>>> relaxed = relax(guide, estimator="redge", n_steps=5, t_1=0.5)
+>>> site = pyro.poutine.trace(relaxed).get_trace().nodes["z"]
+>>> type(site["fn"]).__name__, site["fn"].batch_shape, site["value"].shape, relaxed.step
+('REDGE', torch.Size([3]), torch.Size([3, 4]), 1)
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
+
+import torch
+from pyro import poutine
+from pyro.distributions import Independent
+from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
+from pyro.infer.reparam.reparam import Reparam
+from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
+
+from relaxed_dists.checks import check_positive_scalar, out_of_range
+from relaxed_dists.registry import resolve_hyper
+
+from .distributions import (
+    REDGE,
+    REINDGE,
+    REDGECov,
+    ReinMax,
+    RelaxedBernoulli,
+    RelaxedBernoulliStraightThrough,
+    RelaxedOneHotCategorical,
+    RelaxedOneHotCategoricalStraightThrough,
+    StraightThrough,
+)
+
+__all__ = ["relax", "RelaxReparam", "exponential_anneal"]
+
+#: estimator name -> the class that replaces a ``OneHotCategorical`` site.
+ONE_HOT_CLASSES: dict[str, type[Distribution]] = {
+    "st": StraightThrough,
+    "gumbel": RelaxedOneHotCategoricalStraightThrough,
+    "reinmax": ReinMax,
+    "redge": REDGE,
+    "redge_cov": REDGECov,
+    "reindge": REINDGE,
+    "concrete": RelaxedOneHotCategorical,
+}
+
+#: estimator name -> the class that replaces a ``Bernoulli`` site.
+BERNOULLI_CLASSES: dict[str, type[Distribution]] = {
+    "gumbel": RelaxedBernoulliStraightThrough,
+    "concrete": RelaxedBernoulli,
+}
+
+# --- schedules ------------------------------------------------------------------------------
+
+
+def exponential_anneal(step, rate: float, minimum: float, maximum: float = 1.0) -> torch.Tensor:
+    r"""Jang et al. (2017)'s temperature schedule ``max(minimum, maximum * exp(-rate * step))``.
+
+    The torch twin of :func:`relaxed_dists.schedules.exponential_anneal` (which returns a
+    Python float, and so keeps REDGE's fused CUDA path open when used for ``t_1``).
+
+    Shapes:
+        ``step``: a Python int or a tensor of any shape; returns a tensor of that shape
+        (0-d for an int), in ``step``'s floating dtype or the default one.
+
+    .. math:: \tau(s) = \max\big(\tau_{\min},\ \tau_{\max}\, e^{-r s}\big)
+
+    Example:
+        >>> exponential_anneal(0, 1e-3, 0.5)
+        tensor(1.)
+        >>> exponential_anneal(torch.arange(3), 1e-3, 0.5).shape
+        torch.Size([3])
+
+    References:
+        E. Jang, S. Gu, B. Poole. Categorical Reparameterization with Gumbel-Softmax.
+        ICLR 2017, arXiv 1611.01144.
+    """
+    check_positive_scalar("minimum", minimum)
+    if isinstance(rate, numbers.Real) and not rate >= 0:  # NaN fails too
+        raise ValueError(out_of_range("rate", rate, ">= 0"))
+    step = torch.as_tensor(step)
+    if not step.is_floating_point():
+        step = step.to(torch.get_default_dtype())
+    return torch.clamp(maximum * torch.exp(-rate * step), min=minimum)
+
+
+# --- unwrapping a site's distribution -------------------------------------------------------
+
+
+def _unwrap(fn: Distribution) -> tuple[Distribution, list[tuple[str, object]]]:
+    """The innermost distribution under Pyro's wrappers, and the wrappers, outermost first."""
+    wrappers = []
+    while True:
+        if isinstance(fn, torch.distributions.Independent):
+            wrappers.append(("independent", fn.reinterpreted_batch_ndims))
+        elif isinstance(fn, MaskedDistribution):
+            wrappers.append(("mask", fn._mask))
+        elif isinstance(fn, ExpandedDistribution):
+            wrappers.append(("expand", fn.batch_shape))
+        else:
+            return fn, wrappers
+        fn = fn.base_dist
+
+
+def _rewrap(fn: Distribution, wrappers: list[tuple[str, object]]) -> Distribution:
+    """Re-applies ``wrappers`` (outermost first) around ``fn``; ``expand`` uses ``fn``'s own."""
+    for kind, arg in reversed(wrappers):
+        if kind == "independent":
+            fn = Independent(fn, arg)
+        elif kind == "mask":
+            fn = MaskedDistribution(fn, arg)
+        else:
+            fn = fn.expand(arg)
+    return fn
+
+
+def _given_param(leaf: Distribution) -> dict[str, torch.Tensor]:
+    """``{"probs": ...}`` if torch records the site as built from ``probs`` (its ``_param``),
+    else ``{"logits": ...}``. Torch's ``OneHotCategorical`` stores ``probs / sum(probs)`` or
+    ``logits - logsumexp(logits)``; ``Bernoulli`` stores them as given. A validated
+    ``OneHotCategorical`` computes its logits at once and, once expanded (as by a plate), records
+    them as its parameter: the values are those the relaxed class would compute from ``probs``."""
+    store = leaf._categorical if isinstance(leaf, OneHotCategorical) else leaf
+    probs = store.__dict__.get("probs")
+    return {"probs": probs} if probs is not None and store._param is probs else {"logits": store.logits}
+
+
+# --- hyperparameters ------------------------------------------------------------------------
+
+
+class _Hyper(MutableMapping):
+    """An estimator's hyperparameters: numbers, tensors or schedules ``f(step) -> value``.
+
+    Assigning a key checks its name and (for a Python number) its range at once;
+    :meth:`at` evaluates the schedules at a step and checks their values.
+    """
+
+    def __init__(self, estimator: str, hyper: Mapping[str, object]) -> None:
+        self.estimator = estimator
+        self._values = resolve_hyper(estimator, hyper)
+
+    def __getitem__(self, name: str) -> object:
+        return self._values[name]
+
+    def __setitem__(self, name: str, value: object) -> None:
+        self._values[name] = resolve_hyper(self.estimator, {name: value})[name]
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"hyperparameters cannot be removed; assign {name!r} a new value instead")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.estimator!r}, {self._values!r})"
+
+    def at(self, step: int) -> dict[str, object]:
+        """The values at ``step``: each schedule called with ``step``, every value checked."""
+        values = {name: value(step) if callable(value) else value for name, value in self._values.items()}
+        return resolve_hyper(self.estimator, values)
+
+
+def _check_step(step) -> int:
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(out_of_range("step", step, "an integer >= 0"))
+    if step < 0:
+        raise ValueError(out_of_range("step", step, "an integer >= 0"))
+    return int(step)
+
+
+# --- the reparameteriser --------------------------------------------------------------------
+
+
+class RelaxReparam(Reparam):
+    r"""A ``Reparam`` that replaces a latent discrete site by an estimator's distribution.
+
+    - ``OneHotCategorical`` (torch's or Pyro's) becomes the one-hot class of ``estimator``:
+      ``st`` :class:`StraightThrough`, ``gumbel`` :class:`RelaxedOneHotCategoricalStraightThrough`,
+      ``reinmax`` :class:`ReinMax`, ``redge`` :class:`REDGE`, ``redge_cov`` :class:`REDGECov`,
+      ``reindge`` :class:`REINDGE`, ``concrete`` :class:`RelaxedOneHotCategorical`.
+    - ``Bernoulli`` becomes ``gumbel`` :class:`RelaxedBernoulliStraightThrough` or ``concrete``
+      :class:`RelaxedBernoulli`; any other estimator raises a ``ValueError`` naming the site.
+    - An integer ``Categorical`` raises a ``ValueError``: declare the site ``OneHotCategorical``.
+    - Observed sites, sites that already have ``rsample`` (a relaxed class, torch's
+      ``OneHotCategoricalStraightThrough``) and any other distribution are returned unchanged.
+
+    The replacement is built from the site's ``logits`` (its ``probs`` where torch records
+    that it was built from them), with the site's ``validate_args``; the
+    ``Independent`` / ``to_event``, ``mask`` and ``expand`` wrappers around it are re-applied,
+    so ``batch_shape``, ``event_shape`` and the mask are unchanged. The value is not touched.
+
+    ``hyper`` holds the estimator's hyperparameters (defaults filled in by
+    :func:`relaxed_dists.registry.resolve_hyper`); a callable value is a schedule, called with
+    :attr:`step` each time a site is relaxed. Used on its own (``poutine.reparam(config=...)``)
+    nothing advances :attr:`step`: set it yourself. :func:`relax` advances it once per call.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist
+        >>> def model():
+        ...     return pyro.sample("b", dist.Bernoulli(logits=torch.zeros(2)).to_event(1))
+        >>> reparam = RelaxReparam("gumbel", temperature=0.5)
+        >>> site = pyro.poutine.trace(pyro.poutine.reparam(model, {"b": reparam})).get_trace().nodes["b"]
+        >>> type(site["fn"].base_dist).__name__, site["fn"].event_shape
+        ('RelaxedBernoulliStraightThrough', torch.Size([2]))
+    """
+
+    def __init__(self, estimator: str = "redge", **hyper) -> None:
+        self.hyper = _Hyper(estimator, hyper)
+        self.estimator = estimator
+        self._step = 0
+
+    @property
+    def step(self) -> int:
+        """The step at which schedules are evaluated (an int >= 0, settable)."""
+        return self._step
+
+    @step.setter
+    def step(self, step: int) -> None:
+        self._step = _check_step(step)
+
+    def apply(self, msg):
+        fn = msg["fn"] if msg["is_observed"] else self.relax_distribution(msg["name"], msg["fn"])
+        return {"fn": fn, "value": msg["value"], "is_observed": msg["is_observed"]}
+
+    def relax_distribution(self, name: str, fn: Distribution) -> Distribution:
+        """The relaxed replacement of the latent site ``name``'s distribution ``fn`` (or ``fn``)."""
+        leaf, wrappers = _unwrap(fn)
+        if isinstance(leaf, Categorical):
+            raise ValueError(
+                f"site {name!r} is a Categorical (integer values), which relax cannot reparameterise; "
+                f"declare it OneHotCategorical(logits=...) and use value.argmax(-1) as the index"
+            )
+        if leaf.has_rsample or not isinstance(leaf, (OneHotCategorical, Bernoulli)):
+            return fn
+        cls = self._relaxed_class(name, leaf)
+        relaxed = cls(**self.hyper.at(self.step), **_given_param(leaf), validate_args=leaf._validate_args)
+        return _rewrap(relaxed, wrappers)
+
+    def _relaxed_class(self, name: str, leaf: Distribution) -> type[Distribution]:
+        if isinstance(leaf, OneHotCategorical):
+            return ONE_HOT_CLASSES[self.estimator]
+        if self.estimator not in BERNOULLI_CLASSES:
+            raise ValueError(
+                f"site {name!r} is a Bernoulli, which estimator={self.estimator!r} cannot relax: use one of "
+                f"{sorted(BERNOULLI_CLASSES)} for it (relax twice with different sites to mix estimators)"
+            )
+        return BERNOULLI_CLASSES[self.estimator]
+
+
+# --- relax ------------------------------------------------------------------------------------
+
+
+def _site_names(sites) -> frozenset[str] | None:
+    """The names ``sites`` lists (a name or a collection of names), or ``None``; checks its type."""
+    if sites is None or callable(sites):
+        return None
+    if isinstance(sites, str):
+        return frozenset([sites])
+    if isinstance(sites, Collection) and all(isinstance(s, str) for s in sites):
+        return frozenset(sites)
+    raise TypeError(
+        f"sites must be None, a site name, a collection of site names or a predicate f(name, fn) -> bool, got {sites=}"
+    )
+
+
+class _Relaxed:
+    """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
+
+    def __init__(self, fn: Callable, sites, estimator: str, hyper: Mapping[str, object]) -> None:
+        functools.update_wrapper(self, fn, updated=())  # name and doc; never fn's __dict__
+        self.fn = fn
+        self.reparam = RelaxReparam(estimator, **hyper)
+        self.sites = sites
+        self._names = _site_names(sites)
+        self._seen: set[str] = set()
+        self._handler = poutine.reparam(fn, config=self._config)
+
+    def _config(self, msg) -> RelaxReparam | None:
+        """``poutine.reparam``'s config: the reparameteriser for the selected latent sites."""
+        name, fn = msg["name"], msg["fn"]
+        self._seen.add(name)
+        if msg["is_observed"]:
+            return None
+        if self.sites is None:
+            selected = not msg["infer"].get("enumerate")
+        elif self._names is not None:
+            selected = name in self._names
+        else:
+            selected = bool(self.sites(name, fn))
+        return self.reparam if selected else None
+
+    def _check_found(self) -> None:
+        if self._names is not None and not self._names <= self._seen:
+            raise ValueError(
+                f"sites {sorted(self._names - self._seen)} are not sample sites of "
+                f"{getattr(self.fn, '__name__', self.fn)!r}; its sample sites are {sorted(self._seen)}"
+            )
+
+    @property
+    def step(self) -> int:
+        """Completed calls of this function (int >= 0, settable); schedules see it during a call."""
+        return self.reparam.step
+
+    @step.setter
+    def step(self, step: int) -> None:
+        self.reparam.step = step
+
+    @property
+    def hyper(self) -> MutableMapping:
+        """The hyperparameters (numbers, tensors, schedules); assign to change them from the next call."""
+        return self.reparam.hyper
+
+    @property
+    def estimator(self) -> str:
+        return self.reparam.estimator
+
+    def __call__(self, *args, **kwargs):
+        self._seen = set()
+        result = self._handler(*args, **kwargs)
+        self._check_found()
+        self.reparam.step += 1
+        return result
+
+    def __repr__(self) -> str:
+        return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
+
+
+def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callable:
+    r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
+
+    Args:
+        fn: a Pyro model or guide.
+        sites: which sites to relax: ``None`` (every eligible site, except those marked
+            ``infer={"enumerate": ...}``), a site name, a collection of names, or a predicate
+            ``f(name, fn) -> bool`` on the site's name and distribution. A listed name that is no
+            sample site of ``fn`` raises a ``ValueError`` after the call. Observed sites are never
+            touched; selected sites that are neither ``OneHotCategorical`` nor ``Bernoulli`` (or
+            already reparameterised) are left alone, and a latent integer ``Categorical`` raises a
+            ``ValueError``. See :class:`RelaxReparam` for the class each estimator maps to.
+        estimator: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``, ``reindge``,
+            ``concrete`` (``Bernoulli`` sites: ``gumbel``, ``concrete``).
+        **hyper: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``), checked
+            and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A value is
+            a number, a tensor, or a schedule: a callable ``f(step) -> value``.
+
+    Returns:
+        A callable with ``fn``'s signature and return value, and attributes
+
+        - ``step`` (int, settable): how many calls have completed. Schedules are evaluated at
+          it during a call; it advances by one when a call returns (not when it raises). In
+          ``SVI`` with ``Trace_ELBO(num_particles=n)`` a relaxed guide is called ``n`` times
+          per ``svi.step`` (once if ``vectorize_particles=True``), so the step counts guide
+          calls, not optimiser steps; a relaxed model has its own counter. Under
+          ``JitTrace_ELBO`` the guide's Python code runs only while tracing, so schedules are
+          frozen at the traced step (use ``Trace_ELBO`` with schedules).
+        - ``hyper``: the hyperparameters, a mutable mapping: ``relaxed.hyper["temperature"] = 0.3``
+          takes effect from the next call (a name the estimator does not take, or a number out
+          of range, raises at once). Assign a new schedule the same way.
+        - ``reparam``: the :class:`RelaxReparam` in use; ``estimator``, ``sites`` and ``fn`` as given.
+
+    Example:
+        >>> import pyro, pyro.distributions as dist
+        >>> def guide():
+        ...     with pyro.plate("data", 3):
+        ...         pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(4)))
+        ...         pyro.sample("b", dist.Bernoulli(0.5))
+        >>> anneal = lambda step: exponential_anneal(step, rate=1e-2, minimum=0.5)
+        >>> relaxed = relax(guide, sites="z", estimator="gumbel", temperature=anneal)
+        >>> nodes = pyro.poutine.trace(relaxed).get_trace().nodes
+        >>> type(nodes["z"]["fn"]).__name__, type(nodes["b"]["fn"]).__name__, relaxed.step
+        ('RelaxedOneHotCategoricalStraightThrough', 'Bernoulli', 1)
+        >>> relaxed.hyper["temperature"] = 0.3
+        >>> pyro.poutine.trace(relaxed).get_trace().nodes["z"]["fn"].temperature
+        tensor([0.3000, 0.3000, 0.3000])
+    """
+    return _Relaxed(fn, sites, estimator, hyper)
