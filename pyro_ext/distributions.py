@@ -799,6 +799,10 @@ class _REDGEBase(_OneHotEstimator):
     def _t_1(self):
         return self._py_t_1 if self._py_t_1 is not None else self.t_1
 
+    def _noise(self, shape):
+        """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise."""
+        return torch.randn(shape, dtype=self.logits.dtype, device=self.logits.device), self._gumbels(shape)
+
 
 class REDGE(_REDGEBase):
     __doc__ = (
@@ -856,8 +860,7 @@ class REDGE(_REDGEBase):
         if fused_available(logits, t_1):
             hard, soft = redge_fused(logits, self.n_steps, t_1, store_soft=not self.hard)
         else:
-            eps = torch.randn(shape, dtype=logits.dtype, device=logits.device)
-            hard, soft = estimators.redge(logits, self.n_steps, t_1, eps, self._gumbels(shape))
+            hard, soft = estimators.redge(logits, self.n_steps, t_1, *self._noise(shape))
         return hard if self.hard else soft
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -895,8 +898,7 @@ class REDGECov(_REDGEBase):
     )
 
     def _sample(self, logits, shape):
-        eps = torch.randn(shape, dtype=logits.dtype, device=logits.device)
-        return estimators.redge_cov(logits, self.n_steps, self._t_1(), eps, self._gumbels(shape))[0]
+        return estimators.redge_cov(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
 
 
 class REINDGE(_REDGEBase):
@@ -925,5 +927,4 @@ class REINDGE(_REDGEBase):
     )
 
     def _sample(self, logits, shape):
-        eps = torch.randn(shape, dtype=logits.dtype, device=logits.device)
-        return estimators.reindge(logits, self.n_steps, self._t_1(), eps, self._gumbels(shape))[0]
+        return estimators.reindge(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
