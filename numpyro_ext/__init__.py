@@ -4,7 +4,7 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`pyro_ext` name for name.
 """
 
-from . import concrete, distributions, estimators, functional
+from . import concrete, distributions, estimators, functional, kl, relax
 from .distributions import (
     REDGE,
     REINDGE,
@@ -19,12 +19,15 @@ from .distributions import (
     StraightThrough,
 )
 from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
+from .relax import RelaxReparam, exponential_anneal, relax
 
 __all__ = [
     "concrete",
     "distributions",
     "estimators",
     "functional",
+    "kl",
+    "relax",
     "ExpRelaxedOneHotCategorical",
     "RelaxedOneHotCategorical",
     "RelaxedOneHotCategoricalStraightThrough",
@@ -43,4 +46,6 @@ __all__ = [
     "redge",
     "redge_cov",
     "reindge",
+    "RelaxReparam",
+    "exponential_anneal",
 ]

@@ -245,7 +245,9 @@ class _Checked:
                     if strict:
                         raise RuntimeError("Cannot validate arguments inside jitted code.")
                 elif not np.all(is_valid):
-                    raise ValueError(out_of_range(name, np.asarray(value), self._ranges[name]))
+                    # under grad without jit the check is concrete but the value is a tracer
+                    shown = np.asarray(value) if not_jax_tracer(value) else f"<traced array of shape {jnp.shape(value)}>"
+                    raise ValueError(out_of_range(name, shown, self._ranges[name]))
 
     def _validate_sample(self, value):
         """Shape always; support when ``value`` is concrete (else the mask gives ``-inf``)."""

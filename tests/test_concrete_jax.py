@@ -584,3 +584,14 @@ def test_svi_straight_through_no_warning_and_loss_decreases():
     # the loss is noisy; averages over 20 steps separate clearly (measured ~53 -> ~12)
     assert losses[-20:].mean() < 0.5 * losses[:20].mean()
     assert np.argmax(np.asarray(result.params["logits"])) == 3
+
+
+def test_invalid_parameter_under_grad_without_jit_is_a_value_error():
+    """Under ``jax.grad`` (no ``jit``) the check is concrete while the value is a tracer: the
+    error must still be the ValueError naming the parameter, not a tracer-conversion error."""
+
+    def log_prob(logits):
+        return RelaxedOneHotCategorical(0.5, logits=logits, validate_args=True).log_prob(jnp.ones(3) / 3)
+
+    with pytest.raises(ValueError, match="logits must be"):
+        jax.grad(log_prob)(jnp.array([0.0, -jnp.inf, 1.0]))
