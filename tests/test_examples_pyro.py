@@ -1,0 +1,122 @@
+"""The Pyro examples (discrete VAE, Gaussian mixture): quick runs that write finite results, and
+the promise they make: the model and guide are written once with plain discrete sites, and
+``relax(...)`` is the only thing that changes between runs."""
+
+import importlib
+import inspect
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pyro
+import pytest
+import torch
+
+import pyro_ext
+from pyro_ext.relax import ONE_HOT_CLASSES
+
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?|nan|inf", re.IGNORECASE)
+
+
+def _run_quick(script: str, out_dir: Path) -> str:
+    # a fresh interpreter: the examples set their own thread counts and import ArviZ/matplotlib
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--quick", "--out-dir", str(out_dir)],
+        cwd=out_dir, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out.stdout
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    """The body rows of the first markdown table, as lists of cells."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    return [row for row in rows[1:] if not row[0].startswith("---")]  # rows[0] is the header
+
+
+def _floats(cell: str) -> list[float]:
+    return [float(token) for token in NUMBER.findall(cell)]
+
+
+def test_vae_quick_writes_finite_results(tmp_path):
+    _run_quick("vae_pyro.py", tmp_path)
+    rows = _table_rows((tmp_path / "vae_pyro.md").read_text())
+    assert [row[0] for row in rows] == ["reinforce", "gumbel", "reinmax", "redge", "reindge"]
+    for row in rows:
+        held_out = [x for cell in row[2:-3] for x in _floats(cell)] + _floats(row[-3])  # seeds, mean ± sd
+        assert len(held_out) >= 3 and all(math.isfinite(x) and x < 0 for x in held_out[:-1]), row
+        assert math.isfinite(held_out[-1]), row  # the sd: two seeds in quick mode
+    assert (tmp_path / "vae_pyro.png").stat().st_size > 1000
+
+
+def test_mixture_quick_writes_finite_results(tmp_path):
+    _run_quick("mixture_pyro.py", tmp_path)
+    text = (tmp_path / "mixture_pyro.md").read_text()
+    rows = _table_rows(text)
+    assert rows[0][0] == "exact" and {"redge", "gumbel"} <= {row[0] for row in rows}
+    for row in rows:
+        means, weights, gap, loglik = _floats(row[2]), _floats(row[3]), _floats(row[4]), _floats(row[5])
+        assert len(means) == 3 and len(weights) == 3 and len(gap) == 1 and len(loglik) == 1, row
+        assert all(math.isfinite(x) for x in means + weights + gap + loglik), row
+        assert abs(sum(weights) - 1) < 2e-3, row  # printed to 3 decimals
+    assert text.count("r_hat") == len(rows)  # one ArviZ summary per fit
+    assert (tmp_path / "mixture_pyro.png").stat().st_size > 1000
+
+
+# --- only relax(...) differs between runs ----------------------------------------------------
+
+RELAXED_NAMES = sorted(
+    {cls.__name__ for cls in ONE_HOT_CLASSES.values()}
+    | {name for name in pyro_ext.__all__ if isinstance(getattr(pyro_ext, name), type) and name != "OneHotCategorical"}
+)
+
+
+@pytest.fixture
+def examples(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    return {name: importlib.import_module(f"examples.{name}") for name in ("vae_pyro", "mixture_pyro")}
+
+
+def _program_sources(examples) -> dict[str, str]:
+    vae, mixture = examples["vae_pyro"], examples["mixture_pyro"]
+    programs = {
+        "vae model": vae.DiscreteVAE.model, "vae guide": vae.DiscreteVAE.guide,
+        "mixture model": mixture.model, "mixture guide": mixture.guide, "mixture guide_means": mixture.guide_means,
+    }
+    return {name: inspect.getsource(fn) for name, fn in programs.items()}
+
+
+def test_models_and_guides_hold_no_relaxed_class(examples):
+    assert "REDGE" in RELAXED_NAMES and "RelaxedOneHotCategoricalStraightThrough" in RELAXED_NAMES
+    for name, source in _program_sources(examples).items():
+        found = [cls for cls in RELAXED_NAMES if re.search(rf"\b{cls}\b", source)]
+        assert not found, f"{name} names relaxed classes {found}; only relax(...) may introduce them"
+        if "means" not in name:
+            assert "OneHotCategorical(" in source, name
+
+
+def test_runs_differ_only_by_relax(examples):
+    vae, mixture = examples["vae_pyro"], examples["mixture_pyro"]
+    setups = {"vae": inspect.getsource(vae.training_setup), "mixture": inspect.getsource(mixture.svi_setup)}
+    for name, source in setups.items():
+        assert "relax(" in source and not [cls for cls in RELAXED_NAMES if re.search(rf"\b{cls}\b", source)], name
+
+    pyro.set_rng_seed(0)
+    model = vae.DiscreteVAE(n_pixels=12)
+    x = torch.ones(3, 12)
+    for estimator in vae.ESTIMATORS:
+        guide, _ = vae.training_setup(model, estimator)
+        site = pyro.poutine.trace(guide).get_trace(x).nodes["z"]
+        leaf = site["fn"].base_dist
+        if estimator == "reinforce":  # the plain guide: score-function gradients only
+            assert isinstance(leaf, torch.distributions.OneHotCategorical) and not leaf.has_rsample
+        else:
+            assert type(leaf) is ONE_HOT_CLASSES[estimator], (estimator, type(leaf))
+        assert site["fn"].batch_shape == (3,) and site["fn"].event_shape == (vae.N_LATENT, vae.N_CLASSES)
+        assert set(site["value"].unique().tolist()) <= {0.0, 1.0}  # exact one-hot values for every run
