@@ -36,6 +36,12 @@ def _gumbels_like(key: jax.Array, logits: jax.Array) -> jax.Array:
     return sample_gumbel(key, logits.shape, logits.dtype)
 
 
+def _redge_noise(key: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise."""
+    key_eps, key_gumbels = jax.random.split(key)
+    return jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
+
+
 def _check(logits, validate_args, **params) -> None:
     """Checks ``logits`` and every given hyperparameter; array values only with ``validate_args``
     and only outside ``jit`` (a tracer has no value to check)."""
@@ -110,8 +116,7 @@ def redge(
 ) -> jax.Array:
     """REDGE with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    key_eps, key_gumbels = jax.random.split(key)
-    eps, gumbels = jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
+    eps, gumbels = _redge_noise(key, logits)
     sample, soft = estimators.redge(logits, n_steps, t_1, eps, gumbels)
     return sample if hard else soft
 
@@ -128,8 +133,7 @@ def redge_cov(
 ) -> jax.Array:
     """REDGE-cov with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    key_eps, key_gumbels = jax.random.split(key)
-    eps, gumbels = jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
+    eps, gumbels = _redge_noise(key, logits)
     sample, soft = estimators.redge_cov(logits, n_steps, t_1, eps, gumbels)
     return sample if hard else soft
 
@@ -148,8 +152,7 @@ def reindge(
     if not hard:
         raise _soft_not_defined("reindge")
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    key_eps, key_gumbels = jax.random.split(key)
-    eps, gumbels = jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
+    eps, gumbels = _redge_noise(key, logits)
     return estimators.reindge(logits, n_steps, t_1, eps, gumbels)[0]
 
 

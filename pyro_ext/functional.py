@@ -35,6 +35,11 @@ def _gumbels_like(logits: torch.Tensor) -> torch.Tensor:
     return sample_gumbel(logits.shape, logits.dtype, logits.device)
 
 
+def _redge_noise(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise."""
+    return torch.randn_like(logits), _gumbels_like(logits)
+
+
 def _check(logits, validate_args, **params) -> None:
     """Checks ``logits`` and every given hyperparameter; tensor values only with ``validate_args``."""
     check_event_size(logits.shape[-1])
@@ -98,7 +103,7 @@ def redge(
     if fused_available(logits, t_1):
         sample, soft = redge_fused(logits, n_steps, t_1, store_soft=not hard)
         return sample if hard else soft
-    eps, gumbels = torch.randn_like(logits), _gumbels_like(logits)
+    eps, gumbels = _redge_noise(logits)
     sample, soft = estimators.redge(logits, n_steps, t_1, eps, gumbels)
     return sample if hard else soft
 
@@ -108,7 +113,7 @@ def redge_cov(
 ) -> torch.Tensor:
     """REDGE-cov with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = torch.randn_like(logits), _gumbels_like(logits)
+    eps, gumbels = _redge_noise(logits)
     sample, soft = estimators.redge_cov(logits, n_steps, t_1, eps, gumbels)
     return sample if hard else soft
 
@@ -120,7 +125,7 @@ def reindge(
     if not hard:
         raise _soft_not_defined("reindge")
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = torch.randn_like(logits), _gumbels_like(logits)
+    eps, gumbels = _redge_noise(logits)
     return estimators.reindge(logits, n_steps, t_1, eps, gumbels)[0]
 
 
