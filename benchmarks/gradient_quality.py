@@ -7,7 +7,8 @@ enough to enumerate; and the law of REDGE's hard samples against ``softmax(logit
 Problem: ``L = 3`` independent categorical variables with ``K = 4`` classes,
 ``X_l ~ Cat(softmax(logits_l))`` as one-hots, ``X`` of shape ``(L, K)``. The exact gradient
 of ``E[f(X)]`` w.r.t. ``logits`` is computed by enumerating the ``K^L = 64`` configurations
-(:func:`exact_gradient`). Each estimator is run on ``M`` independent samples at once: the
+(:func:`pyro_ext.diagnostics.exact_gradient`; the per-sample gradients, statistics, noise levels,
+tables and plot are those of :mod:`pyro_ext.diagnostics` and :mod:`relaxed_dists.diagnostics`). Each estimator is run on ``M`` independent samples at once: the
 logits are expanded to a leaf of shape ``(M, L, K)`` and one backward of ``sum_i f(X_i)``
 gives the ``M`` per-sample gradients (sample ``i`` depends on slice ``i`` only). With
 ``g_i`` those gradients, ``g`` the exact one and ``mean = (1/M) sum_i g_i``:
@@ -46,15 +47,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import math
 import time
 from pathlib import Path
 
 import torch
 
+from pyro_ext import diagnostics
 from pyro_ext import estimators as kernels
 from pyro_ext._ops import sample_gumbel
-from pyro_ext.functional import SAMPLERS
+from relaxed_dists import diagnostics as core
+from relaxed_dists.diagnostics import REINFORCE, GradientReport, plot_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPE = torch.float64
@@ -110,64 +112,40 @@ def smooth_functions(seed: int = SEED) -> dict:
     }
 
 
-def all_one_hots(n_vars: int, k: int) -> torch.Tensor:
-    """Every configuration of ``n_vars`` one-hots of size ``k``: shape ``(k^n_vars, n_vars, k)``."""
-    index = torch.tensor(list(itertools.product(range(k), repeat=n_vars)))
-    return torch.nn.functional.one_hot(index, k).to(DTYPE)
+exact_gradient = diagnostics.exact_gradient
 
 
-def exact_gradient(f, logits: torch.Tensor) -> torch.Tensor:
-    """Exact ``d/d logits E_{X ~ prod_l Cat(softmax(logits_l))}[f(X)]`` by enumeration; ``logits`` is ``(L, K)``."""
-    logits = logits.detach().clone().requires_grad_(True)
-    x = all_one_hots(*logits.shape).to(logits.dtype)
-    log_p = (x * torch.log_softmax(logits, dim=-1)).sum(dim=(-2, -1))
-    (grad,) = torch.autograd.grad((log_p.exp() * f(x)).sum(), logits)
-    return grad
-
-
-# --- per-sample gradients ----------------------------------------------------------------
+# --- per-sample gradients (pyro_ext.diagnostics) -----------------------------------------
 
 
 def estimator_gradients(f, logits: torch.Tensor, key: str, params: dict, m: int) -> torch.Tensor:
     """``m`` independent per-sample gradients ``(m, L, K)`` of ``f(X)`` for ``X = SAMPLERS[key](logits, **params)``."""
-    batch = logits.detach().expand(m, *logits.shape).clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(f(SAMPLERS[key](batch, **params)).sum(), batch)
-    return grad
+    return diagnostics.estimator_gradients(key, f, logits, m, **params)
 
 
 def reinforce_gradients(f, logits: torch.Tensor, m: int) -> torch.Tensor:
     """``m`` per-sample score-function gradients ``(f(X_i) - b_i) grad log p(X_i)``, ``b_i`` the leave-one-out mean."""
-    batch = logits.detach().expand(m, *logits.shape).clone().requires_grad_(True)
-    log_probs = torch.log_softmax(batch, dim=-1)
-    x = torch.distributions.OneHotCategorical(logits=log_probs.detach()).sample()
-    values = f(x)
-    baseline = (values.sum() - values) / (m - 1)
-    (grad,) = torch.autograd.grad(((values - baseline) * (x * log_probs).sum(dim=(-2, -1))).sum(), batch)
-    return grad
+    return diagnostics.estimator_gradients(REINFORCE, f, logits, m)
+
+
+def report(grads: torch.Tensor, exact: torch.Tensor, key: str = "", params: dict | None = None) -> GradientReport:
+    return core.summarise(grads.numpy(), exact.numpy(), key, params)
 
 
 def summarise(grads: torch.Tensor, exact: torch.Tensor) -> dict:
     """``bias``, ``se``, ``var``, ``mse``, ``cos`` of per-sample gradients ``(M, L, K)`` against ``exact``."""
-    m, norm = grads.shape[0], exact.norm()
-    mean = grads.mean(dim=0)
-    var = ((grads - mean) ** 2).sum(dim=(-2, -1)).mean()
-    return {
-        "bias": ((mean - exact).norm() / norm).item(),
-        "se": (torch.sqrt(var / m) / norm).item(),
-        "var": var.item(),
-        "mse": ((grads - exact) ** 2).sum(dim=(-2, -1)).mean().item(),
-        "cos": (torch.dot(mean.flatten(), exact.flatten()) / (mean.norm() * norm)).item(),
-    }
+    r = report(grads, exact)
+    return {"bias": r.bias, "se": r.se, "var": r.var, "mse": r.mse, "cos": r.cos}
 
 
 def gradient_table(f, logits: torch.Tensor, estimators, m: int, seed: int = SEED) -> dict:
-    """``row label -> summarise(...)`` for REINFORCE-LOO and each ``(label, key, params)`` of ``estimators``."""
+    """``row label -> GradientReport`` for REINFORCE-LOO and each ``(label, key, params)`` of ``estimators``."""
     exact = exact_gradient(f, logits)
     torch.manual_seed(seed)
-    rows = {"reinforce (LOO)": summarise(reinforce_gradients(f, logits, m), exact)}
+    rows = {"reinforce (LOO)": report(reinforce_gradients(f, logits, m), exact, REINFORCE)}
     for label, key, params in estimators:
         torch.manual_seed(seed)
-        rows[label] = summarise(estimator_gradients(f, logits, key, params, m), exact)
+        rows[label] = report(estimator_gradients(f, logits, key, params, m), exact, key, params)
     return rows
 
 
@@ -175,7 +153,7 @@ def gradient_table(f, logits: torch.Tensor, estimators, m: int, seed: int = SEED
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
-    return 0.5 * (p - q).abs().sum().item()
+    return core.total_variation(p.numpy(), q.numpy())
 
 
 def redge_law_tv(logits: torch.Tensor, n_steps: int, t_1: float, n: int, seed: int = SEED) -> dict:
@@ -189,7 +167,7 @@ def redge_law_tv(logits: torch.Tensor, n_steps: int, t_1: float, n: int, seed: i
     return {
         "hard": total_variation(hard.mean(dim=0), p),
         "soft": total_variation(soft.mean(dim=0), p),
-        "soft_noise": 0.5 * torch.sqrt(2.0 * soft.var(dim=0) / (math.pi * n)).sum().item(),
+        "soft_noise": core.mean_tv_noise(soft.var(dim=0).numpy(), n),
     }
 
 
@@ -198,24 +176,14 @@ def categorical_noise(logits: torch.Tensor, n: int, seed: int = SEED) -> tuple[f
     p = torch.softmax(logits, dim=-1)
     torch.manual_seed(seed + 1)
     fresh = torch.distributions.OneHotCategorical(probs=p).sample((n,)).mean(dim=0)
-    return 0.5 * torch.sqrt(2.0 * p * (1.0 - p) / (math.pi * n)).sum().item(), total_variation(fresh, p)
+    return core.categorical_tv_noise(p.numpy(), n), total_variation(fresh, p)
 
 
 # --- report ------------------------------------------------------------------------------
 
 
 def gradient_markdown(name: str, exact: torch.Tensor, rows: dict) -> str:
-    lines = [
-        f"### f = {name}  (||exact gradient|| = {exact.norm().item():.4g})",
-        "",
-        "| estimator | bias (rel.) | se (rel.) | cos | var (trace) | MSE |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for label, r in rows.items():
-        lines.append(
-            f"| {label} | {r['bias']:.3g} | {r['se']:.2g} | {r['cos']:.4f} | {r['var']:.3g} | {r['mse']:.3g} |"
-        )
-    return "\n".join(lines)
+    return core.gradient_markdown(rows, f"### f = {name}  (||exact gradient|| = {exact.norm().item():.4g})")
 
 
 def tv_markdown(tv: dict, n_steps_list, t_1s, cell, title: str) -> str:
@@ -235,16 +203,12 @@ def plot(tables: dict, path: Path, n_steps_list, t_1s) -> None:
 
     fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 3.8), squeeze=False)
     for ax, (name, rows) in zip(axes[0], tables.items()):
-        for n in n_steps_list:
-            ts = [t for t in t_1s if f"redge n={n} t_1={t}" in rows]
-            bias = [max(rows[f"redge n={n} t_1={t}"]["bias"], PLOT_FLOOR) for t in ts]
-            se = [rows[f"redge n={n} t_1={t}"]["se"] for t in ts]
-            below = [min(e, b - PLOT_FLOOR) for b, e in zip(bias, se)]  # keep the bars on the log axis
-            ax.errorbar(ts, bias, yerr=[below, se], fmt="o-", ms=4, capsize=2, label=f"REDGE n_steps={n}")
+        redge_rows = [rows[f"redge n={n} t_1={t}"] for n in n_steps_list for t in t_1s if f"redge n={n} t_1={t}" in rows]
+        plot_sweep(redge_rows, "t_1", by="n_steps", ax=ax, floor=PLOT_FLOOR)
         for label, color, style in REFERENCE_LINES:
             if label in rows:
-                ax.axhline(max(rows[label]["bias"], PLOT_FLOOR), color=color, ls=style, label=label)
-        ax.set(title=f"f = {name}", xlabel="t_1", ylabel="relative bias", yscale="log", ylim=(PLOT_FLOOR / 2, None))
+                ax.axhline(max(rows[label].bias, PLOT_FLOOR), color=color, ls=style, label=label)
+        ax.set(title=f"f = {name}")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

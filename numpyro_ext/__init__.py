@@ -4,7 +4,7 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`pyro_ext` name for name.
 """
 
-from . import concrete, distributions, estimators, functional, kl, relax
+from . import concrete, diagnostics, distributions, estimators, functional, kl, relax
 from .distributions import (
     REDGE,
     REINDGE,
@@ -23,6 +23,7 @@ from .relax import RelaxReparam, exponential_anneal, relax
 
 __all__ = [
     "concrete",
+    "diagnostics",
     "distributions",
     "estimators",
     "functional",

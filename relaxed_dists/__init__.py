@@ -5,7 +5,7 @@ clamping policy and the float64 NumPy reference math (``reference``) that the Py
 This package imports NumPy and the standard library only.
 """
 
-from . import checks, clamping, reference, registry, schedules, shapes
+from . import checks, clamping, diagnostics, reference, registry, schedules, shapes
 from .checks import (
     check_event_size,
     check_n_steps,
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "checks",
     "clamping",
+    "diagnostics",
     "reference",
     "registry",
     "schedules",

@@ -1,0 +1,176 @@
+r"""Gradient diagnostics in torch: the exact gradient of ``E[f(X)]`` by enumeration, Monte Carlo
+reports of an estimator's gradient against it, and the fidelity of its hard samples.
+
+Mirrors :mod:`numpyro_ext.diagnostics` name for name (the JAX functions that draw noise take a
+leading ``key``); the statistics, tables and plot are :mod:`relaxed_dists.diagnostics`.
+Estimators are the keys of :data:`pyro_ext.functional.SAMPLERS` with the sampler's keyword
+arguments (``tau``, ``n_steps``, ``t_1``), plus ``"reinforce"``: the score function with a
+leave-one-out baseline, unbiased,
+
+.. math::
+
+    g_i = (f(X_i) - b_i)\, \nabla_\theta \log p_\theta(X_i), \qquad
+    b_i = \frac{1}{M - 1} \sum_{j \ne i} f(X_j).
+
+Shapes: ``logits`` is ``batch_shape + (L, K)`` (``L`` independent variables); ``f`` maps one-hots
+``(..., L, K)`` to ``(...)`` and must broadcast over leading dimensions. Noise comes from torch's
+global generator, as in :mod:`pyro_ext.functional`.
+
+    python -m pyro_ext.diagnostics --estimator redge --n-steps 5 --t-1 0.5 --samples 20000
+
+>>> import torch
+>>> logits, functions = standard_problem()
+>>> exact_gradient(functions["quadratic"], logits).shape
+torch.Size([3, 4])
+>>> type(gradient_report("redge", functions["bump"], logits, n_samples=100, n_steps=5, t_1=0.5)).__name__
+'GradientReport'
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from relaxed_dists.diagnostics import (
+    FUNCTIONS,
+    REINFORCE,
+    FidelityReport,
+    GradientReport,
+    all_one_hots,
+    cli_params,
+    cli_parser,
+    fidelity_report,
+    gradient_markdown,
+    plot_sweep,
+    standard_coefficients,
+    summarise,
+    sweep_grid,
+)
+
+from .functional import SAMPLERS
+
+__all__ = [
+    "GradientReport",
+    "FidelityReport",
+    "exact_gradient",
+    "estimator_gradients",
+    "gradient_report",
+    "gradient_sweep",
+    "sample_fidelity",
+    "plot_sweep",
+    "standard_problem",
+    "main",
+]
+
+
+def _check_estimator(estimator: str) -> None:
+    if estimator not in SAMPLERS and estimator != REINFORCE:
+        raise ValueError(f"estimator must be one of {[*SAMPLERS, REINFORCE]}, got estimator={estimator!r}")
+
+
+def _numpy(x: torch.Tensor):
+    return x.detach().cpu().numpy()
+
+
+def exact_gradient(f, logits: torch.Tensor) -> torch.Tensor:
+    r"""Exact :math:`\nabla_\theta \mathbb{E}_{X \sim \prod_l \mathrm{Cat}(\mathrm{softmax}(\theta_l))}[f(X)]`,
+    by enumerating the ``K^L`` one-hot configurations (``K^L <= 1e5``); shape of ``logits``."""
+    logits = logits.detach().clone().requires_grad_(True)
+    x = torch.as_tensor(all_one_hots(*logits.shape[-2:]), dtype=logits.dtype, device=logits.device)
+    x = x.reshape(x.shape[:1] + (1,) * (logits.dim() - 2) + x.shape[1:])  # (K^L, 1.., L, K)
+    log_p = (x * torch.log_softmax(logits, dim=-1)).sum(dim=(-2, -1))
+    (grad,) = torch.autograd.grad((log_p.exp() * f(x)).sum(), logits)
+    return grad
+
+
+def estimator_gradients(estimator: str, f, logits: torch.Tensor, n_samples: int, **params) -> torch.Tensor:
+    """``n_samples`` independent per-sample gradients ``(n_samples, *logits.shape)`` of ``f(X)``.
+
+    The logits are expanded to a leaf of shape ``(n_samples, *logits.shape)`` and one backward of
+    ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
+    _check_estimator(estimator)
+    batch = logits.detach().expand(n_samples, *logits.shape).clone().requires_grad_(True)
+    if estimator == REINFORCE:
+        return _reinforce_gradients(f, batch)
+    (grad,) = torch.autograd.grad(f(SAMPLERS[estimator](batch, **params)).sum(), batch)
+    return grad
+
+
+def _reinforce_gradients(f, batch: torch.Tensor) -> torch.Tensor:
+    m = batch.shape[0]
+    if m < 2:
+        raise ValueError(f"reinforce's leave-one-out baseline needs n_samples >= 2, got n_samples={m}")
+    log_probs = torch.log_softmax(batch, dim=-1)
+    x = torch.distributions.OneHotCategorical(logits=log_probs.detach()).sample()
+    values = f(x)
+    baseline = (values.sum(dim=0) - values) / (m - 1)
+    (grad,) = torch.autograd.grad(((values - baseline) * (x * log_probs).sum(dim=(-2, -1))).sum(), batch)
+    return grad
+
+
+def gradient_report(estimator: str, f, logits: torch.Tensor, n_samples: int = 10_000, **params) -> GradientReport:
+    """Mean, relative bias, standard error, variance, MSE and cosine of ``n_samples`` per-sample
+    gradients against :func:`exact_gradient` (formulas in :mod:`relaxed_dists.diagnostics`)."""
+    grads = estimator_gradients(estimator, f, logits, n_samples, **params)
+    return summarise(_numpy(grads), _numpy(exact_gradient(f, logits)), estimator, params)
+
+
+def gradient_sweep(estimator: str, f, logits: torch.Tensor, n_samples: int = 10_000, **params) -> list[GradientReport]:
+    """:func:`gradient_report` at every point of the product of the hyperparameters given as
+    lists or tuples (``n_steps=(3, 5), t_1=[0.1, 0.9]``); feed the result to :func:`plot_sweep`."""
+    return [gradient_report(estimator, f, logits, n_samples, **point) for point in sweep_grid(params)]
+
+
+def sample_fidelity(estimator: str, logits: torch.Tensor, n_samples: int = 100_000, **params) -> FidelityReport:
+    """TV distance between the frequencies of ``n_samples`` hard samples and ``softmax(logits)``
+    (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws."""
+    _check_estimator(estimator)
+    batch = logits.detach().expand(n_samples, *logits.shape)
+    with torch.no_grad():
+        if estimator == REINFORCE:
+            hard = torch.distributions.OneHotCategorical(logits=batch).sample()
+        else:
+            hard = SAMPLERS[estimator](batch, **params)
+    return fidelity_report(_numpy(hard), _numpy(torch.softmax(logits.detach(), dim=-1)), estimator, params)
+
+
+def standard_problem(seed: int = 0) -> tuple[torch.Tensor, dict]:
+    """``(logits, functions)``: float64 ``(3, 4)`` logits and the ``linear``, ``quadratic`` and ``bump``
+    ``f`` of :func:`relaxed_dists.diagnostics.standard_coefficients`."""
+    arrays = {k: torch.as_tensor(v) for k, v in standard_coefficients(seed).items()}
+    c, a, v = arrays["c"], arrays["a"], arrays["v"]
+    functions = {
+        "linear": lambda x: (x * c).sum(dim=(-2, -1)),
+        "quadratic": lambda x: torch.einsum("...lk,lmkj,...mj->...", x, a, x),
+        "bump": lambda x: torch.exp(-2.0 * ((x @ v - 0.45) ** 2).sum(dim=-1)),
+    }
+    return arrays["logits"], functions
+
+
+def main(argv=None) -> str:
+    """Prints and returns the markdown report of one estimator (and REINFORCE) on the standard problem."""
+    args = cli_parser("python -m pyro_ext.diagnostics", list(SAMPLERS)).parse_args(argv)
+    params = cli_params(args)
+    logits, functions = standard_problem(args.seed)
+    sections = []
+    for name in args.function or FUNCTIONS:
+        rows = {}
+        for estimator, hyper in ((REINFORCE, {}), (args.estimator, params)):
+            torch.manual_seed(args.seed)  # common random numbers across rows
+            report = gradient_report(estimator, functions[name], logits, args.samples, **hyper)
+            rows[report.label] = report
+        norm = float(torch.linalg.norm(exact_gradient(functions[name], logits)))
+        sections.append(gradient_markdown(rows, f"### f = {name}  (||exact gradient|| = {norm:.4g})"))
+    torch.manual_seed(args.seed)
+    fidelity_logits = torch.as_tensor(standard_coefficients(args.seed)["fidelity_logits"])
+    n_fidelity = args.fidelity_samples or 10 * args.samples
+    fidelity = sample_fidelity(args.estimator, fidelity_logits, n_fidelity, **params)
+    sections.append(f"### Law of the hard samples, K = {fidelity_logits.shape[-1]}\n\n{fidelity.to_markdown()}")
+    text = "\n\n".join(sections)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
