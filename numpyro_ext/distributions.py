@@ -50,6 +50,7 @@ from relaxed_dists.checks import (
     check_t_1,
     out_of_range,
 )
+from relaxed_dists.clamping import simplex_atol
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
 from . import _ops, estimators
@@ -91,7 +92,7 @@ class _LogSimplex(constraints.ParameterFreeConstraint):
 
     def __call__(self, x):
         x = jnp.asarray(x)
-        return jnp.abs(logsumexp(x, axis=-1)) < math.sqrt(jnp.finfo(x.dtype).eps)
+        return jnp.abs(logsumexp(x, axis=-1)) < simplex_atol(float(jnp.finfo(x.dtype).eps))
 
     def feasible_like(self, prototype):
         return jnp.full_like(prototype, -math.log(prototype.shape[-1]))

@@ -16,8 +16,6 @@ tensor a guide drew (Pyro replays the guide's value into the model), the counter
 
 from __future__ import annotations
 
-import math
-
 import torch
 from pyro.distributions import OneHotCategorical
 from pyro.distributions.torch import TransformedDistribution
@@ -35,6 +33,7 @@ from relaxed_dists.checks import (
     check_t_1,
     out_of_range,
 )
+from relaxed_dists.clamping import simplex_atol
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
 from . import estimators
@@ -98,10 +97,8 @@ def _concrete_infer_shapes(temperature=(), probs=None, logits=None) -> tuple[tor
 
 
 def _atol(dtype: torch.dtype) -> float:
-    """Tolerance of the (log-)simplex support checks: ``sqrt(eps)``, half the digits of the
-    dtype (float32 3.5e-4, bfloat16 0.088, float64 1.5e-8). Torch's fixed 1e-6 is exceeded
-    by float32 Concrete samples at K = 1000 (about 1 in 10^4) and by every bfloat16 one."""
-    return math.sqrt(torch.finfo(dtype).eps)
+    """Tolerance of the (log-)simplex support checks (the core policy, ``simplex_atol``)."""
+    return simplex_atol(torch.finfo(dtype).eps)
 
 
 class _LogSimplex(constraints.Constraint):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["uniform_bounds", "exponential_bounds", "ALPHA_MIN", "COV_MIN_VARIANCE"]
+__all__ = ["uniform_bounds", "exponential_bounds", "simplex_atol", "ALPHA_MIN", "COV_MIN_VARIANCE"]
 
 #: Smallest signal coefficient on the REDGE grid (the noisiest point), as in the
 #: authors' flow-matching schedule ``linspace(1 - t_1, 1e-4, n_steps - 1)``.
@@ -33,3 +33,10 @@ def exponential_bounds(tiny: float, eps: float) -> tuple[float, float]:
     clamped uniforms under ``E = -log U``, so ``G = -log E`` is the same clamped Gumbel."""
     lo, hi = uniform_bounds(tiny, eps)
     return -math.log(hi), -math.log(lo)
+
+
+def simplex_atol(eps: float) -> float:
+    """Tolerance of the simplex and log-simplex support checks: ``sqrt(eps)``, half the digits
+    of the dtype (float32 3.5e-4, bfloat16 0.088, float64 1.5e-8). A fixed 1e-6 (torch's)
+    rejects about 1 in 10^4 float32 Concrete samples at K = 1000 and every bfloat16 one."""
+    return math.sqrt(eps)
