@@ -42,6 +42,12 @@ def _redge_noise(key: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Arra
     return jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
 
 
+def _chain(kernel, key, logits, n_steps, t_1, validate_args):
+    """Check, draw ``(eps, gumbels)`` and run a REDGE-family kernel: ``(hard, soft)``."""
+    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
+    return kernel(logits, n_steps, t_1, *_redge_noise(key, logits))
+
+
 def _check(logits, validate_args, **params) -> None:
     """Checks ``logits`` and every given hyperparameter; array values only with ``validate_args``
     and only outside ``jit`` (a tracer has no value to check)."""
@@ -115,9 +121,7 @@ def redge(
     **kwargs,
 ) -> jax.Array:
     """REDGE with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = _redge_noise(key, logits)
-    sample, soft = estimators.redge(logits, n_steps, t_1, eps, gumbels)
+    sample, soft = _chain(estimators.redge, key, logits, n_steps, t_1, validate_args)
     return sample if hard else soft
 
 
@@ -132,9 +136,7 @@ def redge_cov(
     **kwargs,
 ) -> jax.Array:
     """REDGE-cov with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = _redge_noise(key, logits)
-    sample, soft = estimators.redge_cov(logits, n_steps, t_1, eps, gumbels)
+    sample, soft = _chain(estimators.redge_cov, key, logits, n_steps, t_1, validate_args)
     return sample if hard else soft
 
 
@@ -151,9 +153,7 @@ def reindge(
     """REINDGE with ``n_steps`` grid points ending at ``t_1``. ``hard=False`` raises."""
     if not hard:
         raise _soft_not_defined("reindge")
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = _redge_noise(key, logits)
-    return estimators.reindge(logits, n_steps, t_1, eps, gumbels)[0]
+    return _chain(estimators.reindge, key, logits, n_steps, t_1, validate_args)[0]
 
 
 #: Name -> sampler, with the ``redge`` package's keys.

@@ -40,6 +40,12 @@ def _redge_noise(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn_like(logits), _gumbels_like(logits)
 
 
+def _chain(kernel, logits, n_steps, t_1, validate_args):
+    """Check, draw ``(eps, gumbels)`` and run a REDGE-family kernel: ``(hard, soft)``."""
+    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
+    return kernel(logits, n_steps, t_1, *_redge_noise(logits))
+
+
 def _check(logits, validate_args, **params) -> None:
     """Checks ``logits`` and every given hyperparameter; tensor values only with ``validate_args``."""
     check_event_size(logits.shape[-1])
@@ -99,12 +105,11 @@ def redge(
 
     On CUDA with a Python-float ``t_1`` this runs the fused Triton kernel of
     :mod:`pyro_ext._fused` (same math, noise drawn in-kernel)."""
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
     if fused_available(logits, t_1):
+        _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
         sample, soft = redge_fused(logits, n_steps, t_1, store_soft=not hard)
         return sample if hard else soft
-    eps, gumbels = _redge_noise(logits)
-    sample, soft = estimators.redge(logits, n_steps, t_1, eps, gumbels)
+    sample, soft = _chain(estimators.redge, logits, n_steps, t_1, validate_args)
     return sample if hard else soft
 
 
@@ -112,9 +117,7 @@ def redge_cov(
     logits: torch.Tensor, n_steps: int, t_1, hard: bool = True, *, validate_args: bool | None = None, **kwargs
 ) -> torch.Tensor:
     """REDGE-cov with ``n_steps`` grid points ending at ``t_1``; ``hard=False``: the last ``x0_hat``."""
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = _redge_noise(logits)
-    sample, soft = estimators.redge_cov(logits, n_steps, t_1, eps, gumbels)
+    sample, soft = _chain(estimators.redge_cov, logits, n_steps, t_1, validate_args)
     return sample if hard else soft
 
 
@@ -124,9 +127,7 @@ def reindge(
     """REINDGE with ``n_steps`` grid points ending at ``t_1``. ``hard=False`` raises."""
     if not hard:
         raise _soft_not_defined("reindge")
-    _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    eps, gumbels = _redge_noise(logits)
-    return estimators.reindge(logits, n_steps, t_1, eps, gumbels)[0]
+    return _chain(estimators.reindge, logits, n_steps, t_1, validate_args)[0]
 
 
 #: Name -> sampler, with the ``redge`` package's keys.
