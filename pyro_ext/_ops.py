@@ -26,17 +26,18 @@ def clamp_uniform(u: torch.Tensor) -> torch.Tensor:
     return u.clamp(lo, hi)
 
 
-def sample_uniform(shape, dtype: torch.dtype, device) -> torch.Tensor:
-    """Clamped uniforms of ``shape``, from torch's global generator (as Pyro samples)."""
-    return clamp_uniform(torch.rand(shape, dtype=dtype, device=device))
+def sample_uniform(shape, dtype: torch.dtype, device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Clamped uniforms of ``shape``, from ``generator`` or torch's global one (as Pyro samples)."""
+    return clamp_uniform(torch.rand(shape, dtype=dtype, device=device, generator=generator))
 
 
-def sample_gumbel(shape, dtype: torch.dtype, device) -> torch.Tensor:
+def sample_gumbel(shape, dtype: torch.dtype, device, generator: torch.Generator | None = None) -> torch.Tensor:
     """Standard Gumbel noise ``-log E``, ``E = -log U ~ Exp(1)`` clamped to the image of the
     clamped uniforms: four in-place kernels (``exponential_``, ``clamp_``, ``log_``, ``neg_``)."""
     finfo = torch.finfo(dtype)
     lo, hi = exponential_bounds(finfo.tiny, finfo.eps)
-    return torch.empty(shape, dtype=dtype, device=device).exponential_().clamp_(lo, hi).log_().neg_()
+    noise = torch.empty(shape, dtype=dtype, device=device).exponential_(generator=generator)
+    return noise.clamp_(lo, hi).log_().neg_()
 
 
 def sample_logistic(shape, dtype: torch.dtype, device) -> torch.Tensor:

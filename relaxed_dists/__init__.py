@@ -5,7 +5,7 @@ clamping policy and the float64 NumPy reference math (``reference``) that the Py
 This package imports NumPy and the standard library only.
 """
 
-from . import checks, clamping, diagnostics, reference, registry, schedules, shapes
+from . import checks, clamping, diagnostics, diffusion, reference, registry, schedules, shapes
 from .checks import (
     check_event_size,
     check_n_steps,
@@ -24,6 +24,7 @@ __all__ = [
     "checks",
     "clamping",
     "diagnostics",
+    "diffusion",
     "reference",
     "registry",
     "schedules",

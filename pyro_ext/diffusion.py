@@ -1,0 +1,324 @@
+r"""Guided discrete diffusion in torch: RDM's masked diffusion (training loss and
+route-and-denoise sampler) and reward guidance of any denoiser through the relaxed estimators.
+
+A *denoiser* is any callable ``denoiser(x_t, t) -> logits``: ``x_t`` a ``LongTensor`` of
+tokens in ``0 .. n_classes`` (``n_classes`` is the mask token), ``t`` the diffusion time in
+``(0, 1]`` per sequence, ``logits`` over the ``n_classes`` clean tokens. It may be a module, a
+compiled model or a plain function; the sampler calls it once per step, under
+``torch.no_grad()``, and never modifies or differentiates it.
+
+- :class:`MaskedDiffusion`: the absorbing forward process ``q_sample`` (each free token is
+  masked with probability ``t``) and RDM's reweighted cross-entropy ``loss``.
+- :func:`sample`: ``n_steps`` denoiser calls from ``t = 1`` to ``t = 0``. Each step proposes
+  a clean token for every noisy position, then *routes*: the ``n_decode`` positions with the
+  highest scores are denoised, the rest stay (or, with ``renoise``, become) masked, where
+  ``n_decode`` makes ``floor(n_free * fraction(t_next))`` positions noisy after the step
+  (``relaxed_dists.diffusion``; the last step denoises everything). Scores: the proposal's
+  log-probability (RDM's adaptive top-k; plus Gumbel noise times ``routing_noise``), or
+  uniform noise (random-order unmasking).
+- :class:`Guidance` and :func:`tilt`: reward guidance (Gourevitch et al. 2026, section on
+  guidance). At each step the denoiser's logits ``l`` are replaced by free logits ``phi``
+  that minimise, by ``n_opt`` Adam steps from ``phi = l``,
+
+  .. math:: J(\phi) = \mathbb{E}_{\hat x \sim q_\phi}\big[-r(\hat x)\big]
+            + \kappa\, \mathrm{KL}\big(\mathrm{Cat}(\phi)\,\|\,\mathrm{Cat}(l)\big),
+
+  ``x_hat`` a hard sample of one of the library's estimator classes (REDGE, ReinMax,
+  straight-through Gumbel, ...) at the free positions, and the fixed tokens elsewhere.
+  ``J / kappa`` is the negative ELBO of the model ``x ~ OneHotCategorical(l)``,
+  ``factor(r(x) / kappa)`` under the guide ``x ~ Estimator(phi)`` with the analytic KL
+  (``TraceMeanField_ELBO``): guidance is SVI on a tilted posterior, through the same classes
+  and ``kl_divergence`` registrations as :func:`pyro_ext.relax.relax`.
+
+Mirrors ``numpyro_ext/diffusion.py`` name for name (there: explicit PRNG keys, an
+``optax`` inner loop under ``jit``).
+
+>>> def denoiser(x_t, t):  # a toy: prefers token 1 everywhere
+...     return torch.tensor([0.0, 2.0, 0.0]).expand(*x_t.shape, 3)
+>>> x = sample(denoiser, torch.full((4, 6), 3), n_classes=3, n_steps=3)
+>>> x.shape, bool((x == 1).all())
+(torch.Size([4, 6]), True)
+
+References:
+    L. Zheng, J. Yuan, L. Yu, L. Kong. A Reparameterized Discrete Diffusion Model for Text
+    Generation. 2023, arXiv 2302.05737.
+    Gourevitch et al. REDGE: training-free relaxed discrete gradient estimation. 2026,
+    arXiv 2601.00781.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+
+import torch
+from torch.distributions import kl_divergence
+
+from relaxed_dists.checks import check_event_size, out_of_range
+from relaxed_dists.diffusion import (
+    DECODINGS,
+    LOSS_WEIGHTS,
+    ROUTINGS,
+    SCHEDULES,
+    check_choice,
+    check_guidance_args,
+    check_n_diffusion_steps,
+    guidance_hyper,
+    noisy_fraction,
+    step_times,
+)
+
+from . import kl as _kl  # noqa: F401  (registers the estimator classes' KL)
+from ._ops import sample_gumbel
+from .distributions import OneHotCategorical
+from .relax import ONE_HOT_CLASSES
+
+__all__ = ["MaskedDiffusion", "Guidance", "tilt", "sample"]
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _check_tokens(name: str, x: torch.Tensor, high: int) -> None:
+    """Integer tokens in ``[0, high]``; the message names the argument and the range."""
+    if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(out_of_range(f"{name}.dtype", x.dtype, "an integer dtype (token ids)"))
+    if x.numel() and (int(x.min()) < 0 or int(x.max()) > high):
+        raise ValueError(out_of_range(name, f"values in [{int(x.min())}, {int(x.max())}]", f"token ids in [0, {high}]"))
+
+
+class MaskedDiffusion:
+    r"""Absorbing-state (masked) discrete diffusion over ``n_classes`` tokens, RDM style.
+
+    The mask token is ``mask_id == n_classes``. At time ``t`` each free (non-pinned) token of
+    ``x0`` is masked independently with probability ``t``; RDM's training loss is the
+    cross-entropy of the clean tokens at the masked positions, weighted by ``lambda(t)``
+    (``weight``: ``"linear"`` ``1 - t``, RDM's default; ``"reciprocal"`` ``1 / t``, the ELBO
+    weight of this schedule; ``"none"``), per free position and averaged over sequences:
+
+    .. math:: \mathcal{L} = \mathbb{E}_{t \sim U(0, 1],\, x_t \sim q(\cdot \mid x_0)}
+              \Big[\frac{\lambda(t)}{n_\text{free}} \sum_{n:\, x_{t,n} = \text{mask}}
+              -\log p_\theta(x_{0,n} \mid x_t, t)\Big]
+
+    Shapes:
+        ``x0``: ``batch_shape + (L,)`` integer tokens in ``[0, n_classes)``; ``t``:
+        ``batch_shape``; ``pinned``: ``batch_shape + (L,)`` booleans (never masked, not in
+        the loss); the denoiser returns ``batch_shape + (L, n_classes)`` logits.
+
+    >>> diffusion = MaskedDiffusion(4)
+    >>> x0 = torch.randint(0, 4, (2, 5))
+    >>> diffusion.q_sample(x0, torch.ones(2)).tolist()  # t = 1: everything masked
+    [[4, 4, 4, 4, 4], [4, 4, 4, 4, 4]]
+    >>> diffusion.loss(lambda x_t, t: torch.zeros(*x_t.shape, 4), x0).shape
+    torch.Size([])
+    """
+
+    def __init__(self, n_classes: int, *, weight: str = "linear") -> None:
+        check_event_size(int(n_classes), "n_classes")
+        self.n_classes = int(n_classes)
+        self.mask_id = self.n_classes
+        self.weight = check_choice("weight", weight, LOSS_WEIGHTS)
+
+    def loss_weight(self, t: torch.Tensor) -> torch.Tensor:
+        """``lambda(t)`` (mirrors :func:`relaxed_dists.diffusion.loss_weight`)."""
+        if self.weight == "linear":
+            return 1.0 - t
+        if self.weight == "reciprocal":
+            return 1.0 / t
+        return torch.ones_like(t)
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, *, pinned=None, generator=None) -> torch.Tensor:
+        """``x_t``: each free token of ``x0`` replaced by ``mask_id`` with probability ``t``."""
+        u = torch.rand(x0.shape, device=x0.device, generator=generator)
+        masked = u < torch.as_tensor(t, device=x0.device).unsqueeze(-1)
+        if pinned is not None:
+            masked = masked & ~pinned
+        return torch.where(masked, self.mask_id, x0)
+
+    def loss(self, denoiser: Denoiser, x0: torch.Tensor, *, t=None, pinned=None, generator=None) -> torch.Tensor:
+        """RDM's reweighted cross-entropy (a scalar); ``t ~ U(0, 1]`` per sequence unless given."""
+        _check_tokens("x0", x0, self.n_classes - 1)
+        if t is None:
+            t = 1.0 - torch.rand(x0.shape[:-1], device=x0.device, generator=generator)
+        x_t = self.q_sample(x0, t, pinned=pinned, generator=generator)
+        log_probs = torch.log_softmax(denoiser(x_t, t), dim=-1)
+        nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
+        n_free = x0.shape[-1] if pinned is None else (~pinned).sum(-1).clamp(min=1)
+        per_sequence = torch.where(x_t == self.mask_id, nll, 0.0).sum(-1) / n_free
+        return (self.loss_weight(t) * per_sequence).mean()
+
+
+class Guidance:
+    r"""A reward and how to tilt a denoiser's logits toward it (see the module docstring).
+
+    Args:
+        reward: ``reward(x) -> r``, differentiable in the one-hot ``x`` of shape
+            ``batch_shape + (L, K)``, returning ``batch_shape`` (extra leading sample
+            dimensions pass through).
+        estimator: a name from :data:`relaxed_dists.registry.ESTIMATORS` other than
+            ``"concrete"`` (the reward sees hard one-hots), or a distribution class (or any
+            callable) taking ``logits=`` whose ``rsample`` is one-hot.
+        n_opt: Adam steps per diffusion step (0: no tilt). lr: Adam's step size.
+        kl_weight: ``kappa``, the weight of ``KL(Cat(phi) || Cat(l))``.
+        n_samples: estimator samples per Adam step (the reward is averaged over them).
+        use_prior: ``False`` tilts uniform logits instead of the denoiser's (guidance
+            without the prior: the reward and the KL to uniform alone).
+        **hyper: the estimator's hyperparameters (``n_steps``, ``t_1``, ``temperature``).
+
+    Defaults follow the REDGE authors' guidance code: REDGE ``n_steps=3, t_1=0.5``, Adam
+    ``lr=0.1``, ``kl_weight=1``.
+    """
+
+    def __init__(
+        self,
+        reward: Callable[[torch.Tensor], torch.Tensor],
+        estimator="redge",
+        *,
+        n_opt: int = 10,
+        lr: float = 0.1,
+        kl_weight: float = 1.0,
+        n_samples: int = 1,
+        use_prior: bool = True,
+        **hyper,
+    ) -> None:
+        check_guidance_args(n_opt, lr, kl_weight, n_samples)
+        if isinstance(estimator, str):
+            hyper = guidance_hyper(estimator, hyper)
+            estimator = ONE_HOT_CLASSES[estimator]
+        elif not callable(estimator):
+            raise TypeError(out_of_range("estimator", estimator, "an estimator name or a distribution class"))
+        self.reward, self.estimator, self.hyper = reward, estimator, hyper
+        self.n_opt, self.lr, self.kl_weight, self.n_samples, self.use_prior = n_opt, lr, kl_weight, n_samples, use_prior
+
+    def distribution(self, logits: torch.Tensor):
+        """The guide ``q_phi``: the estimator's distribution at ``logits``."""
+        return self.estimator(logits=logits, **self.hyper)
+
+    def objective(self, phi: torch.Tensor, prior_logits: torch.Tensor, x_t=None) -> torch.Tensor:
+        """``J(phi)`` per sequence (``batch_shape``): ``-E[r(x_hat)] + kl_weight * KL``, one draw
+        of ``n_samples`` estimator samples; positions where ``x_t`` holds a token are fixed."""
+        free, context = _free_and_context(x_t, phi)
+        q = self.distribution(phi)
+        x_hat = torch.where(free.unsqueeze(-1), q.rsample((self.n_samples,)), context)
+        kl = torch.where(free, kl_divergence(q, OneHotCategorical(logits=prior_logits)), 0.0).sum(-1)
+        return -self.reward(x_hat).mean(0) + self.kl_weight * kl
+
+
+def _free_and_context(x_t, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which positions are free (``x_t == K``, or all when ``x_t`` is None), and the one-hot of
+    the fixed tokens (zeros at the free positions)."""
+    k = logits.shape[-1]
+    if x_t is None:
+        return torch.ones(logits.shape[:-1], dtype=torch.bool, device=logits.device), torch.zeros_like(logits)
+    free = x_t == k
+    context = torch.nn.functional.one_hot(torch.where(free, 0, x_t), k).to(logits.dtype)
+    return free, context * ~free.unsqueeze(-1)
+
+
+def tilt(prior_logits: torch.Tensor, guidance: Guidance, *, x_t=None) -> torch.Tensor:
+    r"""Reward-tilted logits ``phi`` (``prior_logits.shape``): ``n_opt`` Adam steps on
+    :meth:`Guidance.objective` from ``phi = log_softmax(prior_logits)``, the sequences of the
+    batch independently; positions fixed by ``x_t`` keep the prior logits. No gradient flows
+    to ``prior_logits`` (it is detached); estimator noise comes from torch's global generator,
+    as in every ``torch.distributions`` sampler.
+
+    >>> reward = lambda x: x[..., 0].sum(-1)  # count of token 0
+    >>> phi = tilt(torch.zeros(2, 5, 3), Guidance(reward, "reinmax", n_opt=20))
+    >>> phi.shape, bool((phi.argmax(-1) == 0).all())
+    (torch.Size([2, 5, 3]), True)
+    """
+    prior = torch.log_softmax(prior_logits.detach(), dim=-1)
+    if not guidance.use_prior:
+        prior = torch.full_like(prior, -math.log(prior.shape[-1]))
+    phi = prior.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([phi], lr=guidance.lr)
+    with torch.enable_grad():
+        for _ in range(guidance.n_opt):
+            optimizer.zero_grad(set_to_none=True)
+            guidance.objective(phi, prior, x_t).sum().backward()  # a sum: rows stay independent
+            optimizer.step()
+    free, _ = _free_and_context(x_t, prior)
+    return torch.where(free.unsqueeze(-1), phi.detach(), prior)
+
+
+def _route(x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_noise, renoise, decode, generator):
+    """One route-and-denoise step: propose a token for every noisy position, then keep the
+    ``n_candidates - n_noisy_next`` best-scored candidates decoded and mask the others."""
+    noisy = x == mask_id
+    gumbel = functools.partial(sample_gumbel, dtype=log_probs.dtype, device=log_probs.device, generator=generator)
+    proposal = (log_probs + gumbel(log_probs.shape) if decode == "sample" else log_probs).argmax(-1)
+    proposal = torch.where(noisy, proposal, x)  # decoded tokens keep their value
+    candidates = noisy | (~pinned if renoise else torch.zeros_like(noisy))
+    if routing == "random":
+        score = gumbel(x.shape)
+    else:
+        score = log_probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
+        score = score + routing_noise * gumbel(x.shape) if routing_noise else score
+    rank = score.masked_fill(~candidates, -math.inf).argsort(-1, descending=True).argsort(-1)
+    n_decode = candidates.sum(-1, keepdim=True) - n_noisy_next.unsqueeze(-1)
+    decoded = candidates & (rank < n_decode)
+    return torch.where(decoded, proposal, torch.where(candidates, mask_id, x))
+
+
+def sample(
+    denoiser: Denoiser,
+    x_init: torch.Tensor,
+    *,
+    n_classes: int,
+    n_steps: int,
+    routing: str = "adaptive",
+    schedule: str = "linear",
+    routing_noise: float = 0.0,
+    renoise: bool = False,
+    decode: str = "argmax",
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    return_trace: bool = False,
+):
+    r"""Route-and-denoise sampling (RDM) of ``x_init``'s masked positions in ``n_steps`` denoiser calls.
+
+    Args:
+        denoiser: ``denoiser(x_t, t) -> logits`` (module docstring); called exactly once per
+            step under ``torch.no_grad()``.
+        x_init: ``batch_shape + (L,)`` tokens; ``n_classes`` (the mask) marks the positions to
+            generate, every other position is pinned (a prompt, Sudoku clues) and never changes.
+        routing: ``"adaptive"`` (RDM: denoise the positions whose proposed token is most
+            probable) or ``"random"`` (a uniformly random order, as ancestral absorbing sampling).
+        schedule: ``"linear"`` or ``"cosine"``: how many positions stay noisy after each step.
+        routing_noise: scale of Gumbel noise added to adaptive scores (0: deterministic top-k).
+        renoise: let routing re-mask decoded (not pinned) tokens whose score is low (RDM's
+            full routing); otherwise decoded tokens stay.
+        decode: ``"argmax"`` or ``"sample"`` the proposal from ``softmax(logits)``.
+        guidance: tilt the logits of each step toward a reward (:class:`Guidance`, :func:`tilt`);
+            the denoiser call count does not change.
+        generator: a ``torch.Generator`` for the routing and decoding noise (guidance's
+            estimator noise uses the global generator).
+        return_trace: also return a list with one dict per step: ``t`` (time after the step),
+            ``x`` (tokens after it) and ``n_noisy`` (``batch_shape`` masked free positions).
+
+    Returns:
+        ``batch_shape + (L,)`` tokens without any mask (and the trace if asked).
+    """
+    n_steps = check_n_diffusion_steps(n_steps)
+    for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
+        check_choice(name, value, allowed)
+    _check_tokens("x_init", x_init, n_classes)
+    pinned = x_init != n_classes
+    n_free = (~pinned).sum(-1)
+    route = functools.partial(
+        _route, mask_id=n_classes, routing=routing, routing_noise=routing_noise, renoise=renoise, decode=decode, generator=generator
+    )
+    x, trace, times = x_init, [], step_times(n_steps)
+    for t, t_next in zip(times[:-1], times[1:]):
+        with torch.no_grad():
+            logits = denoiser(x, torch.full(x.shape[:-1], t, device=x.device))
+        if logits.shape != x.shape + (n_classes,):
+            raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
+        logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+        if guidance is not None:
+            logits = tilt(logits, guidance, x_t=x)
+        n_noisy_next = torch.floor(n_free * noisy_fraction(t_next, schedule) + 1e-9).long()
+        x = route(x, torch.log_softmax(logits, dim=-1), pinned, n_noisy_next)
+        if return_trace:
+            trace.append({"t": t_next, "x": x.clone(), "n_noisy": (x == n_classes).sum(-1)})
+    return (x, trace) if return_trace else x

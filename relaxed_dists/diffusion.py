@@ -1,0 +1,136 @@
+r"""Backend-free parts of masked (absorbing) discrete diffusion, RDM style.
+
+Zheng, Yuan, Yu, Kong (2023), "A Reparameterized Discrete Diffusion Model for Text
+Generation", arXiv 2302.05737. Time runs from ``t = 1`` (every free token is the mask
+token) to ``t = 0`` (clean data); the forward process masks each free token independently
+with probability ``t`` (the linear absorbing schedule ``alpha_t = 1 - t``).
+
+- **Loss weights** ``lambda(t)`` of RDM's reweighted cross-entropy on the masked positions:
+  ``"linear"`` ``1 - t`` (RDM's default), ``"reciprocal"`` ``1 / t`` (the ELBO's weight for the
+  linear absorbing schedule), ``"none"`` ``1``.
+- **Routing schedules**: the fraction of the free positions still noisy at time ``t``:
+  ``"linear"`` ``t``; ``"cosine"`` ``cos(pi/2 (1 - t))`` (MaskGIT's ``cos(pi r / 2)`` in the
+  progress ``r = 1 - t``: few tokens decoded early, many late). The sampler visits
+  ``t_s = s / n_steps`` for ``s = n_steps .. 0`` and keeps ``floor(n_free * fraction(t_s))``
+  positions noisy after step ``s``; at ``s = 0`` that is 0, so the last step denoises all.
+
+The backends (``pyro_ext.diffusion``, ``numpyro_ext.diffusion``) hold the samplers; this
+module holds the names, the checks and the schedule arithmetic they share, and
+:func:`noisy_counts`, the oracle the tests compare a sampler's trace with.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .checks import check_positive_scalar, out_of_range
+from .registry import resolve_hyper
+
+__all__ = [
+    "LOSS_WEIGHTS",
+    "ROUTINGS",
+    "SCHEDULES",
+    "DECODINGS",
+    "check_choice",
+    "check_n_diffusion_steps",
+    "check_n_opt",
+    "check_guidance_args",
+    "guidance_hyper",
+    "loss_weight",
+    "noisy_fraction",
+    "noisy_count",
+    "noisy_counts",
+    "step_times",
+]
+
+LOSS_WEIGHTS = ("linear", "reciprocal", "none")
+ROUTINGS = ("adaptive", "random")
+SCHEDULES = ("linear", "cosine")
+DECODINGS = ("argmax", "sample")
+
+
+def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
+    """``value`` must be one of the strings in ``allowed``; the error names the parameter."""
+    if value not in allowed:
+        raise ValueError(out_of_range(name, value, f"one of {list(allowed)}"))
+    return value
+
+
+def check_n_diffusion_steps(n_steps) -> int:
+    """The sampler's number of steps (denoiser calls): an integer >= 1."""
+    if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral):
+        raise TypeError(out_of_range("n_steps", n_steps, "an integer >= 1"))
+    if n_steps < 1:
+        raise ValueError(out_of_range("n_steps", n_steps, "an integer >= 1"))
+    return int(n_steps)
+
+
+def check_n_opt(n_opt) -> int:
+    """Inner optimiser steps of guidance: an integer >= 0 (0 leaves the prior logits as they are)."""
+    if isinstance(n_opt, bool) or not isinstance(n_opt, numbers.Integral) or n_opt < 0:
+        raise ValueError(out_of_range("n_opt", n_opt, "an integer >= 0"))
+    return int(n_opt)
+
+
+def check_guidance_args(n_opt, lr, kl_weight, n_samples) -> None:
+    """Guidance's scalars: ``n_opt >= 0``, ``lr > 0``, ``kl_weight > 0``, ``n_samples >= 1``."""
+    check_n_opt(n_opt)
+    check_positive_scalar("lr", lr)
+    check_positive_scalar("kl_weight", kl_weight)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+
+
+#: Guidance's estimator defaults where they differ from the registry's (the REDGE authors'
+#: guidance code uses REDGE with ``n_steps=3, t_1=0.5``).
+GUIDANCE_DEFAULTS = {name: {"n_steps": 3, "t_1": 0.5} for name in ("redge", "redge_cov", "reindge")}
+
+
+def guidance_hyper(estimator: str, hyper) -> dict:
+    """An estimator name's hyperparameters for guidance; ``"concrete"`` is refused (the
+    reward is evaluated on hard one-hot samples)."""
+    if estimator == "concrete":
+        raise ValueError("estimator must give hard one-hot samples for the reward, got estimator='concrete'")
+    return resolve_hyper(estimator, {**GUIDANCE_DEFAULTS.get(estimator, {}), **hyper})
+
+
+def loss_weight(t, weight: str) -> np.ndarray:
+    """RDM's time weight ``lambda(t)`` (float64 NumPy; the backends write the same three lines)."""
+    check_choice("weight", weight, LOSS_WEIGHTS)
+    t = np.asarray(t, dtype=np.float64)
+    if weight == "linear":
+        return 1.0 - t
+    if weight == "reciprocal":
+        return 1.0 / t
+    return np.ones_like(t)
+
+
+def noisy_fraction(t: float, schedule: str) -> float:
+    """The fraction of free positions still noisy at time ``t`` in [0, 1]."""
+    check_choice("schedule", schedule, SCHEDULES)
+    if schedule == "linear":
+        return float(t)
+    return math.cos(0.5 * math.pi * (1.0 - t)) if t > 0 else 0.0  # cos(pi/2) is 6e-17, not 0
+
+
+def step_times(n_steps: int) -> tuple[float, ...]:
+    """``t_s = s / n_steps`` for ``s = n_steps .. 0``: the sampler's ``n_steps + 1`` time points."""
+    n_steps = check_n_diffusion_steps(n_steps)
+    return tuple(s / n_steps for s in range(n_steps, -1, -1))
+
+
+def noisy_counts(n_free: int, n_steps: int, schedule: str) -> list[int]:
+    """How many free positions are noisy after each of the ``n_steps`` steps (last: 0).
+
+    ``floor(n_free * noisy_fraction(t_s))`` with a small tolerance so that ``n_free * t``
+    computed as ``n_free * (s / n_steps)`` does not lose one to rounding.
+    """
+    return [int(noisy_count(n_free, t, schedule)) for t in step_times(n_steps)[1:]]
+
+
+def noisy_count(n_free, t: float, schedule: str):
+    """``floor(n_free * fraction + 1e-9)``: works on ints and on NumPy integer arrays."""
+    return np.floor(np.asarray(n_free) * noisy_fraction(t, schedule) + 1e-9).astype(np.int64)
