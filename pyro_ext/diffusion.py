@@ -42,8 +42,8 @@ Mirrors ``numpyro_ext/diffusion.py`` name for name (there: explicit PRNG keys, a
 References:
     L. Zheng, J. Yuan, L. Yu, L. Kong. A Reparameterized Discrete Diffusion Model for Text
     Generation. 2023, arXiv 2302.05737.
-    Gourevitch et al. REDGE: training-free relaxed discrete gradient estimation. 2026,
-    arXiv 2601.00781.
+    S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
+    Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
 """
 
 from __future__ import annotations
