@@ -4,7 +4,7 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`pyro_ext` name for name.
 """
 
-from . import concrete, diagnostics, distributions, estimators, functional, kl, relax
+from . import concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax
 from .distributions import (
     REDGE,
     REINDGE,
@@ -24,6 +24,7 @@ from .relax import RelaxReparam, exponential_anneal, relax
 __all__ = [
     "concrete",
     "diagnostics",
+    "diffusion",
     "distributions",
     "estimators",
     "functional",

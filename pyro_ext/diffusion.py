@@ -52,6 +52,7 @@ import functools
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch.distributions import kl_divergence
 
@@ -64,8 +65,9 @@ from relaxed_dists.diffusion import (
     check_choice,
     check_guidance_args,
     check_n_diffusion_steps,
+    check_routing_noise,
     guidance_hyper,
-    noisy_fraction,
+    noisy_count,
     step_times,
 )
 
@@ -227,9 +229,8 @@ def tilt(prior_logits: torch.Tensor, guidance: Guidance, *, x_t=None) -> torch.T
     >>> phi.shape, bool((phi.argmax(-1) == 0).all())
     (torch.Size([2, 5, 3]), True)
     """
-    prior = torch.log_softmax(prior_logits.detach(), dim=-1)
-    if not guidance.use_prior:
-        prior = torch.full_like(prior, -math.log(prior.shape[-1]))
+    log_prior = torch.log_softmax(prior_logits.detach(), dim=-1)
+    prior = log_prior if guidance.use_prior else torch.full_like(log_prior, -math.log(log_prior.shape[-1]))
     phi = prior.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([phi], lr=guidance.lr)
     with torch.enable_grad():
@@ -238,7 +239,7 @@ def tilt(prior_logits: torch.Tensor, guidance: Guidance, *, x_t=None) -> torch.T
             guidance.objective(phi, prior, x_t).sum().backward()  # a sum: rows stay independent
             optimizer.step()
     free, _ = _free_and_context(x_t, prior)
-    return torch.where(free.unsqueeze(-1), phi.detach(), prior)
+    return torch.where(free.unsqueeze(-1), phi.detach(), log_prior)
 
 
 def _route(x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_noise, renoise, decode, generator):
@@ -254,10 +255,17 @@ def _route(x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_nois
     else:
         score = log_probs.gather(-1, proposal.unsqueeze(-1)).squeeze(-1)
         score = score + routing_noise * gumbel(x.shape) if routing_noise else score
+    score = score.clamp(min=torch.finfo(score.dtype).min)  # a -inf candidate still ranks above non-candidates
     rank = score.masked_fill(~candidates, -math.inf).argsort(-1, descending=True).argsort(-1)
     n_decode = candidates.sum(-1, keepdim=True) - n_noisy_next.unsqueeze(-1)
     decoded = candidates & (rank < n_decode)
     return torch.where(decoded, proposal, torch.where(candidates, mask_id, x))
+
+
+def _noisy_count(n_free: torch.Tensor, t: float, schedule: str, length: int) -> torch.Tensor:
+    """:func:`relaxed_dists.diffusion.noisy_count` (float64 NumPy) tabulated for every
+    ``n_free`` in ``0 .. length`` and looked up (float32 would round ``n_free * t`` down)."""
+    return torch.as_tensor(noisy_count(np.arange(length + 1), t, schedule), device=n_free.device)[n_free]
 
 
 def sample(
@@ -291,8 +299,9 @@ def sample(
         decode: ``"argmax"`` or ``"sample"`` the proposal from ``softmax(logits)``.
         guidance: tilt the logits of each step toward a reward (:class:`Guidance`, :func:`tilt`);
             the denoiser call count does not change.
-        generator: a ``torch.Generator`` for the routing and decoding noise (guidance's
-            estimator noise uses the global generator).
+        generator: a ``torch.Generator`` for the routing and decoding noise. Guidance's
+            estimator noise comes from torch's global generator (as every ``rsample``): seed it
+            with ``torch.manual_seed`` too for a reproducible guided run.
         return_trace: also return a list with one dict per step: ``t`` (time after the step),
             ``x`` (tokens after it) and ``n_noisy`` (``batch_shape`` masked free positions).
 
@@ -302,6 +311,7 @@ def sample(
     n_steps = check_n_diffusion_steps(n_steps)
     for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
         check_choice(name, value, allowed)
+    check_routing_noise(routing_noise)
     _check_tokens("x_init", x_init, n_classes)
     pinned = x_init != n_classes
     n_free = (~pinned).sum(-1)
@@ -317,7 +327,7 @@ def sample(
         logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
         if guidance is not None:
             logits = tilt(logits, guidance, x_t=x)
-        n_noisy_next = torch.floor(n_free * noisy_fraction(t_next, schedule) + 1e-9).long()
+        n_noisy_next = _noisy_count(n_free, t_next, schedule, x.shape[-1])
         x = route(x, torch.log_softmax(logits, dim=-1), pinned, n_noisy_next)
         if return_trace:
             trace.append({"t": t_next, "x": x.clone(), "n_noisy": (x == n_classes).sum(-1)})

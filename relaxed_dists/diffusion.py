@@ -38,6 +38,7 @@ __all__ = [
     "check_n_diffusion_steps",
     "check_n_opt",
     "check_guidance_args",
+    "check_routing_noise",
     "guidance_hyper",
     "loss_weight",
     "noisy_fraction",
@@ -73,6 +74,12 @@ def check_n_opt(n_opt) -> int:
     if isinstance(n_opt, bool) or not isinstance(n_opt, numbers.Integral) or n_opt < 0:
         raise ValueError(out_of_range("n_opt", n_opt, "an integer >= 0"))
     return int(n_opt)
+
+
+def check_routing_noise(routing_noise) -> None:
+    """The scale of the Gumbel noise on adaptive routing scores: a finite Python number >= 0."""
+    if isinstance(routing_noise, bool) or not isinstance(routing_noise, numbers.Real) or not 0.0 <= routing_noise < math.inf:
+        raise ValueError(out_of_range("routing_noise", routing_noise, "a finite number >= 0"))
 
 
 def check_guidance_args(n_opt, lr, kl_weight, n_samples) -> None:

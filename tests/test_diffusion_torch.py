@@ -172,6 +172,11 @@ def test_tilt_without_steps_or_prior():
     assert torch.equal(tilt(prior, Guidance(_count_zeros, n_opt=0)), prior.log_softmax(-1))
     phi = tilt(prior, Guidance(_count_zeros, n_opt=0, use_prior=False))
     assert torch.allclose(phi, torch.full_like(phi, -math.log(K)))
+    x_t = torch.full((2, L), K)
+    x_t[:, 0] = 1  # a fixed position keeps the denoiser's log-probabilities, prior or not
+    phi = tilt(prior, Guidance(_count_zeros, n_opt=0, use_prior=False), x_t=x_t)
+    assert torch.equal(phi[:, 0], prior.log_softmax(-1)[:, 0])
+    assert torch.allclose(phi[:, 1:], torch.full_like(phi[:, 1:], -math.log(K)))
 
 
 @pytest.mark.parametrize("kl_weight", [0.5, 2.0])
@@ -220,6 +225,8 @@ def test_guidance_objective_is_the_negative_elbo_of_the_tilted_model(kl_weight):
         ({"n_steps": 0}, ValueError, "n_steps"),
         ({"n_steps": 2.0}, TypeError, "n_steps"),
         ({"n_classes": 3}, ValueError, "x_init"),
+        ({"routing_noise": -1.0}, ValueError, "routing_noise"),
+        ({"routing_noise": math.nan}, ValueError, "routing_noise"),
     ],
 )
 def test_sample_rejects_bad_arguments(kwargs, error, match):

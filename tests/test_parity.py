@@ -1,8 +1,10 @@
 """Static parity: the two backends export the same names with the same signatures.
 
-Functions that draw randomness (the functional samplers, the diagnostics) differ by exactly
-one leading ``key`` argument in JAX (explicit PRNG keys); every other signature matches
-parameter for parameter.
+Functions that draw randomness (the functional samplers, the diagnostics, the diffusion
+sampler and loss) differ by exactly one leading ``key`` argument in JAX (explicit PRNG keys),
+where torch may take a keyword ``generator`` instead (or nothing: its global generator); every
+other signature matches parameter for parameter. In ``diffusion`` the public methods of the
+(plain Python) classes are compared too.
 """
 
 import importlib
@@ -13,7 +15,7 @@ import pytest
 pyro_ext = pytest.importorskip("pyro_ext")
 numpyro_ext = pytest.importorskip("numpyro_ext")
 
-MODULES = ["concrete", "estimators", "functional", "distributions", "relax", "kl", "diagnostics"]
+MODULES = ["concrete", "estimators", "functional", "distributions", "relax", "kl", "diagnostics", "diffusion"]
 
 
 def _params(obj):
@@ -41,12 +43,34 @@ def test_same_signatures(module):
         t_obj, j_obj = getattr(torch_mod, name), getattr(jax_mod, name)
         if not callable(t_obj) or (inspect.isclass(t_obj) and name == "OneHotCategorical"):
             continue  # SAMPLERS is a dict; Pyro's OneHotCategorical is Pyro's own class
-        t_params, j_params = _params(t_obj), _params(j_obj)
         if module == "functional":
-            assert j_params[0][0] == "key", f"{name}: JAX sampler must take a leading key"
-        if j_params and j_params[0][0] == "key" and (not t_params or t_params[0][0] != "key"):
-            j_params = j_params[1:]  # explicit PRNG keys: the one intended difference
-        assert t_params == j_params, f"{module}.{name}: {t_params} != {j_params}"
+            assert _params(j_obj)[0][0] == "key", f"{name}: JAX sampler must take a leading key"
+        _assert_same_params(f"{module}.{name}", t_obj, j_obj)
+
+
+def _assert_same_params(where, t_obj, j_obj):
+    """Same parameters, modulo the one intended difference: JAX's leading ``key`` for torch's
+    ``generator`` keyword (or its global generator)."""
+    t_params, j_params = _params(t_obj), _params(j_obj)
+    if j_params and j_params[0][0] == "key" and (not t_params or t_params[0][0] != "key"):
+        j_params = j_params[1:]
+        t_params = [p for p in t_params if p[0] != "generator"]
+    assert t_params == j_params, f"{where}: {t_params} != {j_params}"
+
+
+def _public_methods(cls):
+    return sorted(n for n, v in vars(cls).items() if callable(v) and not n.startswith("_"))
+
+
+def test_same_diffusion_methods():
+    from numpyro_ext import diffusion as jax_mod
+    from pyro_ext import diffusion as torch_mod
+
+    for name in ("MaskedDiffusion", "Guidance"):
+        t_cls, j_cls = getattr(torch_mod, name), getattr(jax_mod, name)
+        assert _public_methods(t_cls) == _public_methods(j_cls), name
+        for method in _public_methods(t_cls):
+            _assert_same_params(f"{name}.{method}", getattr(t_cls, method), getattr(j_cls, method))
 
 
 def test_same_sampler_registry():
