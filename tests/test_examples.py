@@ -15,9 +15,7 @@ SCRIPTS = [
     ("examples/quickstart.py", ["--steps", "5"]),
     ("benchmarks/bench_concrete.py", ["--quick"]),
     ("benchmarks/acceptance_concrete.py", ["--quick"]),
-    ("benchmarks/bench_estimators_torch.py", ["--sizes", "8x4x5", "--repeats", "1", "--warmup", "0", "--no-cpu-peak"]),
-    ("benchmarks/bench_estimators_jax.py", ["--sizes", "8x4x5", "--repeats", "1", "--no-isolate"]),
-]
+]  # the estimator benchmarks run, and their tables are checked, in test_bench_estimators.py
 
 
 @pytest.mark.parametrize("script,args", SCRIPTS, ids=[s for s, _ in SCRIPTS])
