@@ -12,13 +12,14 @@ token ``d - 1``); the token ``n^2`` is the mask, a blank cell.
 - :func:`unit_matrix`: which cells make up each of the ``3 n^2`` units (rows, columns, boxes);
   the backends turn it into their differentiable reward on one-hot grids.
 - :func:`violations` and :func:`is_valid`: hard checks of token grids.
+- :func:`wilson`: the Wilson score interval both demos report valid-solution rates with.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["solved_grids", "puzzles", "unit_matrix", "violations", "is_valid"]
+__all__ = ["solved_grids", "puzzles", "unit_matrix", "violations", "is_valid", "wilson"]
 
 
 def _permutations(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -90,3 +91,11 @@ def is_valid(solution: np.ndarray, puzzle: np.ndarray, box: int = 3) -> np.ndarr
     complete = (solution != mask).all(-1)
     keeps_clues = ((solution == puzzle) | (puzzle == mask)).all(-1)
     return complete & keeps_clues & (violations(solution, box) == 0)
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k / n`` (95% by default)."""
+    p, z2 = k / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * float(np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)))
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -170,12 +170,7 @@ def solve(denoiser, puzzle: torch.Tensor, method: str, seed: int, args) -> dict:
     return {"valid": is_valid(solution, puzzle), "violations": violations(solution), "seconds": seconds}
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``k / n`` (95% by default)."""
-    p, z2 = k / n, z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+wilson = grid.wilson
 
 
 def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:

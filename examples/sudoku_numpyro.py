@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from _sudoku_grid import is_valid, puzzles, solved_grids, unit_matrix, violations  # examples/ is on sys.path
+from _sudoku_grid import is_valid, puzzles, solved_grids, unit_matrix, violations, wilson  # examples/ is on sys.path
 from numpyro_ext.diffusion import Guidance, MaskedDiffusion, sample
 
 BOX = 2
@@ -141,14 +141,6 @@ def solve(params: dict, puzzle: jax.Array, seed: int, n_steps: int, options: dic
     denoiser = functools.partial(_denoise, params)
     x = sample(jax.random.key(seed), denoiser, puzzle, n_classes=SIDE, n_steps=n_steps, **options)
     return np.asarray(jax.block_until_ready(x))
-
-
-def wilson(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score 95% interval of a binomial proportion."""
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def evaluate(params: dict, args) -> list[dict]:
