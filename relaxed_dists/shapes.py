@@ -16,7 +16,9 @@ __all__ = ["broadcast_shapes", "batch_shape_of", "check_value_shape"]
 
 def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes, with an error that lists the shapes."""
-    ndim = max((len(s) for s in shapes), default=0)
+    # max(..., default=0) is not traceable by torch.compile(fullgraph=True); max over a
+    # list that always holds 0 gives the same result and compiles.
+    ndim = max([0] + [len(s) for s in shapes])
     out = []
     for i in range(-ndim, 0):
         sizes = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
