@@ -38,7 +38,8 @@ from jax.scipy.special import logsumexp
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.initialization import init_to_value
 
-from _data import gaussian_mixture  # examples/ is on sys.path when run as a script
+from _arviz import import_arviz  # examples/ is on sys.path when run as a script
+from _data import gaussian_mixture
 from numpyro_ext import OneHotCategorical
 from numpyro_ext.relax import relax
 
@@ -126,7 +127,7 @@ def guide_draws(params: dict, x, num_samples: int) -> np.ndarray:
 def guide_summary(draws: np.ndarray):
     """ArviZ summary (``kind="stats"``) of the sorted means; ``draws`` ``(num_samples, K)``
     independent draws, split into 4 pseudo-chains (ArviZ wants at least 2)."""
-    import arviz as az
+    az = import_arviz()
 
     chains = np.sort(draws, axis=-1).reshape(4, -1, draws.shape[-1])
     return az.summary(az.from_dict(posterior={"locs_sorted": chains}), kind="stats", round_to=3)
@@ -235,7 +236,7 @@ def main(argv=None) -> dict:
     exact_draws = np.sort(np.asarray(mcmc.get_samples()["locs"]), axis=-1)
     exact, exact_sd = exact_draws.mean(axis=0), exact_draws.std(axis=0)
 
-    import arviz as az
+    az = import_arviz()
 
     exact_summary = az.summary(az.from_numpyro(mcmc), var_names=["locs"], round_to=3)
     rows, summaries, fits = [], {}, {"exact (NUTS, z summed out)": exact}

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +41,10 @@ from pyro_ext import OneHotCategorical
 from pyro_ext.relax import relax
 
 try:
+    from examples._arviz import import_arviz
     from examples._data import gaussian_mixture
 except ImportError:  # run as a script: examples/ itself is on sys.path
+    from _arviz import import_arviz
     from _data import gaussian_mixture
 
 K, N, SCALE = 3, 500, 1.0
@@ -143,9 +144,7 @@ def posterior_draws(x: torch.Tensor, result: dict, seed: int) -> dict[str, np.nd
 
 
 def arviz_summary(draws: dict[str, np.ndarray]):
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=FutureWarning)
-        import arviz as az
+    az = import_arviz()
     return az.summary(az.from_dict(posterior=draws), kind="all", round_to=3)
 
 

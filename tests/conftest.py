@@ -1,14 +1,23 @@
-"""Shared test set-up: float64 enabled in JAX so the oracle comparisons run in float64
+"""Shared test set-up: fresh cache and config directories for the session, float64 enabled in JAX so the oracle comparisons run in float64
 (float32 tests ask for float32 explicitly), and torch's global distribution-validation
 default restored after every test: the first ``torch.compile`` in a process switches it off
 (``torch.distributions.Distribution._validate_args`` goes from True to False), which would
 otherwise leak into every later test."""
 
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# Fresh by construction: every test session (and every example it starts in a subprocess) gets
+# an empty cache and matplotlib config directory, as a new CI machine has. Libraries that act
+# once per machine or per day (ArviZ 0.23's daily FutureWarning, stamped in
+# $XDG_CACHE_HOME/arviz/daily_warning) then behave here as they will there.
+_FRESH = tempfile.mkdtemp(prefix="relaxed-dists-tests-")
+os.environ["XDG_CACHE_HOME"] = os.path.join(_FRESH, "cache")
+os.environ["MPLCONFIGDIR"] = os.path.join(_FRESH, "mplconfig")
 
 try:
     import jax
