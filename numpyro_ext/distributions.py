@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,7 @@ from relaxed_dists.checks import (
     out_of_range,
 )
 from relaxed_dists.clamping import simplex_atol
+from relaxed_dists.sample_law import tv_bound, warn_if_biased
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
 from . import _ops, estimators
@@ -1066,10 +1068,29 @@ class _REDGEBase(_OneHotEstimator):
         self.n_steps = check_n_steps(n_steps)
         check_t_1(t_1)
         super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
+        if isinstance(t_1, numbers.Real):  # an array t_1 is not read here (it may be traced)
+            warn_if_biased(self._law_name, self.n_steps, float(t_1))
 
     @classmethod
     def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
         return super().infer_shapes(probs, logits, t_1=t_1)
+
+    @property
+    def sample_law_tv(self) -> float | None:
+        """Measured worst-case TV between the law of this class's samples and the nominal
+        ``Cat(probs)`` at its ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`; at
+        the smallest ``t_1`` of a batch); ``None`` when ``t_1`` is traced."""
+        if not not_jax_tracer(self.t_1):
+            return None
+        return tv_bound(self._law_name, self.n_steps, float(np.min(self.t_1)))
+
+    def sample_law(self, key: jax.Array, n_samples: int = 10_000) -> jax.Array:
+        """Monte-Carlo estimate, ``batch_shape + (K,)``, of the law that ``sample`` follows on these
+        logits (the frequencies of ``n_samples`` draws, standard error at most
+        ``0.5 / sqrt(n_samples)``); compare it with ``probs``, the law ``log_prob`` describes."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+        return jax.lax.stop_gradient(self.sample(key, (n_samples,))).mean(0)
 
     def _noise(self, key, shape):
         """``(eps, gumbels)``: the chain's Gaussian start and the last step's Gumbel noise
@@ -1095,6 +1116,13 @@ class REDGE(_REDGEBase):
       this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
       is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
       reparameterised and does not warn.
+
+    - Sample law: that of the samples is *not* the nominal ``Cat(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      categorical's. ``sample_law_tv`` gives the measured worst-case TV between the two at this
+      ``(n_steps, t_1)``, ``sample_law(key, n)`` estimates the samples' law on these logits, and
+      the constructor warns (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case
+      exceeds ``relaxed_dists.sample_law.WARN_TV`` (0.1).
 
     .. math::
         x_{t} \leftarrow \alpha_s \hat x_0 + \sigma_s \frac{x_t - \alpha_t \hat x_0}{\sigma_t},\qquad
@@ -1125,6 +1153,8 @@ class REDGE(_REDGEBase):
     References: S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
     Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
     """
+
+    _law_name = "redge"
 
     pytree_aux_fields = ("hard",)
 
@@ -1163,6 +1193,13 @@ class REDGECov(_REDGEBase):
       is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
       reparameterised and does not warn.
 
+    - Sample law: that of the samples is *not* the nominal ``Cat(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      categorical's. ``sample_law_tv`` gives the measured worst-case TV between the two at this
+      ``(n_steps, t_1)``, ``sample_law(key, n)`` estimates the samples' law on these logits, and
+      the constructor warns (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case
+      exceeds ``relaxed_dists.sample_law.WARN_TV`` (0.1).
+
     .. math:: \hat x_0 = \mathrm{softmax}\Big(\ell + \frac{\alpha x - \alpha\sigma p - \alpha^2/2}{v\,\sigma^2}\Big),
               \quad v = \max(p(1-p), 0.1).
 
@@ -1184,6 +1221,8 @@ class REDGECov(_REDGEBase):
     models. 2026, arXiv 2601.00781.
     """
 
+    _law_name = "redge_cov"
+
     def _sample(self, key, shape):
         return estimators.redge_cov(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
 
@@ -1200,6 +1239,13 @@ class REINDGE(_REDGEBase):
       this class and a model with ``OneHotCategorical`` give the discrete ELBO. The support
       is :data:`reparametrized_one_hot` (``is_discrete`` False): ``SVI`` treats the site as
       reparameterised and does not warn.
+
+    - Sample law: that of the samples is *not* the nominal ``Cat(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      categorical's. ``sample_law_tv`` gives the measured worst-case TV between the two at this
+      ``(n_steps, t_1)``, ``sample_law(key, n)`` estimates the samples' law on these logits, and
+      the constructor warns (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case
+      exceeds ``relaxed_dists.sample_law.WARN_TV`` (0.1).
 
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
 
@@ -1220,6 +1266,8 @@ class REINDGE(_REDGEBase):
     References: S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion
     models. 2026, arXiv 2601.00781.
     """
+
+    _law_name = "reindge"
 
     def _sample(self, key, shape):
         return estimators.reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]

@@ -34,6 +34,7 @@ from relaxed_dists.checks import (
     out_of_range,
 )
 from relaxed_dists.clamping import simplex_atol
+from relaxed_dists.sample_law import tv_bound, warn_if_biased
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
 from . import estimators
@@ -704,6 +705,14 @@ _ESTIMATOR_LOG_PROB = """
       of the one-hot ``value`` (counting measure on the K one-hot vectors), so a guide with
       this class and a model with ``OneHotCategorical`` give the discrete ELBO."""
 
+_NOMINAL_LAW = """
+    - The law of the samples is *not* the nominal ``Cat(probs)`` unless ``t_1 = 1``; ``log_prob``,
+      ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal categorical's.
+      ``sample_law_tv`` gives the measured worst-case TV between the two at this
+      ``(n_steps, t_1)``, ``sample_law(n)`` estimates the samples' law on these logits, and the
+      constructor warns (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case
+      exceeds ``relaxed_dists.sample_law.WARN_TV`` (0.1)."""
+
 
 class StraightThrough(_OneHotEstimator):
     __doc__ = (
@@ -787,11 +796,30 @@ class _REDGEBase(_OneHotEstimator):
         # allows the fused CUDA kernel; a tensor t_1 is differentiable.
         self._py_t_1 = float(t_1) if isinstance(t_1, (int, float)) else None
         super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
+        if self._py_t_1 is not None:  # a tensor t_1 is not read here (a device sync; traced)
+            warn_if_biased(self._law_name, self.n_steps, self._py_t_1)
 
     def expand(self, batch_shape, _instance=None):
         new = super().expand(batch_shape, _instance)
         new.n_steps = self.n_steps
         return new
+
+    @property
+    def sample_law_tv(self) -> float:
+        """Measured worst-case TV between the law of this class's samples and the nominal
+        ``Cat(probs)`` at its ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`; at
+        the smallest ``t_1`` of a batch; reads a tensor ``t_1``, a device sync)."""
+        t_1 = self._py_t_1 if self._py_t_1 is not None else float(self.t_1.detach().min())
+        return tv_bound(self._law_name, self.n_steps, t_1)
+
+    def sample_law(self, n_samples: int = 10_000) -> torch.Tensor:
+        """Monte-Carlo estimate, ``batch_shape + (K,)``, of the law that ``sample`` follows on these
+        logits (the frequencies of ``n_samples`` draws, standard error at most
+        ``0.5 / sqrt(n_samples)``); compare it with ``probs``, the law ``log_prob`` describes."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+        with torch.no_grad():
+            return self.sample((n_samples,)).mean(0)
 
     def _t_1(self):
         return self._py_t_1 if self._py_t_1 is not None else self.t_1
@@ -814,7 +842,7 @@ class REDGE(_REDGEBase):
       step), including ``t_1`` when it is a tensor that requires grad.
     - ``hard=False``: ``rsample`` returns ``x0_hat`` itself (support: the simplex); its density
       is intractable and ``log_prob`` raises.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
 
     .. math::
         x_{t} \leftarrow \alpha_s \hat x_0 + \sigma_s \frac{x_t - \alpha_t \hat x_0}{\sigma_t},\qquad
@@ -836,6 +864,8 @@ class REDGE(_REDGEBase):
         Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
     """
     )
+
+    _law_name = "redge"
 
     def __init__(
         self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, hard: bool = True, validate_args: bool | None = None
@@ -876,7 +906,7 @@ class REDGECov(_REDGEBase):
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)`` (biased toward the mode at small ``t_1``).
     - Gradient: that of ``x0_hat`` through the whole chain, ``p`` and ``var`` included.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
 
     .. math:: \hat x_0 = \mathrm{softmax}\Big(\ell + \frac{\alpha x - \alpha\sigma p - \alpha^2/2}{v\,\sigma^2}\Big),
               \quad v = \max(p(1-p), 0.1).
@@ -894,6 +924,8 @@ class REDGECov(_REDGEBase):
     """
     )
 
+    _law_name = "redge_cov"
+
     def _sample(self, logits, shape):
         return estimators.redge_cov(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
 
@@ -906,7 +938,7 @@ class REINDGE(_REDGEBase):
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, as :class:`REDGE`.
     - Gradient: the chain gradient through the last step's state ``x_t`` plus
       ``(J^T g + <g, D> D) / 2`` with ``D = h - x0_hat`` and ``J`` the last denoiser's logits Jacobian.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
 
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
 
@@ -922,6 +954,8 @@ class REINDGE(_REDGEBase):
         2026, arXiv 2601.00781.
     """
     )
+
+    _law_name = "reindge"
 
     def _sample(self, logits, shape):
         return estimators.reindge(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]

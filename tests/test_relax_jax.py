@@ -46,6 +46,10 @@ from numpyro_ext.relax import BERNOULLI_CLASSES, ONE_HOT_CLASSES, RelaxReparam, 
 from relaxed_dists import schedules
 from relaxed_dists.registry import BERNOULLI_ESTIMATORS, ESTIMATORS
 
+# These tests use small t_1 / n_steps on purpose, to exercise shapes, gradients and mappings;
+# the REDGE family's SampleLawWarning (issue 15, D1) is tested in test_sample_law.py.
+pytestmark = pytest.mark.filterwarnings("ignore::relaxed_dists.sample_law.SampleLawWarning")
+
 # The modules by import_module: a package exporting the function ``relax`` shadows its module
 # attribute ``numpyro_ext.relax``.
 relax_module, kl_module = importlib.import_module("numpyro_ext.relax"), importlib.import_module("numpyro_ext.kl")
