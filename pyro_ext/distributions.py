@@ -70,24 +70,36 @@ def _validating(validate_args: bool | None) -> bool:
     return Distribution._validate_args if validate_args is None else validate_args
 
 
-def _probs_or_logits(probs, logits) -> tuple[str, torch.Tensor]:
-    """The one parameter given, by name, as a floating tensor."""
+def _probs_or_logits(probs, logits, *, normalise: bool = False) -> tuple[str, torch.Tensor]:
+    """The one parameter given, by name, as a floating tensor.
+
+    With ``normalise`` (the categorical classes), ``probs`` is divided by its sum over the last
+    dimension, as torch's ``Categorical`` does (``probs / probs.sum(-1, keepdim=True)``): any
+    non-negative finite weights with a non-zero sum are accepted. Validation then checks the
+    normalised ``probs`` against ``constraints.simplex``, as torch does, so negative, infinite
+    or all-zero weights fail under validation only.
+    """
     check_probs_or_logits(probs, logits)
     name, param = ("probs", probs) if probs is not None else ("logits", logits)
     if not isinstance(param, torch.Tensor):
         param = torch.as_tensor(param, dtype=torch.get_default_dtype())
+    if normalise and name == "probs" and param.dim() > 0:
+        param = param / param.sum(-1, keepdim=True)
     return name, param
 
 
 def _temperature(temperature, like: torch.Tensor, validate_args: bool | None) -> torch.Tensor:
-    """``temperature`` as a tensor of ``like``'s dtype, checked finite and > 0 (NaN fails).
+    """``temperature`` as a tensor of ``like``'s dtype; under validation only (torch's rule for
+    every parameter, Python numbers included), checked finite and > 0 (NaN fails).
 
-    A Python number is always checked; a tensor only under validation (the check reads its
-    values, a device sync, and cannot run while tracing).
+    A Python number gets the message of :func:`relaxed_dists.checks.check_positive_scalar`;
+    a tensor's check reads its values, a device sync that cannot run while tracing.
     """
-    check_positive_scalar("temperature", temperature)
+    validating = _validating(validate_args)
+    if validating:
+        check_positive_scalar("temperature", temperature)
     temperature = torch.as_tensor(temperature, dtype=like.dtype, device=like.device)
-    if _validating(validate_args) and not bool(torch.all(torch.isfinite(temperature) & (temperature > 0))):
+    if validating and not bool(torch.all(torch.isfinite(temperature) & (temperature > 0))):
         raise ValueError(out_of_range("temperature", temperature.detach(), "a finite number > 0"))
     return temperature
 
@@ -185,7 +197,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
     has_rsample = True
 
     def __init__(self, temperature, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
-        name, param = _probs_or_logits(probs, logits)
+        name, param = _probs_or_logits(probs, logits, normalise=True)
         if param.dim() == 0:
             raise ValueError(out_of_range(f"{name}.shape", tuple(param.shape), "batch_shape + (K,) with K >= 2"))
         check_event_size(param.shape[-1], name)
@@ -633,7 +645,7 @@ class _OneHotEstimator(TorchDistribution):
         return torch.Size(batch_shape_of(param_shape, **hyper)), torch.Size(param_shape[-1:])
 
     def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
-        name, param = _probs_or_logits(probs, logits)
+        name, param = _probs_or_logits(probs, logits, normalise=True)
         if param.dim() == 0:
             raise ValueError(out_of_range(f"{name}.shape", tuple(param.shape), "batch_shape + (K,) with K >= 2"))
         check_event_size(param.shape[-1], name)
@@ -778,7 +790,8 @@ class ReinMax(_OneHotEstimator):
     _hyper = ("temperature",)
 
     def __init__(self, temperature=1.0, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
-        check_positive_scalar("temperature", temperature)
+        if _validating(validate_args):  # tensors: by arg_constraints, under validation too
+            check_positive_scalar("temperature", temperature)
         super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
 
     def _sample(self, logits, shape):
@@ -791,7 +804,8 @@ class _REDGEBase(_OneHotEstimator):
 
     def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
         self.n_steps = check_n_steps(n_steps)
-        check_t_1(t_1)
+        if _validating(validate_args):  # tensors: by arg_constraints, under validation too
+            check_t_1(t_1)
         # A Python-float t_1 is kept as such: it lets the schedule be built from floats and
         # allows the fused CUDA kernel; a tensor t_1 is differentiable.
         self._py_t_1 = float(t_1) if isinstance(t_1, (int, float)) else None

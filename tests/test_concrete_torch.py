@@ -454,7 +454,12 @@ def test_straight_through_log_prob_under_compile(cls):
 def test_bad_python_temperature(cls, bad):
     logits = torch.zeros(4) if cls in ONE_HOT_CLASSES else torch.zeros(())
     with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got temperature="):
-        cls(bad, logits=logits, validate_args=False)  # a Python number is always checked
+        cls(bad, logits=logits, validate_args=True)
+    # without validation a Python number is not checked either (torch's rule for every
+    # parameter), and is kept as given
+    d = cls(bad, logits=logits, validate_args=False)
+    expected = torch.full_like(logits[..., 0] if cls in ONE_HOT_CLASSES else logits, bad)
+    torch.testing.assert_close(d.temperature, expected, rtol=0.0, atol=0.0, equal_nan=True)
 
 
 @pytest.mark.parametrize("cls", ONE_HOT_CLASSES + BINARY_CLASSES, ids=lambda c: c.__name__)

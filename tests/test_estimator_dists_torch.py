@@ -204,9 +204,11 @@ def test_redge_parameter_errors(cls):
     for n_steps, error in [(1, ValueError), (0, ValueError), (3.0, TypeError), (True, TypeError)]:
         with pytest.raises(error, match=r"n_steps must be an integer >= 2, got n_steps="):
             cls(logits=logits, n_steps=n_steps)
-    for t_1 in (0.0, -0.5, 1.5, math.nan):  # a Python number is always checked
+    for t_1 in (0.0, -0.5, 1.5, math.nan):  # a Python number is checked under validation only
         with pytest.raises(ValueError, match=r"t_1 must be in \(0, 1\], got t_1="):
-            cls(logits=logits, t_1=t_1, validate_args=False)
+            cls(logits=logits, t_1=t_1, validate_args=True)
+        d = cls(logits=logits, t_1=t_1, validate_args=False)  # torch's rule: kept as given
+        assert d._t_1() == t_1 or (math.isnan(t_1) and math.isnan(d._t_1()))
     for t_1 in (0.0, 1.5, math.nan):
         bad = torch.tensor([0.5, t_1])
         cls(logits=logits, t_1=bad, validate_args=False)  # tensors are checked only under validation
