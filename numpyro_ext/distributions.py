@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -147,11 +148,55 @@ reparametrized_one_hot = _ReparametrizedOneHot()
 reparametrized_boolean = _ReparametrizedBoolean()
 
 
+class _PreImages:
+    """Sample array -> the log-space pre-image its transform computed, keyed on identity.
+
+    NumPyro's ``replay`` hands the model the guide's *value* and not its intermediates. The
+    value is the very array (or, under ``jit``/``grad``/``vmap``, the very tracer) that the
+    guide's transform returned, so the transform files the pre-image here and the inverse
+    looks it up: the model then scores the guide's sample at its exact pre-image, as the
+    guide does, where ``log(value)`` would be ``-inf`` (a float32 entry that underflowed to 0).
+    Mirrors ``pyro_ext.distributions._PRE_IMAGES`` (torch's ``WeakTensorKeyDictionary``).
+
+    JAX arrays and tracers are unhashable but weakly referenceable: an entry is keyed on
+    ``id(sample)``, holds a weak reference to the sample and is dropped when the sample dies,
+    so a recycled ``id`` never finds a stale entry. A copy (``x + 0``, ``stop_gradient``, a
+    ``jit`` argument or result) is a new object and is scored at ``log(value)``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict = {}
+
+    def put(self, sample, pre_image) -> None:
+        key = id(sample)
+
+        def forget(ref, key=key):
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[key]
+
+        try:
+            self._entries[key] = (weakref.ref(sample, forget), pre_image)
+        except TypeError:  # a Python scalar has no weak reference: nothing to find again
+            pass
+
+    def get(self, sample):
+        entry = self._entries.get(id(sample))
+        return entry[1] if entry is not None and entry[0]() is sample else None
+
+
+#: every relaxed sample a transform below produced -> its log-space (or logit) pre-image.
+_PRE_IMAGES = _PreImages()
+
+
 class _LogSimplexExpTransform(ParameterFreeTransform):
-    r"""``x = exp(y)``, from the log-simplex to the simplex.
+    r"""``x = exp(y)``, from the log-simplex to the simplex, keeping ``y`` in ``_PRE_IMAGES``.
 
     Both are (K-1)-dimensional, so the Jacobian is that of the first K-1 coordinates:
     :math:`\log |\det \partial x_{1:K-1} / \partial y_{1:K-1}| = \sum_{k<K} y_k`.
+    The inverse of a sample this transform produced is its pre-image ``y``; of any other
+    array ``log(x)``, exact to rounding where ``x > 0`` (XLA flushes subnormals, so an
+    entry is either a normal float or 0) and ``-inf`` where ``x`` has an exact 0.
     """
 
     domain = log_simplex
@@ -159,13 +204,31 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
     sign = 1
 
     def __call__(self, x):
-        return jnp.exp(x)
+        y = jnp.exp(x)
+        _PRE_IMAGES.put(y, x)
+        return y
 
     def _inverse(self, y):
-        return jnp.log(y)
+        x = _PRE_IMAGES.get(y)
+        return jnp.log(y) if x is None else x
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
         return jnp.sum(x[..., :-1], axis=-1)
+
+
+class _SigmoidTransform(SigmoidTransform):
+    """NumPyro's ``SigmoidTransform`` (its clipping to ``[tiny, 1 - eps]`` included) that keeps
+    each sample's logit pre-image in ``_PRE_IMAGES``: a clipped value's ``logit`` is the clip
+    bound (about 16.6 in float32), not the sample's logit, and would be scored there."""
+
+    def __call__(self, x):
+        y = super().__call__(x)
+        _PRE_IMAGES.put(y, x)
+        return y
+
+    def _inverse(self, y):
+        x = _PRE_IMAGES.get(y)
+        return super()._inverse(y) if x is None else x
 
 
 # --- parameters ----------------------------------------------------------------------
@@ -274,7 +337,19 @@ class _Checked:
 
 class _TransformedRelaxed(_Checked):
     """Mixin for a relaxed class built as ``TransformedDistribution(base_dist, transform)``:
-    the parameters are the base's, and ``value`` is checked before it is transformed back."""
+    the parameters are the base's, and ``value`` is checked before it is transformed back.
+
+    ``value`` is scored at its pre-image: the ``intermediates`` if given, else the one its
+    transform filed in ``_PRE_IMAGES`` (a sample any instance drew, e.g. the guide's value
+    that ``replay`` hands to the model), else the inverse transform of ``value``. The last
+    is exact to rounding except at points where rounding lost the pre-image (``_lost``:
+    a Concrete entry that underflowed to 0). With validation on, such a point raises a
+    ``ValueError`` that says what to do instead (concrete ``value``) or scores ``-inf``
+    with a zero gradient (traced ``value``, NumPyro's convention for a value it cannot score);
+    with validation off it gives the formula's NaN.
+    """
+
+    _lost_text: str = ""
 
     @property
     def temperature(self):
@@ -293,7 +368,34 @@ class _TransformedRelaxed(_Checked):
 
     @_validated
     def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        if intermediates is None and self._validate_args and _PRE_IMAGES.get(value) is None:
+            return self._log_prob_without_pre_image(jnp.asarray(value))
         return super().log_prob(value, intermediates)
+
+    def _log_prob_without_pre_image(self, value: jax.Array) -> jax.Array:
+        lost = self._lost(value)
+        if not_jax_tracer(lost):
+            if np.any(lost):
+                raise ValueError(self._lost_message(np.asarray(lost)))
+            return super().log_prob(value)
+        # double where: score a feasible point instead, so no NaN reaches the gradient
+        lost_entries = jnp.reshape(lost, jnp.shape(lost) + (1,) * len(self.event_shape))
+        safe = jnp.where(lost_entries, self.support.feasible_like(value).astype(value.dtype), value)
+        return jnp.where(lost, -jnp.inf, super().log_prob(safe))
+
+    def _lost_message(self, lost: np.ndarray) -> str:
+        name = type(self).__name__
+        return (
+            f"{name}.log_prob: {int(lost.sum())} of {lost.size} events of value {self._lost_text}: "
+            "rounding lost their pre-image, and the density has no finite value there. The value "
+            "is not a sample this class drew (or a copy of one: stop_gradient(x), x + 0, an argument "
+            "or result of jit; NumPyro's replay hands the guide's own sample to the model, which is "
+            "found). Score the sample itself or pass its intermediates, log_prob(x, intermediates); "
+            "for a latent site in model and guide, sample in log space: wrap both in "
+            "numpyro.handlers.reparam(config={site: numpyro.infer.reparam.TransformReparam()})"
+            + (", or use ExpRelaxedOneHotCategorical" if "Categorical" in name else "")
+            + "."
+        )
 
 
 class _HardSample:
@@ -463,6 +565,10 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     support = constraints.simplex
     pytree_data_fields = ()
     _support_text = "a point of the probability simplex (entries >= 0 summing to 1)"
+    _lost_text = (
+        "have an entry exactly 0 where the logits are finite (a float32 Concrete entry "
+        "below exp(-87) underflows to 0; common at low temperature)"
+    )
 
     def __init__(
         self,
@@ -478,6 +584,10 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     @classmethod
     def infer_shapes(cls, temperature=(), probs=None, logits=None):
         return ExpRelaxedOneHotCategorical.infer_shapes(temperature, probs, logits)
+
+    def _lost(self, value: jax.Array) -> jax.Array:
+        """Events with an exact 0 where the class is not masked: ``log 0`` is not the pre-image."""
+        return jnp.any((value == 0) & (self.logits > -jnp.inf), axis=-1)
 
 
 class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategorical):
@@ -667,6 +777,7 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
     pytree_data_fields = ()
     _ranges = _BINARY_RANGES
     _support_text = "in [0, 1]"
+    _lost_text = "are at the sampler's clip bounds (<= tiny or >= 1 - eps of the dtype, 0 and 1 included) with finite logits"
 
     def __init__(
         self,
@@ -677,11 +788,18 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
         validate_args: bool | None = None,
     ) -> None:
         base_dist = _LogitRelaxedBernoulli(temperature, probs, logits, validate_args=False)
-        super().__init__(base_dist, SigmoidTransform(), validate_args=validate_args)
+        super().__init__(base_dist, _SigmoidTransform(), validate_args=validate_args)
 
     @classmethod
     def infer_shapes(cls, temperature=(), probs=None, logits=None):
         return _LogitRelaxedBernoulli.infer_shapes(temperature, probs, logits)
+
+    def _lost(self, value: jax.Array) -> jax.Array:
+        """Values at or beyond the sampler's clip bounds ``[tiny, 1 - eps]`` (0 and 1 included):
+        a sample is clipped there whenever ``|logit| > 16.6`` in float32 (a third of the draws at
+        temperature 0.05), so ``logit(value)`` is the bound's, not the sample's."""
+        finfo = jnp.finfo(value.dtype)
+        return ((value <= finfo.tiny) | (value >= 1 - finfo.eps)) & jnp.isfinite(self.logits)
 
 
 class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
