@@ -49,6 +49,7 @@ from relaxed_dists.checks import (
     check_positive_scalar,
     check_probs_or_logits,
     check_t_1,
+    lost_pre_image,
     out_of_range,
 )
 from relaxed_dists.clamping import simplex_atol
@@ -350,6 +351,7 @@ class _TransformedRelaxed(_Checked):
     """
 
     _lost_text: str = ""
+    _log_space_class: str = ""
 
     @property
     def temperature(self):
@@ -384,18 +386,15 @@ class _TransformedRelaxed(_Checked):
         return jnp.where(lost, -jnp.inf, super().log_prob(safe))
 
     def _lost_message(self, lost: np.ndarray) -> str:
-        name = type(self).__name__
-        return (
-            f"{name}.log_prob: {int(lost.sum())} of {lost.size} events of value {self._lost_text}: "
-            "rounding lost their pre-image, and the density has no finite value there. The value "
-            "is not a sample this class drew (or a copy of one: stop_gradient(x), x + 0, an argument "
-            "or result of jit; NumPyro's replay hands the guide's own sample to the model, which is "
-            "found). Score the sample itself or pass its intermediates, log_prob(x, intermediates); "
+        log_space = f", or use {self._log_space_class}" if self._log_space_class else ""
+        fix = (
+            "NumPyro's replay hands the guide's own sample to the model, where it is found; a copy "
+            "(stop_gradient(x), x + 0, an argument or result of jit, multi_sample_guide's vmap) is "
+            "not. Score the sample itself or pass its intermediates, log_prob(x, intermediates); "
             "for a latent site in model and guide, sample in log space: wrap both in "
-            "numpyro.handlers.reparam(config={site: numpyro.infer.reparam.TransformReparam()})"
-            + (", or use ExpRelaxedOneHotCategorical" if "Categorical" in name else "")
-            + "."
+            f"numpyro.handlers.reparam(config={{site: numpyro.infer.reparam.TransformReparam()}}){log_space}."
         )
+        return lost_pre_image(type(self).__name__, int(lost.sum()), lost.size, self._lost_text, fix)
 
 
 class _HardSample:
@@ -513,18 +512,21 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
     - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on the first
       K-1 coordinates ``x_1 .. x_{K-1}``, equal to ``relaxed_dists.reference.concrete_log_prob``.
-      The class's own samples are scored at their log-space pre-image ``y``, passed as NumPyro
-      intermediates (``sample_with_intermediates``, ``log_prob(value, intermediates)``, as
-      the ``trace`` handler and the ELBOs do for guide sites): finite at any temperature even
-      where ``x`` has entries that underflowed to 0. A ``value`` without intermediates is
-      scored at ``log(value)``, which is not finite at such points (and a model site replayed
-      against a guide gets no intermediates: for latent sites prefer
-      :class:`ExpRelaxedOneHotCategorical`).
+      A sample of this class is scored at its log-space pre-image ``y``: from the
+      ``intermediates`` (``log_prob(value, intermediates)``, as the ``trace`` handler and the
+      ELBOs do for guide sites) or, without them, from the pre-image the sampler filed for that
+      very array (``_PRE_IMAGES``): so a model site that ``replay`` hands the guide's sample
+      scores it exactly, under ``jit``, ``grad`` and ``vmap`` too, finite at any temperature
+      even where ``x`` has entries that underflowed to 0. Any other ``value`` is scored at
+      ``log(value)``, exact to rounding where every entry is a normal float; where one is
+      below ``tiny`` (0 included, finite logit) the pre-image is lost: with validation on that
+      raises a ``ValueError`` (concrete ``value``) or scores ``-inf`` with a zero gradient
+      (traced), with validation off it gives NaN. See ``docs/relaxed_latents.md``.
 
-    For a simplex latent in both model and guide, wrap both in
-    ``numpyro.handlers.reparam(config={"z": numpyro.infer.reparam.TransformReparam()})``:
-    each ``z`` site becomes its log-space base site ``z_base`` (an ExpRelaxedOneHotCategorical,
-    scored finitely at any temperature) and ``z = exp(z_base)`` a deterministic site.
+    Sampling in log space avoids the question: :class:`ExpRelaxedOneHotCategorical` sites,
+    or ``numpyro.handlers.reparam(config={"z": numpyro.infer.reparam.TransformReparam()})``
+    around model and guide (each ``z`` site becomes its log-space base site ``z_base`` and
+    ``z = exp(z_base)`` a deterministic site).
 
     .. math::
         p(x) = (K-1)!\, \tau^{K-1} \prod_{k=1}^K \frac{\pi_k x_k^{-\tau-1}}{\sum_j \pi_j x_j^{-\tau}},
@@ -566,9 +568,10 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     pytree_data_fields = ()
     _support_text = "a point of the probability simplex (entries >= 0 summing to 1)"
     _lost_text = (
-        "have an entry exactly 0 where the logits are finite (a float32 Concrete entry "
-        "below exp(-87) underflows to 0; common at low temperature)"
+        "have an entry below the smallest normal float, 0 included, where the logits are "
+        "finite (a float32 Concrete entry below exp(-87); common at low temperature)"
     )
+    _log_space_class = "ExpRelaxedOneHotCategorical"
 
     def __init__(
         self,
@@ -586,8 +589,9 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
         return ExpRelaxedOneHotCategorical.infer_shapes(temperature, probs, logits)
 
     def _lost(self, value: jax.Array) -> jax.Array:
-        """Events with an exact 0 where the class is not masked: ``log 0`` is not the pre-image."""
-        return jnp.any((value == 0) & (self.logits > -jnp.inf), axis=-1)
+        """Events with an entry below the smallest normal float (0 included; XLA flushes
+        subnormals to 0) where the class is not masked: ``log`` of it is not the pre-image."""
+        return jnp.any((value < jnp.finfo(value.dtype).tiny) & (self.logits > -jnp.inf), axis=-1)
 
 
 class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategorical):
@@ -740,9 +744,13 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
     - Forward value: ``x = sigmoid(z)`` with ``z`` the :class:`_LogitRelaxedBernoulli` sample.
     - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
     - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on (0, 1),
-      equal to ``relaxed_dists.reference.binary_concrete_log_prob``. Own samples are scored
-      at their logit pre-image ``z`` through NumPyro intermediates, finite even where ``x``
-      rounded to 0 or 1; other values are scored at ``logit(x)``.
+      equal to ``relaxed_dists.reference.binary_concrete_log_prob``. A sample of this class
+      is scored at its logit pre-image ``z`` (from the intermediates, or the pre-image filed
+      for that very array, as :class:`RelaxedOneHotCategorical`), exact even where ``x`` was
+      clipped to ``[tiny, 1 - eps]`` (``|z| > 16.6`` in float32); any other value at
+      ``logit(x)``, except that a value at the clip bounds (0 and 1 included) with finite
+      logits raises a ``ValueError`` under validation (traced: ``-inf``), since its logit is
+      the bound's and not the sample's.
 
     .. math::
         p(x) = \frac{\tau \alpha x^{-\tau-1} (1-x)^{-\tau-1}}{(\alpha x^{-\tau} + (1-x)^{-\tau})^2},
