@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -49,6 +50,7 @@ from relaxed_dists.checks import (
     check_positive_scalar,
     check_probs_or_logits,
     check_t_1,
+    lost_pre_image,
     out_of_range,
 )
 from relaxed_dists.clamping import simplex_atol
@@ -149,11 +151,55 @@ reparametrized_one_hot = _ReparametrizedOneHot()
 reparametrized_boolean = _ReparametrizedBoolean()
 
 
+class _PreImages:
+    """Sample array -> the log-space pre-image its transform computed, keyed on identity.
+
+    NumPyro's ``replay`` hands the model the guide's *value* and not its intermediates. The
+    value is the very array (or, under ``jit``/``grad``/``vmap``, the very tracer) that the
+    guide's transform returned, so the transform files the pre-image here and the inverse
+    looks it up: the model then scores the guide's sample at its exact pre-image, as the
+    guide does, where ``log(value)`` would be ``-inf`` (a float32 entry that underflowed to 0).
+    Mirrors ``pyro_ext.distributions._PRE_IMAGES`` (torch's ``WeakTensorKeyDictionary``).
+
+    JAX arrays and tracers are unhashable but weakly referenceable: an entry is keyed on
+    ``id(sample)``, holds a weak reference to the sample and is dropped when the sample dies,
+    so a recycled ``id`` never finds a stale entry. A copy (``x + 0``, ``stop_gradient``, a
+    ``jit`` argument or result) is a new object and is scored at ``log(value)``.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict = {}
+
+    def put(self, sample, pre_image) -> None:
+        key = id(sample)
+
+        def forget(ref, key=key):
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is ref:
+                del self._entries[key]
+
+        try:
+            self._entries[key] = (weakref.ref(sample, forget), pre_image)
+        except TypeError:  # a Python scalar has no weak reference: nothing to find again
+            pass
+
+    def get(self, sample):
+        entry = self._entries.get(id(sample))
+        return entry[1] if entry is not None and entry[0]() is sample else None
+
+
+#: every relaxed sample a transform below produced -> its log-space (or logit) pre-image.
+_PRE_IMAGES = _PreImages()
+
+
 class _LogSimplexExpTransform(ParameterFreeTransform):
-    r"""``x = exp(y)``, from the log-simplex to the simplex.
+    r"""``x = exp(y)``, from the log-simplex to the simplex, keeping ``y`` in ``_PRE_IMAGES``.
 
     Both are (K-1)-dimensional, so the Jacobian is that of the first K-1 coordinates:
     :math:`\log |\det \partial x_{1:K-1} / \partial y_{1:K-1}| = \sum_{k<K} y_k`.
+    The inverse of a sample this transform produced is its pre-image ``y``; of any other
+    array ``log(x)``, exact to rounding where ``x > 0`` (XLA flushes subnormals, so an
+    entry is either a normal float or 0) and ``-inf`` where ``x`` has an exact 0.
     """
 
     domain = log_simplex
@@ -161,13 +207,31 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
     sign = 1
 
     def __call__(self, x):
-        return jnp.exp(x)
+        y = jnp.exp(x)
+        _PRE_IMAGES.put(y, x)
+        return y
 
     def _inverse(self, y):
-        return jnp.log(y)
+        x = _PRE_IMAGES.get(y)
+        return jnp.log(y) if x is None else x
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
         return jnp.sum(x[..., :-1], axis=-1)
+
+
+class _SigmoidTransform(SigmoidTransform):
+    """NumPyro's ``SigmoidTransform`` (its clipping to ``[tiny, 1 - eps]`` included) that keeps
+    each sample's logit pre-image in ``_PRE_IMAGES``: a clipped value's ``logit`` is the clip
+    bound (about 16.6 in float32), not the sample's logit, and would be scored there."""
+
+    def __call__(self, x):
+        y = super().__call__(x)
+        _PRE_IMAGES.put(y, x)
+        return y
+
+    def _inverse(self, y):
+        x = _PRE_IMAGES.get(y)
+        return super()._inverse(y) if x is None else x
 
 
 # --- parameters ----------------------------------------------------------------------
@@ -276,7 +340,20 @@ class _Checked:
 
 class _TransformedRelaxed(_Checked):
     """Mixin for a relaxed class built as ``TransformedDistribution(base_dist, transform)``:
-    the parameters are the base's, and ``value`` is checked before it is transformed back."""
+    the parameters are the base's, and ``value`` is checked before it is transformed back.
+
+    ``value`` is scored at its pre-image: the ``intermediates`` if given, else the one its
+    transform filed in ``_PRE_IMAGES`` (a sample any instance drew, e.g. the guide's value
+    that ``replay`` hands to the model), else the inverse transform of ``value``. The last
+    is exact to rounding except at points where rounding lost the pre-image (``_lost``:
+    a Concrete entry that underflowed to 0). With validation on, such a point raises a
+    ``ValueError`` that says what to do instead (concrete ``value``) or scores ``-inf``
+    with a zero gradient (traced ``value``, NumPyro's convention for a value it cannot score);
+    with validation off it gives the formula's NaN.
+    """
+
+    _lost_text: str = ""
+    _log_space_class: str = ""
 
     @property
     def temperature(self):
@@ -295,7 +372,31 @@ class _TransformedRelaxed(_Checked):
 
     @_validated
     def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        if intermediates is None and self._validate_args and _PRE_IMAGES.get(value) is None:
+            return self._log_prob_without_pre_image(jnp.asarray(value))
         return super().log_prob(value, intermediates)
+
+    def _log_prob_without_pre_image(self, value: jax.Array) -> jax.Array:
+        lost = self._lost(value)
+        if not_jax_tracer(lost):
+            if np.any(lost):
+                raise ValueError(self._lost_message(np.asarray(lost)))
+            return super().log_prob(value)
+        # double where: score a feasible point instead, so no NaN reaches the gradient
+        lost_entries = jnp.reshape(lost, jnp.shape(lost) + (1,) * len(self.event_shape))
+        safe = jnp.where(lost_entries, self.support.feasible_like(value).astype(value.dtype), value)
+        return jnp.where(lost, -jnp.inf, super().log_prob(safe))
+
+    def _lost_message(self, lost: np.ndarray) -> str:
+        log_space = f", or use {self._log_space_class}" if self._log_space_class else ""
+        fix = (
+            "NumPyro's replay hands the guide's own sample to the model, where it is found; a copy "
+            "(stop_gradient(x), x + 0, an argument or result of jit, multi_sample_guide's vmap) is "
+            "not. Score the sample itself or pass its intermediates, log_prob(x, intermediates); "
+            "for a latent site in model and guide, sample in log space: wrap both in "
+            f"numpyro.handlers.reparam(config={{site: numpyro.infer.reparam.TransformReparam()}}){log_space}."
+        )
+        return lost_pre_image(type(self).__name__, int(lost.sum()), lost.size, self._lost_text, fix)
 
 
 class _HardSample:
@@ -413,18 +514,21 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
     - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on the first
       K-1 coordinates ``x_1 .. x_{K-1}``, equal to ``relaxed_dists.reference.concrete_log_prob``.
-      The class's own samples are scored at their log-space pre-image ``y``, passed as NumPyro
-      intermediates (``sample_with_intermediates``, ``log_prob(value, intermediates)``, as
-      the ``trace`` handler and the ELBOs do for guide sites): finite at any temperature even
-      where ``x`` has entries that underflowed to 0. A ``value`` without intermediates is
-      scored at ``log(value)``, which is not finite at such points (and a model site replayed
-      against a guide gets no intermediates: for latent sites prefer
-      :class:`ExpRelaxedOneHotCategorical`).
+      A sample of this class is scored at its log-space pre-image ``y``: from the
+      ``intermediates`` (``log_prob(value, intermediates)``, as the ``trace`` handler and the
+      ELBOs do for guide sites) or, without them, from the pre-image the sampler filed for that
+      very array (``_PRE_IMAGES``): so a model site that ``replay`` hands the guide's sample
+      scores it exactly, under ``jit``, ``grad`` and ``vmap`` too, finite at any temperature
+      even where ``x`` has entries that underflowed to 0. Any other ``value`` is scored at
+      ``log(value)``, exact to rounding where every entry is a normal float; where one is
+      below ``tiny`` (0 included, finite logit) the pre-image is lost: with validation on that
+      raises a ``ValueError`` (concrete ``value``) or scores ``-inf`` with a zero gradient
+      (traced), with validation off it gives NaN. See ``docs/relaxed_latents.md``.
 
-    For a simplex latent in both model and guide, wrap both in
-    ``numpyro.handlers.reparam(config={"z": numpyro.infer.reparam.TransformReparam()})``:
-    each ``z`` site becomes its log-space base site ``z_base`` (an ExpRelaxedOneHotCategorical,
-    scored finitely at any temperature) and ``z = exp(z_base)`` a deterministic site.
+    Sampling in log space avoids the question: :class:`ExpRelaxedOneHotCategorical` sites,
+    or ``numpyro.handlers.reparam(config={"z": numpyro.infer.reparam.TransformReparam()})``
+    around model and guide (each ``z`` site becomes its log-space base site ``z_base`` and
+    ``z = exp(z_base)`` a deterministic site).
 
     .. math::
         p(x) = (K-1)!\, \tau^{K-1} \prod_{k=1}^K \frac{\pi_k x_k^{-\tau-1}}{\sum_j \pi_j x_j^{-\tau}},
@@ -465,6 +569,11 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     support = constraints.simplex
     pytree_data_fields = ()
     _support_text = "a point of the probability simplex (entries >= 0 summing to 1)"
+    _lost_text = (
+        "have an entry below the smallest normal float, 0 included, where the logits are "
+        "finite (a float32 Concrete entry below exp(-87); common at low temperature)"
+    )
+    _log_space_class = "ExpRelaxedOneHotCategorical"
 
     def __init__(
         self,
@@ -480,6 +589,11 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     @classmethod
     def infer_shapes(cls, temperature=(), probs=None, logits=None):
         return ExpRelaxedOneHotCategorical.infer_shapes(temperature, probs, logits)
+
+    def _lost(self, value: jax.Array) -> jax.Array:
+        """Events with an entry below the smallest normal float (0 included; XLA flushes
+        subnormals to 0) where the class is not masked: ``log`` of it is not the pre-image."""
+        return jnp.any((value < jnp.finfo(value.dtype).tiny) & (self.logits > -jnp.inf), axis=-1)
 
 
 class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategorical):
@@ -632,9 +746,13 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
     - Forward value: ``x = sigmoid(z)`` with ``z`` the :class:`_LogitRelaxedBernoulli` sample.
     - Gradient: reparameterised, with respect to ``logits`` (or ``probs``) and ``temperature``.
     - ``log_prob(x)``: the exact log density with respect to Lebesgue measure on (0, 1),
-      equal to ``relaxed_dists.reference.binary_concrete_log_prob``. Own samples are scored
-      at their logit pre-image ``z`` through NumPyro intermediates, finite even where ``x``
-      rounded to 0 or 1; other values are scored at ``logit(x)``.
+      equal to ``relaxed_dists.reference.binary_concrete_log_prob``. A sample of this class
+      is scored at its logit pre-image ``z`` (from the intermediates, or the pre-image filed
+      for that very array, as :class:`RelaxedOneHotCategorical`), exact even where ``x`` was
+      clipped to ``[tiny, 1 - eps]`` (``|z| > 16.6`` in float32); any other value at
+      ``logit(x)``, except that a value at the clip bounds (0 and 1 included) with finite
+      logits raises a ``ValueError`` under validation (traced: ``-inf``), since its logit is
+      the bound's and not the sample's.
 
     .. math::
         p(x) = \frac{\tau \alpha x^{-\tau-1} (1-x)^{-\tau-1}}{(\alpha x^{-\tau} + (1-x)^{-\tau})^2},
@@ -669,6 +787,7 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
     pytree_data_fields = ()
     _ranges = _BINARY_RANGES
     _support_text = "in [0, 1]"
+    _lost_text = "are at the sampler's clip bounds (<= tiny or >= 1 - eps of the dtype, 0 and 1 included) with finite logits"
 
     def __init__(
         self,
@@ -679,11 +798,18 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
         validate_args: bool | None = None,
     ) -> None:
         base_dist = _LogitRelaxedBernoulli(temperature, probs, logits, validate_args=False)
-        super().__init__(base_dist, SigmoidTransform(), validate_args=validate_args)
+        super().__init__(base_dist, _SigmoidTransform(), validate_args=validate_args)
 
     @classmethod
     def infer_shapes(cls, temperature=(), probs=None, logits=None):
         return _LogitRelaxedBernoulli.infer_shapes(temperature, probs, logits)
+
+    def _lost(self, value: jax.Array) -> jax.Array:
+        """Values at or beyond the sampler's clip bounds ``[tiny, 1 - eps]`` (0 and 1 included):
+        a sample is clipped there whenever ``|logit| > 16.6`` in float32 (a third of the draws at
+        temperature 0.05), so ``logit(value)`` is the bound's, not the sample's."""
+        finfo = jnp.finfo(value.dtype)
+        return ((value <= finfo.tiny) | (value >= 1 - finfo.eps)) & jnp.isfinite(self.logits)
 
 
 class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):

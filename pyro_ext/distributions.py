@@ -10,8 +10,10 @@ transforms therefore keep each sample's log-space pre-image: in their own cache
 (``cache_size=1``, as torch's transforms) and in ``_PRE_IMAGES``, a table keyed weakly on the
 sample tensor's identity that every instance shares. The second lets a prior score the very
 tensor a guide drew (Pyro replays the guide's value into the model), the counterpart of the
-``intermediates`` that NumPyro's ``replay`` hands to the model's ``log_prob``. A copy
-(``clone``, ``detach``) is a new point to score: its pre-image is ``log(value)``.
+``intermediates`` that NumPyro's ``replay`` does not hand to the model's ``log_prob`` (the
+NumPyro classes keep the same table). A copy (``clone``, ``detach``) is a new point to score:
+its pre-image is ``log(value)``, exact to rounding except where rounding lost it (an entry
+below ``tiny``, a sigmoid clipped to its bound), which raises a ``ValueError`` under validation.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from relaxed_dists.checks import (
     check_positive_scalar,
     check_probs_or_logits,
     check_t_1,
+    lost_pre_image,
     out_of_range,
 )
 from relaxed_dists.clamping import simplex_atol
@@ -183,6 +186,28 @@ class _SigmoidTransform(SigmoidTransform):
         return super()._inverse(x) if z is None else z
 
 
+_LOST_WHERE = {
+    "RelaxedOneHotCategorical": "have an entry below the smallest normal float, 0 included, where the logits are "
+    "finite (a float32 Concrete entry below exp(-87); common at low temperature)",
+    "RelaxedBernoulli": "are at the sampler's clip bounds (<= tiny or >= 1 - eps of the dtype, "
+    "0 and 1 included) with finite logits",
+}
+
+
+def _check_pre_image(d: Distribution, value: torch.Tensor, lost: torch.Tensor) -> None:
+    """Under validation: a ``value`` with no pre-image in ``_PRE_IMAGES`` whose ``lost`` events
+    (``log``/``logit`` of the value is not the pre-image) have no faithful density raises."""
+    if _PRE_IMAGES.get(value) is None and bool(torch.any(lost)):
+        name = type(d).__name__
+        fix = (
+            "Pyro's replay hands the guide's own sample to the model, where it is found; a copy "
+            "(clone(), detach(), x + 0) is not. Score the sample itself, or sample in log space: "
+            "pyro.poutine.reparam(config={site: pyro.infer.reparam.TransformReparam()}) on model "
+            "and guide" + (", or use ExpRelaxedOneHotCategorical." if "Categorical" in name else ".")
+        )
+        raise ValueError(lost_pre_image(name, int(lost.sum()), lost.numel(), _LOST_WHERE[name], fix))
+
+
 # --- one-hot classes ---------------------------------------------------------------------
 
 
@@ -301,7 +326,9 @@ class RelaxedOneHotCategorical(TransformedDistribution):
       A sample drawn by any instance of this class is scored at its log-space pre-image, so it
       is finite at every temperature, exact zeros included; torch's class (``ExpTransform``
       with ``cache_size=0``) scores ``log(x)`` and gives ``-inf``/``nan`` there. Any other tensor
-      (a ``clone`` too) is scored at ``log(x)``. Validation accepts sums within ``sqrt(eps)`` of 1.
+      (a ``clone`` too) is scored at ``log(x)``; under validation one with an entry below
+      ``tiny`` (0 included) where the logits are finite raises a ``ValueError`` (its pre-image
+      is lost; without validation: ``nan``). Validation accepts sums within ``sqrt(eps)`` of 1.
 
     .. math::
         p(x) = (K-1)!\, \tau^{K-1} \prod_{k=1}^K
@@ -345,6 +372,9 @@ class RelaxedOneHotCategorical(TransformedDistribution):
         check_value_shape(value.shape, self.batch_shape, self.event_shape)
         if not bool(torch.all(_simplex.check(value))):
             raise ValueError(out_of_range("value", value, "on the simplex (entries >= 0 summing to 1)"))
+        # below the smallest normal float (0, or a subnormal with few digits left): log is not y
+        tiny = torch.finfo(value.dtype).tiny
+        _check_pre_image(self, value, torch.any((value < tiny) & (self.logits > -torch.inf), dim=-1))
 
     @property
     def temperature(self) -> torch.Tensor:
@@ -503,7 +533,9 @@ class RelaxedBernoulli(TransformedDistribution):
     - Gradient: the exact reparameterisation gradient of ``x``.
     - ``log_prob(x)``: the binary Concrete log density with respect to Lebesgue measure on
       (0, 1). A sample drawn by any instance of this class is scored at its logit pre-image
-      ``z``, exact even where ``x`` was clipped; any other tensor is scored at ``logit(x)``.
+      ``z``, exact even where ``x`` was clipped; any other tensor is scored at ``logit(x)``, and
+      under validation one at the clip bounds (0 and 1 included) with finite logits raises a
+      ``ValueError``: its logit is the bound's, not the sample's.
       For K = 2 it equals :class:`RelaxedOneHotCategorical`'s density at ``(x, 1 - x)``.
 
     .. math::
@@ -551,6 +583,13 @@ class RelaxedBernoulli(TransformedDistribution):
     @lazy_property
     def probs(self) -> torch.Tensor:
         return self.base_dist.probs
+
+
+    def _validate_sample(self, value: torch.Tensor) -> None:
+        super()._validate_sample(value)
+        finfo = torch.finfo(value.dtype)
+        clipped = (value <= finfo.tiny) | (value >= 1 - finfo.eps)
+        _check_pre_image(self, value, clipped & torch.isfinite(self.logits))
 
 
 class RelaxedBernoulliStraightThrough(_RelaxedBernoulliBase):

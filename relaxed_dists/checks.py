@@ -62,3 +62,22 @@ def check_probs_or_logits(probs, logits) -> None:
     if (probs is None) == (logits is None):
         given = "both" if probs is not None else "neither"
         raise ValueError(f"pass exactly one of probs or logits, got {given}")
+
+
+def lost_pre_image(class_name: str, n_lost: int, n_events: int, where: str, fix: str) -> str:
+    """The message for relaxed values whose log-space (or logit) pre-image rounding lost.
+
+    A Concrete sample is drawn in log space and mapped to the simplex (``exp``) or the unit
+    interval (a clipped ``sigmoid``); in float32 at low temperature the map rounds many draws
+    to an exact 0 (or to the clip bound), where ``log(value)`` is not the pre-image and the
+    density has no finite, or no faithful, value. Own samples are scored at their stored
+    pre-image; ``where`` says which values lost it, ``fix`` what to score instead.
+    """
+    return (
+        f"{class_name}.log_prob: {n_lost} of {n_events} events of value {where}: rounding lost "
+        "their pre-image, so the density has no faithful finite value there. The value is not a "
+        f"sample this class drew but a copy of one or a value from elsewhere. {fix}"
+    )
+
+
+__all__.append("lost_pre_image")

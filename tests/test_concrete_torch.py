@@ -167,7 +167,8 @@ def test_own_samples_pass_validation_in_low_precision(dtype):
 
 def test_prior_scores_a_guide_sample_at_its_pre_image():
     """Pyro replays the guide's sample tensor into the model: the prior (another instance)
-    finds its pre-image too; a copy is a new point, scored at log(x)."""
+    finds its pre-image too; a copy is a new point, scored at log(x): NaN at its exact zeros,
+    so under validation it raises a ValueError that says so (tests/test_relaxed_latents.py)."""
     torch.manual_seed(0)
     guide = RelaxedOneHotCategorical(0.05, logits=torch.zeros(50), validate_args=True)
     prior = RelaxedOneHotCategorical(0.05, logits=torch.randn(50), validate_args=True)
@@ -176,8 +177,11 @@ def test_prior_scores_a_guide_sample_at_its_pre_image():
     y = guide.transforms[0].inv(x)
     expected = concrete.exp_concrete_log_prob(y, prior.logits, prior.temperature) - y[..., :-1].sum(-1)
     torch.testing.assert_close(prior.log_prob(x), expected)
+    with pytest.raises(ValueError, match="pre-image"):
+        prior.log_prob(x.clone())
+    unchecked = RelaxedOneHotCategorical(0.05, logits=prior.logits, validate_args=False)
     torch.testing.assert_close(
-        prior.log_prob(x.clone()), concrete.concrete_log_prob(x, prior.logits, prior.temperature), equal_nan=True
+        unchecked.log_prob(x.clone()), concrete.concrete_log_prob(x, prior.logits, prior.temperature), equal_nan=True
     )
 
 
