@@ -97,9 +97,12 @@ def tv_bound(estimator: str, n_steps: int, t_1: float) -> float:
 
 
 def warn_if_biased(estimator: str, n_steps: int, t_1: float, *, stacklevel: int = 3) -> float:
-    """:func:`tv_bound`, with a :class:`SampleLawWarning` when it exceeds :data:`WARN_TV`."""
+    """:func:`tv_bound`, with a :class:`SampleLawWarning` when it exceeds :data:`WARN_TV`.
+
+    A ``t_1`` outside ``(0, 1]`` is the parameter checks' business (an error under validation,
+    taken as given without it): no warning then."""
     bound = tv_bound(estimator, n_steps, t_1)
-    if bound > WARN_TV:
+    if bound > WARN_TV and 0.0 < t_1 <= 1.0:
         warnings.warn(
             f"{estimator} with n_steps={n_steps}, t_1={t_1}: its hard samples can be up to TV {bound:g} "
             f"from Cat(softmax(logits)), the law that its log_prob, mean, entropy and KL describe "
