@@ -16,13 +16,15 @@ tensor a guide drew (Pyro replays the guide's value into the model), the counter
 
 from __future__ import annotations
 
+import math
+
 import torch
 from pyro.distributions import OneHotCategorical
 from pyro.distributions.torch import TransformedDistribution
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import Distribution, constraints
 from torch.distributions.transforms import SigmoidTransform, Transform
-from torch.distributions.utils import lazy_property, logits_to_probs, probs_to_logits
+from torch.distributions.utils import lazy_property, logits_to_probs
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from relaxed_dists.checks import (
@@ -40,6 +42,7 @@ from . import estimators
 from ._fused import fused_available, redge_fused
 from ._ops import one_hot_argmax, sample_gumbel, sample_logistic, straight_through
 from .concrete import (
+    _last_kept,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -75,7 +78,44 @@ def _probs_or_logits(probs, logits) -> tuple[str, torch.Tensor]:
     name, param = ("probs", probs) if probs is not None else ("logits", logits)
     if not isinstance(param, torch.Tensor):
         param = torch.as_tensor(param, dtype=torch.get_default_dtype())
+    if not (param.is_floating_point() or param.is_complex()):
+        # integer (or bool) parameters are promoted to the default float dtype, as a Python
+        # number is, so that hyperparameters cast to their dtype stay what they were (an int
+        # dtype would turn temperature 0.5 into 0)
+        param = param.to(torch.get_default_dtype())
     return name, param
+
+
+def _logits_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """Normalised log-probabilities with ``log 0 = -inf``: a zero-probability class is masked,
+    never drawn. torch's ``probs_to_logits`` clamps to ``[eps, 1 - eps]`` instead, so the class
+    kept ``log(eps)`` and was drawn (bfloat16: 0.7% of draws, float32: ~1e-7); the double where
+    keeps the gradient finite."""
+    positive = probs > 0
+    log_p = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), -math.inf)
+    return log_p - torch.log(torch.sum(probs, dim=-1, keepdim=True))
+
+
+def _binary_logits_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """``log p - log(1 - p)`` with ``p = 0 -> -inf`` and ``p = 1 -> +inf`` (no clamping: those
+    values are never drawn), finite gradients by the double where."""
+    positive, below_one = probs > 0, probs < 1
+    log_p = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), -math.inf)
+    log_q = torch.where(below_one, torch.log1p(-torch.where(below_one, probs, 0.0)), -math.inf)
+    return log_p - log_q
+
+
+def _normalised(probs: torch.Tensor) -> torch.Tensor:
+    """``probs / sum(probs)``: what ``mean`` and ``entropy`` use even when validation is off and
+    the probs given do not sum to one."""
+    return probs / torch.sum(probs, dim=-1, keepdim=True)
+
+
+def _categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``-sum_k p_k log p_k`` from the logits, with ``0 log 0 = 0`` for masked classes."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    p = torch.exp(log_p)
+    return -torch.sum(p * torch.where(p > 0, log_p, 0.0), dim=-1)
 
 
 def _temperature(temperature, like: torch.Tensor, validate_args: bool | None) -> torch.Tensor:
@@ -120,8 +160,24 @@ class _Simplex(constraints.Constraint):
         return torch.all(value >= 0, dim=-1) & (torch.abs(torch.sum(value, dim=-1) - 1) <= _atol(value.dtype))
 
 
+class _LogitsVector(constraints.Constraint):
+    """Logits of a categorical: no NaN, no ``+inf``, and at least one entry above ``-inf`` per
+    row. A ``-inf`` entry masks its class; ``+inf`` and an all-masked row define no law.
+    (``constraints.real_vector`` accepts both, and cannot check an empty batch: it reshapes
+    ``(0, K)`` to ``(0, -1)``.)"""
+
+    event_dim = 1
+
+    def check(self, value):
+        return torch.all((value == value) & (value < math.inf), dim=-1) & torch.any(value > -math.inf, dim=-1)
+
+    def __repr__(self):
+        return "LogitsVector(entries in [-inf, inf), NaN-free, at least one > -inf per row)"
+
+
 _log_simplex = _LogSimplex()
 _simplex = _Simplex()
+_logits_vector = _LogitsVector()
 
 
 # --- transforms that keep the pre-image ------------------------------------------------
@@ -151,7 +207,11 @@ class _ExpToSimplexTransform(Transform):
         return torch.log(x) if y is None else y
 
     def log_abs_det_jacobian(self, y, x):
-        return torch.sum(y[..., :-1], dim=-1)
+        # a -inf coordinate is a masked class (x = 0 there): left out of the base measure,
+        # with the last kept coordinate in place of the K-th
+        kept = y > -math.inf
+        y_kept = torch.where(kept, y, 0.0)
+        return torch.sum(y_kept, dim=-1) - _last_kept(y_kept, kept)
 
 
 class _SigmoidTransform(SigmoidTransform):
@@ -169,6 +229,11 @@ class _SigmoidTransform(SigmoidTransform):
         z = _PRE_IMAGES.get(x)
         return super()._inverse(x) if z is None else z
 
+    def log_abs_det_jacobian(self, z, x):
+        # z = +-inf is the point mass of a +-inf logit (one value masked): no Jacobian
+        infinite = torch.isinf(z)
+        return torch.where(infinite, 0.0, super().log_abs_det_jacobian(torch.where(infinite, 0.0, z), x))
+
 
 # --- one-hot classes ---------------------------------------------------------------------
 
@@ -179,7 +244,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
     arg_constraints = {
         "temperature": constraints.positive,
         "probs": constraints.simplex,
-        "logits": constraints.real_vector,
+        "logits": _logits_vector,
     }
     has_rsample = True
 
@@ -214,7 +279,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs)
+        return _logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -405,7 +470,7 @@ class RelaxedOneHotCategoricalStraightThrough(_RelaxedCategoricalBase):
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def mode(self) -> torch.Tensor:
@@ -454,7 +519,7 @@ class _RelaxedBernoulliBase(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
+        return _binary_logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -620,7 +685,7 @@ class _OneHotEstimator(TorchDistribution):
     the K one-hot vectors), whatever the estimator.
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    arg_constraints = {"probs": constraints.simplex, "logits": _logits_vector}
     support = constraints.one_hot
     has_rsample = True
     has_enumerate_support = True
@@ -659,7 +724,7 @@ class _OneHotEstimator(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs)
+        return _logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -679,7 +744,7 @@ class _OneHotEstimator(TorchDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def mode(self) -> torch.Tensor:
@@ -687,10 +752,10 @@ class _OneHotEstimator(TorchDistribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        return self.probs * (1 - self.probs)
+        return self.mean * (1 - self.mean)
 
     def entropy(self) -> torch.Tensor:
-        return -(self.probs * torch.log_softmax(self.logits, -1)).sum(-1)
+        return _categorical_entropy(self.logits)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
         k = self.event_shape[0]

@@ -139,7 +139,7 @@ class Expect:
     """What a ``(case, class)`` must give: a clear error or a documented result.
 
     error: the exception type's name (``"ValueError"``, ``"TypeError"``); its message must
-        contain every string of ``names`` (the parameter, and where it fits the range).
+        contain every string of ``names`` (the parameter, and where it fits the range), case aside.
     result: a key of :data:`RESULTS`, when no error is expected.
     upstream: a quote of the host's (torch / Pyro / NumPyro) behaviour when the outcome is the
         host's and not ours, e.g. for Pyro's own ``OneHotCategorical`` re-exported by ``pyro_ext``.
@@ -188,6 +188,8 @@ class BadCase:
     never: categorical classes that must never be drawn (bool, ``batch + (K,)``); the
         Bernoulli classes' counterpart is ``binary["never"]``: per element the value (0 or 1)
         that must never be drawn, -1 for none.
+    pending: the expectation is a change that another branch of issue 15 makes (its name);
+        a runner may mark the case as an expected failure until that branch is merged.
     """
 
     id: str
@@ -203,12 +205,13 @@ class BadCase:
     dtype: str = "float32"
     values: Mapping | None = None
     never: object = None
-    sample_shape: tuple = (1000,)
+    sample_shape: tuple = (200,)
     classes: tuple | None = None
     backends: tuple = ("torch", "jax")
     grad_hyper: bool = False
     check_stats: bool = False
     note: str = ""
+    pending: str = ""
 
     def __str__(self):
         return f"{self.id}-{'validate' if self.validate_args else 'novalidate'}"
@@ -313,8 +316,11 @@ def judge(case: BadCase, class_name: str, backend: str, obs: Mapping) -> str:
             prefix = "SILENT NaN" if nan else "MISMATCH"
             return f"{prefix}: expected {exp}, got {got}"
         name, _, message = error.partition(": ")
-        missing = [n for n in exp.names if n not in message]
-        if name != exp.error or missing:
+        missing = [n for n in exp.names if n.lower() not in message.lower()]
+        # torch's "Expected value argument ... of distribution D(logits: ...)" names logits in
+        # the repr of D, but blames the value
+        blames_value = message.startswith(("Expected value argument", "value ")) and "value" not in exp.names
+        if name != exp.error or missing or blames_value:
             return f"MISMATCH: expected {exp}, got {error[:200]}"
         return f"error {exp}" + (" (upstream)" if exp.upstream else "")
     if error is not None:
@@ -362,10 +368,35 @@ BINARY_ON_MASKED = {"logits": np.array([-inf, inf])}
 ON_MASKED_BINARY = {"unit_interval": np.array([0.3, 0.7]), "boolean": np.array([1.0, 0.0])}
 
 _TORCH_ON_JAX_OFF = {"torch": raises("ValueError", "value"), "jax": gives("warn_neg_inf")}
+# Pyro's OneHotCategorical is torch's, re-exported by pyro_ext: its outcomes are upstream
 _PYRO_K1 = (
     "torch.distributions.OneHotCategorical accepts K = 1 (a point mass): "
     "OneHotCategorical(logits=torch.zeros(2, 1)).sample() is [[1.], [1.]]"
 )
+_PYRO_INNER = (
+    "torch.distributions.OneHotCategorical builds its Categorical(probs, logits) without "
+    "validate_args, so torch's global default (on) validates the logits even with validate_args=False: "
+    "'Expected parameter logits (Tensor of shape (2, 4)) of distribution Categorical(...) to satisfy "
+    "the constraint IndependentConstraint(Real(), 1), but found invalid values'"
+)
+_PYRO_UNCHECKED = {"torch:OneHotCategorical": raises("ValueError", "logits", upstream=_PYRO_INNER),
+                   "default": gives("unchecked_nan")}
+_PYRO_K_LARGE = (
+    "torch's simplex constraint has a fixed tolerance 1e-6 and torch's OneHotCategorical checks the "
+    "softmax of its logits: 'ValueError: Expected parameter probs (Tensor of shape (1, 100000)) of "
+    "distribution OneHotCategorical() to satisfy the constraint Simplex(), but found invalid values'"
+)
+_PYRO_EMPTY_BATCH = (
+    "torch's constraints.real_vector cannot check an empty batch: 'RuntimeError: cannot reshape "
+    "tensor of 0 elements into shape [0, -1] because the unspecified dimension size -1 can be any "
+    "value and is ambiguous' (IndependentConstraint.check)"
+)
+_PYRO_EMPTY_SAMPLE = (
+    "torch.distributions.Categorical.sample draws with torch.multinomial: "
+    "'RuntimeError: cannot sample n_sample <= 0 samples'"
+)
+_D4 = "D4 (wt-pyrohost): a Python-number temperature is not checked with validation off"
+_D5 = "D5 (wt-pyrohost): unnormalised probs accepted and normalised"
 
 
 def _cases() -> list[BadCase]:
@@ -377,13 +408,13 @@ def _cases() -> list[BadCase]:
     add(BadCase("logits-nan", "NaN / +-inf / huge logits", raises("ValueError", "logits"),
                 logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
                 binary={"logits": np.array([nan, 0.0])}))
-    add(BadCase("logits-nan", "NaN / +-inf / huge logits", gives("unchecked_nan"), validate_args=False,
+    add(BadCase("logits-nan", "NaN / +-inf / huge logits", _PYRO_UNCHECKED, validate_args=False,
                 logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
                 binary={"logits": np.array([nan, 0.0])}))
     add(BadCase("logits-posinf", "NaN / +-inf / huge logits", raises("ValueError", "logits"),
                 logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
                 note="categorical only: +inf is a valid Bernoulli logit (p = 1), see mask-binary"))
-    add(BadCase("logits-posinf", "NaN / +-inf / huge logits", gives("unchecked_nan"), validate_args=False,
+    add(BadCase("logits-posinf", "NaN / +-inf / huge logits", _PYRO_UNCHECKED, validate_args=False,
                 logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]])))
     for scale in (1e4, 1e30):
         add(BadCase(f"logits-huge-{scale:.0e}", "NaN / +-inf / huge logits", gives("finite"),
@@ -393,7 +424,7 @@ def _cases() -> list[BadCase]:
     # -inf logits mask classes: never drawn; log_prob and gradients finite
     for v in both:
         add(BadCase("mask-some", "-inf logits mask classes", gives("masked"), validate_args=v,
-                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED))
+                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED, sample_shape=(1000,), check_stats=True))
         add(BadCase("mask-all-but-one", "-inf logits mask classes", gives("masked"), validate_args=v,
                     logits=np.array([[-inf, -inf, 2.0, -inf], [0.0, -inf, -inf, -inf]]),
                     never=np.array([[True, True, False, True], [False, True, True, True]]),
@@ -407,20 +438,20 @@ def _cases() -> list[BadCase]:
                     binary=BINARY_ON_MASKED, values=ON_MASKED_BINARY, classes=BINARY_CLASSES))
     for dtype in ("float64", "float16", "bfloat16"):
         add(BadCase(f"mask-some-{dtype}", "-inf logits mask classes", gives("masked"), dtype=dtype,
-                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED, sample_shape=(5000,),
+                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED, sample_shape=(1000,),
                     backends=("torch", "jax") if dtype == "float64" else ("torch",)))
 
     # all-masked rows
     all_masked = np.array([[-inf, -inf, -inf, -inf], [0.0, 0.0, 0.0, 0.0]])
     add(BadCase("mask-all", "all-masked rows", raises("ValueError", "logits"), logits=all_masked))
-    add(BadCase("mask-all", "all-masked rows", gives("unchecked_nan"), validate_args=False, logits=all_masked))
+    add(BadCase("mask-all", "all-masked rows", _PYRO_UNCHECKED, validate_args=False, logits=all_masked))
 
     # probs: not summing to 1, negative, exact zeros
     unnormalised = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5]])
     add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros",
                 {"torch": gives("normalised", upstream="torch.distributions normalises probs"),
                  "jax": raises("ValueError", "probs")},
-                probs=unnormalised, check_stats=True,
+                probs=unnormalised, check_stats=True, pending=_D5,
                 note="torch normalises probs (torch.distributions, D5); NumPyro rejects them under validation"))
     add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros", gives("normalised"),
                 validate_args=False, probs=unnormalised, check_stats=True))
@@ -434,12 +465,13 @@ def _cases() -> list[BadCase]:
                 binary={"probs": np.array([nan, 0.5])}))
     for v in both:
         add(BadCase("probs-zero", "probs not summing to 1, negative, zeros", gives("masked"), validate_args=v,
-                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS))
+                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS, sample_shape=(1000,)))
     for dtype in ("float64", "float16", "bfloat16"):
         add(BadCase(f"probs-zero-{dtype}", "probs not summing to 1, negative, zeros", gives("masked"), dtype=dtype,
-                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS, sample_shape=(20000,),
+                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS,
+                    sample_shape=(1000,) if dtype == "float64" else (4000,),
                     backends=("torch", "jax") if dtype == "float64" else ("torch",),
-                    note="20,000 draws: a zero class clamped to log(eps) in bfloat16 would be drawn ~0.7%"))
+                    note="4,000 draws per row: a zero class clamped to log(eps) was drawn in 0.7% (bfloat16), 0.09% (float16)"))
 
     # temperature: 0, negative, NaN, batched tensors
     temp_classes = TEMPERATURE_CLASSES
@@ -448,11 +480,11 @@ def _cases() -> list[BadCase]:
                     raises("ValueError", "temperature", "> 0"), temperature=t,
                     logits=LOGITS, binary=BINARY, classes=temp_classes))
         add(BadCase(f"temperature-{name}", "temperature 0, negative, NaN, batched",
-                    gives("unchecked_nan"), temperature=t, validate_args=False,
+                    gives("unchecked_nan"), temperature=t, validate_args=False, pending=_D4,
                     logits=LOGITS, binary=BINARY, classes=temp_classes,
                     note="validation off: a Python-number temperature is not checked either (D4)"))
     add(BadCase("temperature-tensor-zero", "temperature 0, negative, NaN, batched",
-                raises("ValueError", "temperature", "> 0"), temperature=np.array([0.5, 0.0]),
+                raises("ValueError", "temperature"), temperature=np.array([0.5, 0.0]),
                 logits=LOGITS, binary=BINARY, classes=temp_classes))
     add(BadCase("temperature-batched", "temperature 0, negative, NaN, batched", gives("finite"),
                 temperature=np.array([0.05, 5.0]), grad_hyper=True,
@@ -497,11 +529,17 @@ def _cases() -> list[BadCase]:
                 logits=np.zeros((2, 1))))
     add(BadCase("K-2", "K = 1, 2, 100000; empty batches", gives("finite"),
                 logits=np.array([[0.0, 1.0], [-3.0, 2.0]]), binary=BINARY))
-    add(BadCase("K-100000", "K = 1, 2, 100000; empty batches", gives("finite"),
+    add(BadCase("K-100000", "K = 1, 2, 100000; empty batches",
+                {"torch:OneHotCategorical": raises("ValueError", "probs", upstream=_PYRO_K_LARGE),
+                 "default": gives("finite")},
                 logits=np.random.default_rng(0).normal(0.0, 3.0, size=(1, 100_000)), sample_shape=(2,)))
-    add(BadCase("batch-empty", "K = 1, 2, 100000; empty batches", gives("empty"),
+    add(BadCase("batch-empty", "K = 1, 2, 100000; empty batches",
+                {"torch:OneHotCategorical": raises("RuntimeError", "reshape", upstream=_PYRO_EMPTY_BATCH),
+                 "default": gives("empty")},
                 logits=np.zeros((0, 4)), binary={"logits": np.zeros((0,))}, sample_shape=(3,)))
-    add(BadCase("sample-empty", "K = 1, 2, 100000; empty batches", gives("empty"),
+    add(BadCase("sample-empty", "K = 1, 2, 100000; empty batches",
+                {"torch:OneHotCategorical": raises("RuntimeError", "n_sample", upstream=_PYRO_EMPTY_SAMPLE),
+                 "default": gives("empty")},
                 logits=LOGITS, binary=BINARY, sample_shape=(0,)))
 
     # mismatched value shapes
@@ -519,8 +557,9 @@ def _cases() -> list[BadCase]:
                 logits=np.array([[0, 1, 2, 3], [1, 1, 0, -2]]), binary={"logits": np.array([1, -2])},
                 note="int logits are promoted to the default float dtype; temperature 0.5 stays 0.5 (f)"))
     add(BadCase("int-probs", "integer dtypes", gives("finite"), dtype="int64",
-                probs=np.array([[0, 1, 1, 0], [1, 1, 1, 1]]), never=np.array([[1, 0, 0, 1], [0, 0, 0, 0]]) == 1,
-                classes=CATEGORICAL_CLASSES, note="int probs are promoted and normalised; zeros never drawn"))
+                probs=np.array([[0, 0, 1, 0], [1, 0, 0, 0]]), never=np.array([[1, 1, 0, 1], [0, 1, 1, 1]]) == 1,
+                binary={"probs": np.array([1, 0]), "never": np.array([0, 1])},
+                note="int probs (one-hot: a point mass) are promoted to the default float dtype; zeros never drawn"))
     add(BadCase("int-value", "integer dtypes", gives("value_finite"),
                 logits=LOGITS, values={"one_hot": np.array([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=np.int64),
                                        "boolean": np.array([1, 0], dtype=np.int64)}, binary=BINARY))
@@ -535,10 +574,10 @@ def _cases() -> list[BadCase]:
     add(BadCase("value-off-support", "off-support values, validation on and off", _TORCH_ON_JAX_OFF,
                 logits=LOGITS, binary=BINARY, values=OFF_SUPPORT,
                 note="torch raises; NumPyro warns and returns -inf (its convention, D3)"))
-    add(BadCase("value-off-support", "off-support values, validation on and off",
-                {"RelaxedBernoulli": gives("unchecked_nan"), "default": gives("unchecked")},
+    add(BadCase("value-off-support", "off-support values, validation on and off", gives("unchecked"),
                 validate_args=False, logits=LOGITS, binary=BINARY, values=OFF_SUPPORT,
-                note="validation off: the formula at the point; RelaxedBernoulli's logit(1.5) is NaN"))
+                note="validation off: the formula at the point (finite for these values; torch's "
+                     "SigmoidTransform clamps x to [tiny, 1 - eps] before taking its logit)"))
     return c
 
 
