@@ -11,7 +11,23 @@ transforms therefore keep each sample's log-space pre-image: in their own cache
 sample tensor's identity that every instance shares. The second lets a prior score the very
 tensor a guide drew (Pyro replays the guide's value into the model), the counterpart of the
 ``intermediates`` that NumPyro's ``replay`` hands to the model's ``log_prob``. A copy
-(``clone``, ``detach``) is a new point to score: its pre-image is ``log(value)``.
+(``clone``, ``detach``) is a new point to score: its pre-image is ``log(value)``. Under
+``torch.compile`` the table is skipped (Dynamo will not trace a weak dictionary) and the
+transform's own cache scores the samples of the instance that drew them.
+
+Masks and zeros. A ``-inf`` logit (or a zero probability: ``log 0 = -inf``, never clamped to
+``log(eps)``) masks its class, with validation on or off: it is never drawn, and ``log_prob``
+and its gradients stay finite for values that miss it (``-inf`` for one that hits it). For
+the Concrete classes the law is then the Concrete of the kept classes and the density is with
+respect to Lebesgue measure on the kept coordinates bar the last kept one. For the binary
+classes a ``-inf`` (``+inf``) logit masks the value 1 (0): a point mass.
+
+Validation. With validation on, categorical logits must be free of NaN and ``+inf`` and keep at
+least one class per row (``ValueError`` naming ``logits``); Bernoulli logits may be ``+-inf``.
+With validation off nothing reads parameter values (no device sync; traceable), so NaN, ``+inf``
+or all-masked rows give NaN samples and scores, as in ``torch.distributions``. Integer
+``logits``/``probs`` are promoted to the default float dtype; ``mean``, ``variance`` and
+``entropy`` are those of the normalised probabilities.
 """
 
 from __future__ import annotations
@@ -186,6 +202,20 @@ _logits_vector = _LogitsVector()
 _PRE_IMAGES = WeakTensorKeyDictionary()
 
 
+def _remember(x: torch.Tensor, pre_image: torch.Tensor) -> None:
+    """Record ``x``'s pre-image in ``_PRE_IMAGES``, except while ``torch.compile`` traces:
+    Dynamo refuses to trace ``WeakIdKeyDictionary.__setitem__`` ("Attempted to inline function
+    marked as skipped", torch/utils is on its skip list), so a compiled function keeps only the
+    transform's own cache, which scores a sample by the instance that drew it."""
+    if not torch.compiler.is_compiling():
+        _PRE_IMAGES[x] = pre_image
+
+
+def _recall(x: torch.Tensor) -> torch.Tensor | None:
+    """``x``'s recorded pre-image, or None (always None while ``torch.compile`` traces)."""
+    return None if torch.compiler.is_compiling() else _PRE_IMAGES.get(x)
+
+
 class _ExpToSimplexTransform(Transform):
     r"""``x = exp(y)`` from the log-simplex onto the simplex, in the first K-1 coordinates.
 
@@ -199,11 +229,11 @@ class _ExpToSimplexTransform(Transform):
 
     def _call(self, y):
         x = torch.exp(y)
-        _PRE_IMAGES[x] = y
+        _remember(x, y)
         return x
 
     def _inverse(self, x):
-        y = _PRE_IMAGES.get(x)
+        y = _recall(x)
         return torch.log(x) if y is None else y
 
     def log_abs_det_jacobian(self, y, x):
@@ -222,11 +252,11 @@ class _SigmoidTransform(SigmoidTransform):
 
     def _call(self, z):
         x = super()._call(z)
-        _PRE_IMAGES[x] = z
+        _remember(x, z)
         return x
 
     def _inverse(self, x):
-        z = _PRE_IMAGES.get(x)
+        z = _recall(x)
         return super()._inverse(x) if z is None else z
 
     def log_abs_det_jacobian(self, z, x):

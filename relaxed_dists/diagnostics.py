@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .checks import out_of_range
 from .registry import ESTIMATORS
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "FUNCTIONS",
     "cli_parser",
     "cli_params",
+    "check_n_samples",
 ]
 
 #: Largest ``K^L`` that :func:`all_one_hots` enumerates.
@@ -182,6 +184,7 @@ def fidelity_report(hard, probs, estimator: str = "", params: Mapping | None = N
     """:class:`FidelityReport` of hard samples ``(N, *batch, K)`` against ``probs`` ``(*batch, K)``."""
     hard = np.asarray(hard, np.float64)
     n = hard.shape[0]
+    check_n_samples(n)
     return FidelityReport(
         estimator=estimator,
         params=dict(params or {}),
@@ -285,3 +288,13 @@ def cli_params(args: argparse.Namespace) -> dict:
     flags = {"n_steps": args.n_steps, "t_1": args.t_1, "tau": args.tau}
     params = {_SAMPLER_NAMES.get(name, name): value for name, value in defaults.items()}
     return {name: flags[name] if flags[name] is not None else value for name, value in params.items()}
+
+
+def check_n_samples(n_samples, minimum: int = 1) -> int:
+    """``n_samples`` must be an integer >= ``minimum``: no frequency (or mean) of zero draws
+    exists, and NumPy's mean of an empty axis is a silent NaN."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
+        raise TypeError(out_of_range("n_samples", n_samples, f"an integer >= {minimum}"))
+    if n_samples < minimum:
+        raise ValueError(out_of_range("n_samples", n_samples, f"an integer >= {minimum}"))
+    return int(n_samples)

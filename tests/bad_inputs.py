@@ -291,7 +291,7 @@ def _result_failures(result: str, obs: Mapping) -> list[str]:
             fails.append(f"{obs['off_support']} draws off the support")
     if result == "masked" and obs.get("drawn_never", 0) > 0:
         fails.append(f"a masked class drawn {obs['drawn_never']} times")
-    if result == "normalised" and obs.get("stats_ok") is False:
+    if obs.get("stats_ok") is False:
         fails.append("mean / entropy not those of the normalised probs")
     if result in ("neg_inf", "warn_neg_inf") and not obs.get("log_prob_neg_inf"):
         fails.append("log_prob not -inf")
