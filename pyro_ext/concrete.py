@@ -49,10 +49,15 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 # --- categorical -------------------------------------------------------------------
 
 
-def _weighted(weight: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
-    """``weight * log_p`` with ``0 * log 0 = 0``: a masked class (``log_p = -inf``) that the
-    value does not hit counts 0, with finite gradients (the double where)."""
+def _weighted_log(weight: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
+    """``weight * log_p`` with ``0 * -inf = 0``: a masked class (``log_p = -inf``) adds 0 where
+    its weight is 0 and ``-inf`` elsewhere. The double where keeps ``-inf`` out of the gradient."""
     return weight * torch.where(weight == 0, 0.0, log_p)
+
+
+def _last_of(keep: torch.Tensor) -> torch.Tensor:
+    """Mask of the last ``True`` entry of ``keep`` on the last dimension."""
+    return keep & (torch.cumsum(keep.flip(-1), dim=-1).flip(-1) == 1)
 
 
 def categorical_log_prob(value: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -60,14 +65,14 @@ def categorical_log_prob(value: torch.Tensor, logits: torch.Tensor) -> torch.Ten
 
     A ``-inf`` logit masks its class: 0 where ``value`` misses it, ``-inf`` where it hits it.
     """
-    return torch.sum(_weighted(value, torch.log_softmax(logits, dim=-1)), dim=-1)
+    return torch.sum(_weighted_log(value, torch.log_softmax(logits, dim=-1)), dim=-1)
 
 
 def bernoulli_log_prob(value: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """``log Bernoulli(value | sigmoid(logits))`` for ``value`` in {0, 1}, written
     ``value log sigmoid(l) + (1 - value) log sigmoid(-l)`` so that a logit of ``-inf`` (``+inf``),
     which masks the value 1 (0), gives 0 at the other value and ``-inf`` at the masked one."""
-    return _weighted(value, -_softplus(-logits)) + _weighted(1 - value, -_softplus(logits))
+    return _weighted_log(value, -_softplus(-logits)) + _weighted_log(1 - value, -_softplus(logits))
 
 
 # --- Concrete / Gumbel-Softmax (Maddison et al. 2017; Jang et al. 2017) -------------
@@ -95,14 +100,6 @@ def concrete_log_sample(logits: torch.Tensor, temperature, gumbels: torch.Tensor
     return torch.log_softmax(scores, dim=-1)
 
 
-def _last_kept(y: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """``y`` at the last kept class of each row (``y[..., -1]`` when every class is kept): the
-    coordinate that the density's base measure leaves out."""
-    k = kept.shape[-1]
-    index = torch.where(kept, torch.arange(k, device=kept.device), -1).amax(-1, keepdim=True).clamp(min=0)
-    return torch.gather(y, -1, index.expand(y.shape[:-1] + (1,)))[..., 0]
-
-
 def exp_concrete_log_prob(y: torch.Tensor, logits: torch.Tensor, temperature) -> torch.Tensor:
     r"""Log density of the ExpConcrete at ``y`` (a point of the log-simplex).
 
@@ -120,21 +117,22 @@ def exp_concrete_log_prob(y: torch.Tensor, logits: torch.Tensor, temperature) ->
     mass, density 1). A ``y`` finite on a masked class has density 0: ``-inf``.
     """
     tau = _hyper(temperature, y)
-    kept = logits > -math.inf
-    k = torch.sum(kept, dim=-1).to(y.dtype)
+    big_k = y.shape[-1]
+    masked = torch.isneginf(logits)
     # The density is invariant to shifting the logits (the K c gained by the sum is lost by
     # K logsumexp), so the unnormalised logits stand in for log(pi): one pass fewer.
-    log_pi = torch.where(kept, logits, 0.0)
-    y_kept = torch.where(kept, y, 0.0)
-    score = torch.where(kept, log_pi - tau * y_kept, -math.inf)
-    log_p = (
-        torch.lgamma(k)
+    log_pi = torch.where(masked, 0.0, logits)
+    y_kept = torch.where(masked, 0.0, y)  # the double where: -inf never reaches a gradient
+    score = log_pi - tau * y_kept
+    k = torch.sum(~masked, dim=-1).to(score.dtype)
+    log_prob = (
+        torch.where(k == big_k, math.lgamma(big_k), torch.lgamma(k))  # the exact constant when nothing is masked
         + (k - 1) * torch.log(tau[..., 0])
-        + torch.sum(torch.where(kept, score, 0.0), dim=-1)
-        - k * torch.logsumexp(score, dim=-1)
-        - _last_kept(y_kept, kept)
+        + torch.sum(torch.where(masked, 0.0, score), dim=-1)
+        - k * torch.logsumexp(torch.where(masked, -math.inf, score), dim=-1)
+        - torch.sum(torch.where(_last_of(~masked), y_kept, 0.0), dim=-1)
     )
-    return torch.where(torch.any(~kept & (y > -math.inf), dim=-1), -math.inf, log_p)
+    return torch.where(torch.any(masked & (y > -math.inf), dim=-1), -math.inf, log_prob)
 
 
 def concrete_log_prob(x: torch.Tensor, logits: torch.Tensor, temperature) -> torch.Tensor:
@@ -180,10 +178,10 @@ def logit_binary_concrete_log_prob(z: torch.Tensor, logits: torch.Tensor, temper
     log-density 0 there (counting measure) and ``-inf`` elsewhere.
     """
     tau = _scalar(temperature, z)
-    finite = torch.isfinite(logits)
-    d = torch.where(finite, logits, 0.0) - tau * torch.where(finite, z, 0.0)
-    log_p = torch.log(tau) + d - 2.0 * _softplus(d)
-    return torch.where(finite, log_p, torch.where(z == logits, 0.0, -math.inf))
+    certain = torch.isinf(logits)
+    d = torch.where(certain, 0.0, logits) - tau * torch.where(certain, 0.0, z)
+    log_prob = torch.log(tau) + d - 2.0 * _softplus(d)
+    return torch.where(certain, torch.where(z == logits, 0.0, -math.inf), log_prob)
 
 
 def binary_concrete_log_prob(x: torch.Tensor, logits: torch.Tensor, temperature) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 from pyro.distributions import OneHotCategorical
 from pyro.distributions.torch import TransformedDistribution
 from pyro.distributions.torch_distribution import TorchDistribution
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, biject_to, constraints, transform_to
 from torch.distributions.transforms import SigmoidTransform, Transform
 from torch.distributions.utils import lazy_property, logits_to_probs
 from torch.utils.weak import WeakTensorKeyDictionary
@@ -58,7 +58,7 @@ from . import estimators
 from ._fused import fused_available, redge_fused
 from ._ops import one_hot_argmax, sample_gumbel, sample_logistic, straight_through
 from .concrete import (
-    _last_kept,
+    _last_of,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -196,6 +196,13 @@ _simplex = _Simplex()
 _logits_vector = _LogitsVector()
 
 
+@biject_to.register(_LogitsVector)
+@transform_to.register(_LogitsVector)
+def _to_logits_vector(constraint):
+    # unconstrained logits: the transforms of constraints.real_vector (the identity)
+    return biject_to(constraints.real_vector)
+
+
 # --- transforms that keep the pre-image ------------------------------------------------
 
 #: sample tensor -> its log-space pre-image, for every sample a transform below produced.
@@ -240,8 +247,7 @@ class _ExpToSimplexTransform(Transform):
         # a -inf coordinate is a masked class (x = 0 there): left out of the base measure,
         # with the last kept coordinate in place of the K-th
         kept = y > -math.inf
-        y_kept = torch.where(kept, y, 0.0)
-        return torch.sum(y_kept, dim=-1) - _last_kept(y_kept, kept)
+        return torch.sum(torch.where(kept & ~_last_of(kept), y, 0.0), dim=-1)
 
 
 class _SigmoidTransform(SigmoidTransform):

@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import itertools
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -184,7 +185,6 @@ def fidelity_report(hard, probs, estimator: str = "", params: Mapping | None = N
     """:class:`FidelityReport` of hard samples ``(N, *batch, K)`` against ``probs`` ``(*batch, K)``."""
     hard = np.asarray(hard, np.float64)
     n = hard.shape[0]
-    check_n_samples(n)
     return FidelityReport(
         estimator=estimator,
         params=dict(params or {}),
@@ -291,10 +291,17 @@ def cli_params(args: argparse.Namespace) -> dict:
 
 
 def check_n_samples(n_samples, minimum: int = 1) -> int:
-    """``n_samples`` must be an integer >= ``minimum``: no frequency (or mean) of zero draws
-    exists, and NumPy's mean of an empty axis is a silent NaN."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)):
-        raise TypeError(out_of_range("n_samples", n_samples, f"an integer >= {minimum}"))
+    """``n_samples`` counts Monte Carlo draws: an integer >= ``minimum`` (no draws give no
+    frequencies, and a TV or a mean of none is NaN).
+
+    >>> check_n_samples(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_samples must be an integer >= 1, got n_samples=0
+    """
+    allowed = f"an integer >= {minimum}"
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
+        raise TypeError(out_of_range("n_samples", n_samples, allowed))
     if n_samples < minimum:
-        raise ValueError(out_of_range("n_samples", n_samples, f"an integer >= {minimum}"))
+        raise ValueError(out_of_range("n_samples", n_samples, allowed))
     return int(n_samples)

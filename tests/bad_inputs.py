@@ -471,7 +471,8 @@ def _cases() -> list[BadCase]:
                     probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS,
                     sample_shape=(1000,) if dtype == "float64" else (4000,),
                     backends=("torch", "jax") if dtype == "float64" else ("torch",),
-                    note="4,000 draws per row: a zero class clamped to log(eps) was drawn in 0.7% (bfloat16), 0.09% (float16)"))
+                    note="4,000 draws per row: a zero class clamped to log(eps) was drawn in 0.7% (bfloat16), "
+                         "0.09% (float16)"))
 
     # temperature: 0, negative, NaN, batched tensors
     temp_classes = TEMPERATURE_CLASSES
@@ -545,7 +546,8 @@ def _cases() -> list[BadCase]:
     # mismatched value shapes
     add(BadCase("value-event-mismatch", "mismatched value shapes", raises("ValueError", "value", "event_shape"),
                 logits=LOGITS,
-                values={f: np.full((2, 5), 0.2) for f in ("one_hot", "simplex")} | {"log_simplex": np.full((2, 5), -1.6)}))
+                values={"one_hot": np.full((2, 5), 0.2), "simplex": np.full((2, 5), 0.2),
+                        "log_simplex": np.full((2, 5), -1.6)}))
     add(BadCase("value-batch-mismatch", "mismatched value shapes", raises("ValueError", "value", "batch_shape"),
                 logits=LOGITS, binary=BINARY,
                 values={"one_hot": np.tile(np.eye(4)[:1], (3, 1)), "simplex": np.full((3, 4), 0.25),

@@ -313,7 +313,9 @@ def test_zero_probs_gradient_finite(validate):
 
 
 @pytest.mark.parametrize(
-    "logits", [[[0.0, math.inf, 1.0]], [[-math.inf, -math.inf, -math.inf]], [[0.0, math.nan, 1.0]]], ids=["inf", "all-masked", "nan"]
+    "logits",
+    [[[0.0, math.inf, 1.0]], [[-math.inf, -math.inf, -math.inf]], [[0.0, math.nan, 1.0]]],
+    ids=["inf", "all-masked", "nan"],
 )
 @pytest.mark.parametrize("cls", CATEGORICAL, ids=IDS)
 def test_bad_logits_raise_naming_logits(cls, logits):
@@ -375,7 +377,7 @@ def test_integer_parameters_are_promoted(cls):
     assert bool(torch.isfinite(d.log_prob(d.rsample((5,)))).all())
 
 
-@pytest.mark.parametrize("cls", [StraightThrough, ReinMax, REDGE, REDGECov, REINDGE, RelaxedOneHotCategoricalStraightThrough], ids=IDS)
+@pytest.mark.parametrize("cls", ONE_HOT_CLASSES, ids=IDS)
 def test_stats_of_unnormalised_probs_without_validation(cls):
     """(g) With validation off, mean / variance / entropy are those of probs / sum(probs)."""
     probs = torch.tensor([[1.0, 2.0, 5.0], [0.0, 3.0, 1.0]])
