@@ -41,6 +41,21 @@ SHORT = {
 }
 
 
+#: outside the catalogue's scenario: torch.compile (issue 15, defect (e))
+NOTES = [
+    "## torch.compile (fullgraph) of the transformed classes",
+    "",
+    "`RelaxedOneHotCategorical` and `RelaxedBernoulli` failed under `torch.compile(fullgraph=True)`",
+    "with \"Attempted to inline function marked as skipped ... `WeakIdKeyDictionary.__setitem__`\":",
+    "ours (the pre-image table that lets a model score a guide's sample). The table is now skipped",
+    "while Dynamo traces; the transform's own cache still scores the instance's own samples",
+    "(`tests/test_bad_inputs_torch.py::test_transformed_classes_compile_fullgraph`). With",
+    "`validate_args=True` torch's own classes break the graph too, in `Distribution.__init__`",
+    "(upstream): \"Attempted to call function marked as skipped ... the function `is_dependent` in",
+    "file `torch/distributions/constraints.py` should not be traced\"; compile with validation off.",
+]
+
+
 def _is_pending(case, class_name: str, backend: str) -> bool:
     # pending changes are Pyro-side (D4, D5); the torch OneHotCategorical is the host's own
     return bool(case.pending) and backend == "torch" and class_name != "OneHotCategorical"
@@ -157,6 +172,7 @@ def markdown(results: dict) -> str:
     lines += ["", "## Upstream behaviour (†)", ""]
     for quote, ids in quotes.items():
         lines.append(f"- {', '.join(f'`{i}`' for i in dict.fromkeys(ids))}: {quote}.")
+    lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
 
 

@@ -58,7 +58,7 @@ from . import estimators
 from ._fused import fused_available, redge_fused
 from ._ops import one_hot_argmax, sample_gumbel, sample_logistic, straight_through
 from .concrete import (
-    _last_of,
+    _last_kept,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -246,8 +246,9 @@ class _ExpToSimplexTransform(Transform):
     def log_abs_det_jacobian(self, y, x):
         # a -inf coordinate is a masked class (x = 0 there): left out of the base measure,
         # with the last kept coordinate in place of the K-th
-        kept = y > -math.inf
-        return torch.sum(torch.where(kept & ~_last_of(kept), y, 0.0), dim=-1)
+        masked = torch.isneginf(y)
+        y_kept = torch.where(masked, 0.0, y)
+        return torch.sum(y_kept, dim=-1) - _last_kept(y_kept, masked)
 
 
 class _SigmoidTransform(SigmoidTransform):
