@@ -38,6 +38,7 @@ from relaxed_dists.diagnostics import (
     FidelityReport,
     GradientReport,
     all_one_hots,
+    check_n_samples,
     cli_params,
     cli_parser,
     fidelity_report,
@@ -90,6 +91,7 @@ def estimator_gradients(estimator: str, f, logits: torch.Tensor, n_samples: int,
     The logits are expanded to a leaf of shape ``(n_samples, *logits.shape)`` and one backward of
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
+    check_n_samples(n_samples)
     batch = logits.detach().expand(n_samples, *logits.shape).clone().requires_grad_(True)
     if estimator == REINFORCE:
         return _reinforce_gradients(f, batch)
@@ -124,8 +126,10 @@ def gradient_sweep(estimator: str, f, logits: torch.Tensor, n_samples: int = 10_
 
 def sample_fidelity(estimator: str, logits: torch.Tensor, n_samples: int = 100_000, **params) -> FidelityReport:
     """TV distance between the frequencies of ``n_samples`` hard samples and ``softmax(logits)``
-    (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws."""
+    (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws.
+    ``n_samples`` must be an integer >= 1 (``ValueError`` / ``TypeError`` otherwise)."""
     _check_estimator(estimator)
+    check_n_samples(n_samples)
     batch = logits.detach().expand(n_samples, *logits.shape)
     with torch.no_grad():
         if estimator == REINFORCE:

@@ -14,17 +14,35 @@ tensor a guide drew (Pyro replays the guide's value into the model), the counter
 NumPyro classes keep the same table). A copy (``clone``, ``detach``) is a new point to score:
 its pre-image is ``log(value)``, exact to rounding except where rounding lost it (an entry
 below ``tiny``, a sigmoid clipped to its bound), which raises a ``ValueError`` under validation.
+Under ``torch.compile`` the table is skipped (Dynamo will not trace a weak dictionary) and the
+transform's own cache scores the samples of the instance that drew them.
+
+Masks and zeros. A ``-inf`` logit (or a zero probability: ``log 0 = -inf``, never clamped to
+``log(eps)``) masks its class, with validation on or off: it is never drawn, and ``log_prob``
+and its gradients stay finite for values that miss it (``-inf`` for one that hits it). For
+the Concrete classes the law is then the Concrete of the kept classes and the density is with
+respect to Lebesgue measure on the kept coordinates bar the last kept one. For the binary
+classes a ``-inf`` (``+inf``) logit masks the value 1 (0): a point mass.
+
+Validation. With validation on, categorical logits must be free of NaN and ``+inf`` and keep at
+least one class per row (``ValueError`` naming ``logits``); Bernoulli logits may be ``+-inf``.
+With validation off nothing reads parameter values (no device sync; traceable), so NaN, ``+inf``
+or all-masked rows give NaN samples and scores, as in ``torch.distributions``. Integer
+``logits``/``probs`` are promoted to the default float dtype; ``mean``, ``variance`` and
+``entropy`` are those of the normalised probabilities.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from pyro.distributions import OneHotCategorical
 from pyro.distributions.torch import TransformedDistribution
 from pyro.distributions.torch_distribution import TorchDistribution
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, biject_to, constraints, transform_to
 from torch.distributions.transforms import SigmoidTransform, Transform
-from torch.distributions.utils import lazy_property, logits_to_probs, probs_to_logits
+from torch.distributions.utils import lazy_property, logits_to_probs
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from relaxed_dists.checks import (
@@ -44,6 +62,7 @@ from . import estimators
 from ._fused import fused_available, redge_fused
 from ._ops import one_hot_argmax, sample_gumbel, sample_logistic, straight_through
 from .concrete import (
+    _last_kept,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -86,9 +105,46 @@ def _probs_or_logits(probs, logits, *, normalise: bool = False) -> tuple[str, to
     name, param = ("probs", probs) if probs is not None else ("logits", logits)
     if not isinstance(param, torch.Tensor):
         param = torch.as_tensor(param, dtype=torch.get_default_dtype())
+    if not (param.is_floating_point() or param.is_complex()):
+        # integer (or bool) parameters are promoted to the default float dtype, as a Python
+        # number is, so that hyperparameters cast to their dtype stay what they were (an int
+        # dtype would turn temperature 0.5 into 0)
+        param = param.to(torch.get_default_dtype())
     if normalise and name == "probs" and param.dim() > 0:
         param = param / param.sum(-1, keepdim=True)
     return name, param
+
+
+def _logits_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """Normalised log-probabilities with ``log 0 = -inf``: a zero-probability class is masked,
+    never drawn. torch's ``probs_to_logits`` clamps to ``[eps, 1 - eps]`` instead, so the class
+    kept ``log(eps)`` and was drawn (bfloat16: 0.7% of draws, float32: ~1e-7); the double where
+    keeps the gradient finite."""
+    positive = probs > 0
+    log_p = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), -math.inf)
+    return log_p - torch.log(torch.sum(probs, dim=-1, keepdim=True))
+
+
+def _binary_logits_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """``log p - log(1 - p)`` with ``p = 0 -> -inf`` and ``p = 1 -> +inf`` (no clamping: those
+    values are never drawn), finite gradients by the double where."""
+    positive, below_one = probs > 0, probs < 1
+    log_p = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), -math.inf)
+    log_q = torch.where(below_one, torch.log1p(-torch.where(below_one, probs, 0.0)), -math.inf)
+    return log_p - log_q
+
+
+def _normalised(probs: torch.Tensor) -> torch.Tensor:
+    """``probs / sum(probs)``: what ``mean`` and ``entropy`` use even when validation is off and
+    the probs given do not sum to one."""
+    return probs / torch.sum(probs, dim=-1, keepdim=True)
+
+
+def _categorical_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """``-sum_k p_k log p_k`` from the logits, with ``0 log 0 = 0`` for masked classes."""
+    log_p = torch.log_softmax(logits, dim=-1)
+    p = torch.exp(log_p)
+    return -torch.sum(p * torch.where(p > 0, log_p, 0.0), dim=-1)
 
 
 def _temperature(temperature, like: torch.Tensor, validate_args: bool | None) -> torch.Tensor:
@@ -136,14 +192,51 @@ class _Simplex(constraints.Constraint):
         return torch.all(value >= 0, dim=-1) & (torch.abs(torch.sum(value, dim=-1) - 1) <= _atol(value.dtype))
 
 
+class _LogitsVector(constraints.Constraint):
+    """Logits of a categorical: no NaN, no ``+inf``, and at least one entry above ``-inf`` per
+    row. A ``-inf`` entry masks its class; ``+inf`` and an all-masked row define no law.
+    (``constraints.real_vector`` accepts both, and cannot check an empty batch: it reshapes
+    ``(0, K)`` to ``(0, -1)``.)"""
+
+    event_dim = 1
+
+    def check(self, value):
+        return torch.all((value == value) & (value < math.inf), dim=-1) & torch.any(value > -math.inf, dim=-1)
+
+    def __repr__(self):
+        return "LogitsVector(entries in [-inf, inf), NaN-free, at least one > -inf per row)"
+
+
 _log_simplex = _LogSimplex()
 _simplex = _Simplex()
+_logits_vector = _LogitsVector()
+
+
+@biject_to.register(_LogitsVector)
+@transform_to.register(_LogitsVector)
+def _to_logits_vector(constraint):
+    # unconstrained logits: the transforms of constraints.real_vector (the identity)
+    return biject_to(constraints.real_vector)
 
 
 # --- transforms that keep the pre-image ------------------------------------------------
 
 #: sample tensor -> its log-space pre-image, for every sample a transform below produced.
 _PRE_IMAGES = WeakTensorKeyDictionary()
+
+
+def _remember(x: torch.Tensor, pre_image: torch.Tensor) -> None:
+    """Record ``x``'s pre-image in ``_PRE_IMAGES``, except while ``torch.compile`` traces:
+    Dynamo refuses to trace ``WeakIdKeyDictionary.__setitem__`` ("Attempted to inline function
+    marked as skipped", torch/utils is on its skip list), so a compiled function keeps only the
+    transform's own cache, which scores a sample by the instance that drew it."""
+    if not torch.compiler.is_compiling():
+        _PRE_IMAGES[x] = pre_image
+
+
+def _recall(x: torch.Tensor) -> torch.Tensor | None:
+    """``x``'s recorded pre-image, or None (always None while ``torch.compile`` traces)."""
+    return None if torch.compiler.is_compiling() else _PRE_IMAGES.get(x)
 
 
 class _ExpToSimplexTransform(Transform):
@@ -159,15 +252,19 @@ class _ExpToSimplexTransform(Transform):
 
     def _call(self, y):
         x = torch.exp(y)
-        _PRE_IMAGES[x] = y
+        _remember(x, y)
         return x
 
     def _inverse(self, x):
-        y = _PRE_IMAGES.get(x)
+        y = _recall(x)
         return torch.log(x) if y is None else y
 
     def log_abs_det_jacobian(self, y, x):
-        return torch.sum(y[..., :-1], dim=-1)
+        # a -inf coordinate is a masked class (x = 0 there): left out of the base measure,
+        # with the last kept coordinate in place of the K-th
+        masked = torch.isneginf(y)
+        y_kept = torch.where(masked, 0.0, y)
+        return torch.sum(y_kept, dim=-1) - _last_kept(y_kept, masked)
 
 
 class _SigmoidTransform(SigmoidTransform):
@@ -178,12 +275,17 @@ class _SigmoidTransform(SigmoidTransform):
 
     def _call(self, z):
         x = super()._call(z)
-        _PRE_IMAGES[x] = z
+        _remember(x, z)
         return x
 
     def _inverse(self, x):
-        z = _PRE_IMAGES.get(x)
+        z = _recall(x)
         return super()._inverse(x) if z is None else z
+
+    def log_abs_det_jacobian(self, z, x):
+        # z = +-inf is the point mass of a +-inf logit (one value masked): no Jacobian
+        infinite = torch.isinf(z)
+        return torch.where(infinite, 0.0, super().log_abs_det_jacobian(torch.where(infinite, 0.0, z), x))
 
 
 _LOST_WHERE = {
@@ -217,7 +319,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
     arg_constraints = {
         "temperature": constraints.positive,
         "probs": constraints.simplex,
-        "logits": constraints.real_vector,
+        "logits": _logits_vector,
     }
     has_rsample = True
 
@@ -252,7 +354,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs)
+        return _logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -448,7 +550,7 @@ class RelaxedOneHotCategoricalStraightThrough(_RelaxedCategoricalBase):
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def mode(self) -> torch.Tensor:
@@ -497,7 +599,7 @@ class _RelaxedBernoulliBase(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs, is_binary=True)
+        return _binary_logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -672,7 +774,7 @@ class _OneHotEstimator(TorchDistribution):
     the K one-hot vectors), whatever the estimator.
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    arg_constraints = {"probs": constraints.simplex, "logits": _logits_vector}
     support = constraints.one_hot
     has_rsample = True
     has_enumerate_support = True
@@ -711,7 +813,7 @@ class _OneHotEstimator(TorchDistribution):
 
     @lazy_property
     def logits(self) -> torch.Tensor:
-        return probs_to_logits(self.probs)
+        return _logits_from_probs(self.probs)
 
     @lazy_property
     def probs(self) -> torch.Tensor:
@@ -731,7 +833,7 @@ class _OneHotEstimator(TorchDistribution):
 
     @property
     def mean(self) -> torch.Tensor:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def mode(self) -> torch.Tensor:
@@ -739,10 +841,10 @@ class _OneHotEstimator(TorchDistribution):
 
     @property
     def variance(self) -> torch.Tensor:
-        return self.probs * (1 - self.probs)
+        return self.mean * (1 - self.mean)
 
     def entropy(self) -> torch.Tensor:
-        return -(self.probs * torch.log_softmax(self.logits, -1)).sum(-1)
+        return _categorical_entropy(self.logits)
 
     def enumerate_support(self, expand: bool = True) -> torch.Tensor:
         k = self.event_shape[0]

@@ -23,7 +23,7 @@ Which law. Each class's ``log_prob`` is the categorical (Bernoulli) log-probabil
 
 computed from ``log_softmax(logits)`` (``logsigmoid(+-logits)``), a term with ``p_k = 0``
 (``logits = -inf``) counting 0 and one with ``p_k > 0 = q_k`` making the KL ``inf``. Probabilities
-given as ``probs`` pass through the classes' logits, which torch clamps to ``log(eps)``.
+given as ``probs`` pass through the classes' logits, where a zero probability is a ``-inf`` logit.
 It is the KL of the hard samples' law for StraightThrough, ReinMax and the straight-through
 Gumbel-Softmax, whose forward samples are exact categorical draws. For REDGE, REDGE-cov and
 REINDGE the hard sample ``h ~ Cat(x0_hat)`` follows ``softmax(logits)`` exactly only at
