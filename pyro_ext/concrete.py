@@ -62,7 +62,8 @@ def _last_kept(y: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     ``argmax``), then gathered from ``y``."""
     positions = torch.arange(masked.shape[-1], dtype=torch.float32, device=masked.device)
     last = torch.where(masked, -1.0, positions).amax(dim=-1, keepdim=True).clamp(min=0).long()
-    return torch.gather(y, -1, last.expand(y.shape[:-1] + (1,)))[..., 0]
+    shape = torch.broadcast_shapes(y.shape[:-1], last.shape[:-1])  # a value may be smaller than the batch
+    return torch.gather(y.expand(shape + y.shape[-1:]), -1, last.expand(shape + (1,)))[..., 0]
 
 
 def _hits_masked(y: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

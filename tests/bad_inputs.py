@@ -395,8 +395,6 @@ _PYRO_EMPTY_SAMPLE = (
     "torch.distributions.Categorical.sample draws with torch.multinomial: "
     "'RuntimeError: cannot sample n_sample <= 0 samples'"
 )
-_D4 = "D4 (wt-pyrohost): a Python-number temperature is not checked with validation off"
-_D5 = "D5 (wt-pyrohost): unnormalised probs accepted and normalised"
 
 
 def _cases() -> list[BadCase]:
@@ -451,7 +449,7 @@ def _cases() -> list[BadCase]:
     add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros",
                 {"torch": gives("normalised", upstream="torch.distributions normalises probs"),
                  "jax": raises("ValueError", "probs")},
-                probs=unnormalised, check_stats=True, pending=_D5,
+                probs=unnormalised, check_stats=True,
                 note="torch normalises probs (torch.distributions, D5); NumPyro rejects them under validation"))
     add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros", gives("normalised"),
                 validate_args=False, probs=unnormalised, check_stats=True))
@@ -487,7 +485,7 @@ def _cases() -> list[BadCase]:
                                               "RelaxedBernoulliStraightThrough", "ReinMax")},
             "default": gives("unchecked_nan")}
         add(BadCase(f"temperature-{name}", "temperature 0, negative, NaN, batched",
-                    off, temperature=t, validate_args=False, pending=_D4,
+                    off, temperature=t, validate_args=False,
                     logits=LOGITS, binary=BINARY, classes=temp_classes,
                     note="validation off: a Python-number temperature is not checked either (D4)"))
     add(BadCase("temperature-tensor-zero", "temperature 0, negative, NaN, batched",
