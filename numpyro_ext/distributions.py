@@ -28,8 +28,10 @@ References
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -37,10 +39,10 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
-from numpyro.distributions.distribution import Distribution, TransformedDistribution
+from numpyro.distributions.distribution import Distribution, ExpandedDistribution, TransformedDistribution
 from numpyro.distributions.transforms import ParameterFreeTransform, SigmoidTransform, biject_to
 from numpyro.distributions.util import lazy_property
-from numpyro.util import not_jax_tracer
+from numpyro.util import find_stack_level, not_jax_tracer
 
 from relaxed_dists.checks import (
     check_event_size,
@@ -215,15 +217,39 @@ def _binary_logits_from_probs(probs: jax.Array) -> jax.Array:
 # --- validation shared by every class -------------------------------------------------
 
 
+# Set while ``_validated`` scores a value it has checked, so that the host's own check inside
+# (``TransformedDistribution.log_prob`` calls ``_validate_sample`` again) does not warn twice.
+_VALUE_CHECKED = contextvars.ContextVar("numpyro_ext_value_checked", default=False)
+
+
 def _validated(log_prob):
-    """Check ``value`` (shape, then support) before scoring it, when validation is on."""
+    """Check ``value`` before scoring it, when validation is on: a wrong shape raises
+    ``ValueError``; an out-of-support value warns and scores ``-inf`` (NumPyro's convention)."""
 
     @functools.wraps(log_prob)
     def wrapper(self, value, *args, **kwargs):
         if not self._validate_args:
             return log_prob(self, value, *args, **kwargs)
         mask = self._validate_sample(value)
-        return jnp.where(mask, log_prob(self, value, *args, **kwargs), -jnp.inf)
+        token = _VALUE_CHECKED.set(True)
+        try:
+            return jnp.where(mask, log_prob(self, value, *args, **kwargs), -jnp.inf)
+        finally:
+            _VALUE_CHECKED.reset(token)
+
+    return wrapper
+
+
+def _eager_on_constants(init):
+    """Run a constructor under ``jax.ensure_compile_time_eval``: inside ``jit`` its ops on
+    constant (non-traced) parameters are evaluated at once, so ``validate_args`` sees concrete
+    values and checks them, as NumPyro's own classes (which keep NumPy inputs) are checked;
+    traced parameters are traced as before."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        with jax.ensure_compile_time_eval():
+            init(self, *args, **kwargs)
 
     return wrapper
 
@@ -235,8 +261,15 @@ class _Checked:
     _ranges: dict = _CATEGORICAL_RANGES
     _support_text: str = ""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _eager_on_constants(cls.__init__)
+
     def validate_args(self, strict: bool = True) -> None:
-        """Check array parameters; cannot run on traced values (skipped, or ``RuntimeError`` if ``strict``)."""
+        """Check array parameters. Constant parameters are checked inside ``jit`` too (the
+        constructor keeps them concrete); traced ones cannot be: skipped, or ``RuntimeError``
+        if ``strict``."""
         with jax.ensure_compile_time_eval():
             for name, value in self.get_args().items():
                 is_valid = self.arg_constraints[name](value)
@@ -251,18 +284,35 @@ class _Checked:
                     raise ValueError(out_of_range(name, shown, self._ranges[name]))
 
     def _validate_sample(self, value):
-        """Shape always; support when ``value`` is concrete (else the mask gives ``-inf``)."""
+        """The support mask of ``value``, whose shape must fit (else ``ValueError``). A concrete
+        ``value`` outside the support warns as NumPyro does (``UserWarning`` "Out-of-support
+        values provided to log prob method...", here with the first bad event), inside ``jit``
+        too for a constant ``value``; ``log_prob`` then scores it ``-inf``. A traced ``value``
+        cannot be checked: it scores ``-inf`` without a warning."""
         check_value_shape(jnp.shape(value), self.batch_shape, self.event_shape)
-        mask = self.support(value)
-        if not_jax_tracer(mask) and not np.all(mask):
+        with jax.ensure_compile_time_eval():
+            mask = self.support(value)
+        if not_jax_tracer(mask) and not np.all(np.asarray(mask)) and not _VALUE_CHECKED.get():
             events = np.asarray(value).reshape((-1,) + self.event_shape)
             bad = events[~np.asarray(mask).reshape(-1)]
             message = out_of_range("value", bad[0], f"{self._support_text} (the support of {type(self).__name__})")
-            raise ValueError(f"{message}; {len(bad)} of {len(events)} events are outside the support")
+            warnings.warn(
+                "Out-of-support values provided to log prob method. The value argument should be within "
+                f"the support: {message}; {len(bad)} of {len(events)} events are outside the support",
+                UserWarning,
+                stacklevel=find_stack_level(),
+            )
         return mask
 
-    def expand(self, batch_shape) -> Distribution:
+    def _expanded_shape(self, batch_shape) -> tuple[int, ...]:
+        """``batch_shape`` as a tuple, checked as NumPyro checks an expansion (with its message,
+        "Cannot broadcast distribution of shape ... to shape ...", on an incompatible shape)."""
         batch_shape = tuple(batch_shape)
+        ExpandedDistribution._broadcast_shape(self.batch_shape, batch_shape)
+        return batch_shape
+
+    def expand(self, batch_shape) -> Distribution:
+        batch_shape = self._expanded_shape(batch_shape)
         if batch_shape == self.batch_shape:
             return self
         logits = jnp.broadcast_to(self.logits, batch_shape + self.event_shape)
@@ -303,8 +353,13 @@ class _HardSample:
     def rsample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         return self.sample(key, sample_shape)
 
-    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()):
-        return self.sample(key, sample_shape), []
+    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> tuple[jax.Array, list]:
+        """The hard sample (the same draw as ``sample``) and the host's intermediates of the
+        relaxed sample it is drawn from: one ``[pre-image, None]`` pair per transform, as
+        ``TransformedDistribution`` returns them. ``log_prob`` scores the hard value and
+        ignores them."""
+        _, intermediates = super().sample_with_intermediates(key, sample_shape)
+        return self.sample(key, sample_shape), intermediates
 
 
 # --- Concrete (Maddison et al. 2017; Jang et al. 2017) --------------------------------
@@ -904,7 +959,7 @@ class _OneHotEstimator(_Checked, Distribution):
         return batch_shape_of(shape, **hyper), tuple(shape[-1:])
 
     def expand(self, batch_shape) -> Distribution:
-        batch_shape = tuple(batch_shape)
+        batch_shape = self._expanded_shape(batch_shape)
         if batch_shape == self.batch_shape:
             return self
         new = type(self).__new__(type(self))
