@@ -12,11 +12,12 @@ a Python-number ``temperature`` outside ``(0, inf)`` always raise ``ValueError``
 validation on (``validate_args=True``, or ``None`` under NumPyro's global default, which
 ``numpyro.enable_validation`` sets and NumPyro 0.22 starts on), array parameters and the
 ``value`` passed to ``log_prob`` are checked too, with the messages of
-:mod:`relaxed_dists.checks`. These value checks
-cannot run on traced JAX values (inside ``jit``, ``vmap``, ``grad``): there, parameter
-checks are skipped and an out-of-support ``value`` gets ``log_prob = -inf``
-(NumPyro's convention); outside tracing, an out-of-support ``value`` raises
-``ValueError`` (NumPyro itself only warns).
+:mod:`relaxed_dists.checks`, as NumPyro checks its own classes: a bad parameter raises
+``ValueError``, also inside ``jit`` when it is a constant (constructors evaluate constant
+parameters eagerly); an out-of-support ``value`` warns (``UserWarning`` "Out-of-support
+values provided to log prob method...") and scores ``-inf``. Traced values (arguments of
+``jit``, ``vmap``, ``grad``) cannot be checked: their parameter checks are skipped and an
+out-of-support traced ``value`` scores ``-inf`` without a warning.
 
 References
 ----------
@@ -353,7 +354,9 @@ class _HardSample:
     def rsample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         return self.sample(key, sample_shape)
 
-    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> tuple[jax.Array, list]:
+    def sample_with_intermediates(
+        self, key: jax.Array, sample_shape: tuple[int, ...] = ()
+    ) -> tuple[jax.Array, list]:
         """The hard sample (the same draw as ``sample``) and the host's intermediates of the
         relaxed sample it is drawn from: one ``[pre-image, None]`` pair per transform, as
         ``TransformedDistribution`` returns them. ``log_prob`` scores the hard value and
@@ -386,9 +389,9 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -487,9 +490,9 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     The support is NumPyro's ``constraints.simplex`` (so ``biject_to`` and the autoguides
     know it), whose check allows a sum error of 1e-6: float16 and bfloat16 samples miss it,
@@ -561,9 +564,9 @@ class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategori
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -609,9 +612,9 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
     .. math:: \log p(z) = \log\tau + (\ell - \tau z) - 2 \log(1 + e^{\ell - \tau z}).
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -694,9 +697,9 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
         \qquad \alpha = e^{\text{logits}} .
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -757,9 +760,9 @@ class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
         \log p(b) = b\,\ell - \log(1 + e^{\ell}) .
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -807,9 +810,9 @@ class OneHotCategorical(_Checked, Distribution):
     .. math:: P(X = e_k) = \pi_k = \mathrm{softmax}(\text{logits})_k .
 
     Validation: the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1026,9 +1029,9 @@ class StraightThrough(_OneHotEstimator):
               \nabla_\ell := J_\pi^\top g = \pi \odot (g - \langle \pi, g\rangle).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1071,9 +1074,9 @@ class ReinMax(_OneHotEstimator):
               J_p^\top g = p \odot (g - \langle p, g\rangle).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1160,9 +1163,9 @@ class REDGE(_REDGEBase):
     data: a Python float in (0, 1] (checked always) or an array broadcasting to ``batch_shape``.
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1222,9 +1225,9 @@ class REDGECov(_REDGEBase):
               \quad v = \max(p(1-p), 0.1).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1259,9 +1262,9 @@ class REINDGE(_REDGEBase):
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
