@@ -249,9 +249,7 @@ def _outside_bounds(constraint, shape) -> np.ndarray:
         return np.full(shape, constraint.upper_bound + 0.5)
     if isinstance(constraint, constraints._Simplex):
         return np.full(shape, 0.4)
-    if constraint in (constraints.real, constraints.real_vector):
-        return np.full(shape, np.nan)
-    raise NotImplementedError(constraint)
+    return np.full(shape, np.nan)  # real, real_vector, or a wider one (e.g. logits allowing -inf): NaN fails all
 
 
 @functools.cache
