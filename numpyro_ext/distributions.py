@@ -12,11 +12,12 @@ a Python-number ``temperature`` outside ``(0, inf)`` always raise ``ValueError``
 validation on (``validate_args=True``, or ``None`` under NumPyro's global default, which
 ``numpyro.enable_validation`` sets and NumPyro 0.22 starts on), array parameters and the
 ``value`` passed to ``log_prob`` are checked too, with the messages of
-:mod:`relaxed_dists.checks`. These value checks
-cannot run on traced JAX values (inside ``jit``, ``vmap``, ``grad``): there, parameter
-checks are skipped and an out-of-support ``value`` gets ``log_prob = -inf``
-(NumPyro's convention); outside tracing, an out-of-support ``value`` raises
-``ValueError`` (NumPyro itself only warns).
+:mod:`relaxed_dists.checks`, as NumPyro checks its own classes: a bad parameter raises
+``ValueError``, also inside ``jit`` when it is a constant (constructors evaluate constant
+parameters eagerly); an out-of-support ``value`` warns (``UserWarning`` "Out-of-support
+values provided to log prob method...") and scores ``-inf``. Traced values (arguments of
+``jit``, ``vmap``, ``grad``) cannot be checked: their parameter checks are skipped and an
+out-of-support traced ``value`` scores ``-inf`` without a warning.
 
 References
 ----------
@@ -28,9 +29,11 @@ References
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import numbers
+import warnings
 import weakref
 
 import jax
@@ -39,10 +42,10 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
-from numpyro.distributions.distribution import Distribution, TransformedDistribution
+from numpyro.distributions.distribution import Distribution, ExpandedDistribution, TransformedDistribution
 from numpyro.distributions.transforms import ParameterFreeTransform, SigmoidTransform, biject_to
 from numpyro.distributions.util import lazy_property
-from numpyro.util import not_jax_tracer
+from numpyro.util import find_stack_level, not_jax_tracer
 
 from relaxed_dists.checks import (
     check_event_size,
@@ -281,15 +284,39 @@ def _binary_logits_from_probs(probs: jax.Array) -> jax.Array:
 # --- validation shared by every class -------------------------------------------------
 
 
+# Set while ``_validated`` scores a value it has checked, so that the host's own check inside
+# (``TransformedDistribution.log_prob`` calls ``_validate_sample`` again) does not warn twice.
+_VALUE_CHECKED = contextvars.ContextVar("numpyro_ext_value_checked", default=False)
+
+
 def _validated(log_prob):
-    """Check ``value`` (shape, then support) before scoring it, when validation is on."""
+    """Check ``value`` before scoring it, when validation is on: a wrong shape raises
+    ``ValueError``; an out-of-support value warns and scores ``-inf`` (NumPyro's convention)."""
 
     @functools.wraps(log_prob)
     def wrapper(self, value, *args, **kwargs):
         if not self._validate_args:
             return log_prob(self, value, *args, **kwargs)
         mask = self._validate_sample(value)
-        return jnp.where(mask, log_prob(self, value, *args, **kwargs), -jnp.inf)
+        token = _VALUE_CHECKED.set(True)
+        try:
+            return jnp.where(mask, log_prob(self, value, *args, **kwargs), -jnp.inf)
+        finally:
+            _VALUE_CHECKED.reset(token)
+
+    return wrapper
+
+
+def _eager_on_constants(init):
+    """Run a constructor under ``jax.ensure_compile_time_eval``: inside ``jit`` its ops on
+    constant (non-traced) parameters are evaluated at once, so ``validate_args`` sees concrete
+    values and checks them, as NumPyro's own classes (which keep NumPy inputs) are checked;
+    traced parameters are traced as before."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        with jax.ensure_compile_time_eval():
+            init(self, *args, **kwargs)
 
     return wrapper
 
@@ -301,8 +328,15 @@ class _Checked:
     _ranges: dict = _CATEGORICAL_RANGES
     _support_text: str = ""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _eager_on_constants(cls.__init__)
+
     def validate_args(self, strict: bool = True) -> None:
-        """Check array parameters; cannot run on traced values (skipped, or ``RuntimeError`` if ``strict``)."""
+        """Check array parameters. Constant parameters are checked inside ``jit`` too (the
+        constructor keeps them concrete); traced ones cannot be: skipped, or ``RuntimeError``
+        if ``strict``."""
         with jax.ensure_compile_time_eval():
             for name, value in self.get_args().items():
                 is_valid = self.arg_constraints[name](value)
@@ -317,18 +351,35 @@ class _Checked:
                     raise ValueError(out_of_range(name, shown, self._ranges[name]))
 
     def _validate_sample(self, value):
-        """Shape always; support when ``value`` is concrete (else the mask gives ``-inf``)."""
+        """The support mask of ``value``, whose shape must fit (else ``ValueError``). A concrete
+        ``value`` outside the support warns as NumPyro does (``UserWarning`` "Out-of-support
+        values provided to log prob method...", here with the first bad event), inside ``jit``
+        too for a constant ``value``; ``log_prob`` then scores it ``-inf``. A traced ``value``
+        cannot be checked: it scores ``-inf`` without a warning."""
         check_value_shape(jnp.shape(value), self.batch_shape, self.event_shape)
-        mask = self.support(value)
-        if not_jax_tracer(mask) and not np.all(mask):
+        with jax.ensure_compile_time_eval():
+            mask = self.support(value)
+        if not_jax_tracer(mask) and not np.all(np.asarray(mask)) and not _VALUE_CHECKED.get():
             events = np.asarray(value).reshape((-1,) + self.event_shape)
             bad = events[~np.asarray(mask).reshape(-1)]
             message = out_of_range("value", bad[0], f"{self._support_text} (the support of {type(self).__name__})")
-            raise ValueError(f"{message}; {len(bad)} of {len(events)} events are outside the support")
+            warnings.warn(
+                "Out-of-support values provided to log prob method. The value argument should be within "
+                f"the support: {message}; {len(bad)} of {len(events)} events are outside the support",
+                UserWarning,
+                stacklevel=find_stack_level(),
+            )
         return mask
 
-    def expand(self, batch_shape) -> Distribution:
+    def _expanded_shape(self, batch_shape) -> tuple[int, ...]:
+        """``batch_shape`` as a tuple, checked as NumPyro checks an expansion (with its message,
+        "Cannot broadcast distribution of shape ... to shape ...", on an incompatible shape)."""
         batch_shape = tuple(batch_shape)
+        ExpandedDistribution._broadcast_shape(self.batch_shape, batch_shape)
+        return batch_shape
+
+    def expand(self, batch_shape) -> Distribution:
+        batch_shape = self._expanded_shape(batch_shape)
         if batch_shape == self.batch_shape:
             return self
         logits = jnp.broadcast_to(self.logits, batch_shape + self.event_shape)
@@ -406,8 +457,15 @@ class _HardSample:
     def rsample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         return self.sample(key, sample_shape)
 
-    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()):
-        return self.sample(key, sample_shape), []
+    def sample_with_intermediates(
+        self, key: jax.Array, sample_shape: tuple[int, ...] = ()
+    ) -> tuple[jax.Array, list]:
+        """The hard sample (the same draw as ``sample``) and the host's intermediates of the
+        relaxed sample it is drawn from: one ``[pre-image, None]`` pair per transform, as
+        ``TransformedDistribution`` returns them. ``log_prob`` scores the hard value and
+        ignores them."""
+        _, intermediates = super().sample_with_intermediates(key, sample_shape)
+        return self.sample(key, sample_shape), intermediates
 
 
 # --- Concrete (Maddison et al. 2017; Jang et al. 2017) --------------------------------
@@ -434,9 +492,9 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -538,9 +596,9 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     The support is NumPyro's ``constraints.simplex`` (so ``biject_to`` and the autoguides
     know it), whose check allows a sum error of 1e-6: float16 and bfloat16 samples miss it,
@@ -622,9 +680,9 @@ class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategori
     against the event dimension: a temperature of shape ``(K,)`` is a batch of temperatures.
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -670,9 +728,9 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
     .. math:: \log p(z) = \log\tau + (\ell - \tau z) - 2 \log(1 + e^{\ell - \tau z}).
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -759,9 +817,9 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
         \qquad \alpha = e^{\text{logits}} .
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -830,9 +888,9 @@ class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
         \log p(b) = b\,\ell - \log(1 + e^{\ell}) .
 
     Validation: a Python-number ``temperature`` and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -880,9 +938,9 @@ class OneHotCategorical(_Checked, Distribution):
     .. math:: P(X = e_k) = \pi_k = \mathrm{softmax}(\text{logits})_k .
 
     Validation: the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1032,7 +1090,7 @@ class _OneHotEstimator(_Checked, Distribution):
         return batch_shape_of(shape, **hyper), tuple(shape[-1:])
 
     def expand(self, batch_shape) -> Distribution:
-        batch_shape = tuple(batch_shape)
+        batch_shape = self._expanded_shape(batch_shape)
         if batch_shape == self.batch_shape:
             return self
         new = type(self).__new__(type(self))
@@ -1099,9 +1157,9 @@ class StraightThrough(_OneHotEstimator):
               \nabla_\ell := J_\pi^\top g = \pi \odot (g - \langle \pi, g\rangle).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1144,9 +1202,9 @@ class ReinMax(_OneHotEstimator):
               J_p^\top g = p \odot (g - \langle p, g\rangle).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1259,9 +1317,9 @@ class REDGE(_REDGEBase):
     data: a Python float in (0, 1] (checked always) or an array broadcasting to ``batch_shape``.
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1330,9 +1388,9 @@ class REDGECov(_REDGEBase):
               \quad v = \max(p(1-p), 0.1).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
@@ -1376,9 +1434,9 @@ class REINDGE(_REDGEBase):
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
 
     Validation: Python-number hyperparameters and the shapes are checked always. Array
-    parameters and ``value`` are checked with validation on (NumPyro's default), and only on
-    concrete values: inside ``jit``/``vmap``/``grad`` parameter checks are skipped and an
-    out-of-support ``value`` scores ``-inf`` (NumPyro's convention) instead of raising.
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
 
     Shapes::
 
