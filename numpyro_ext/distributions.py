@@ -428,7 +428,8 @@ class _TransformedRelaxed(_Checked):
         return super().log_prob(value, intermediates)
 
     def _log_prob_without_pre_image(self, value: jax.Array) -> jax.Array:
-        lost = self._lost(value)
+        # off-support events are not lost samples: _validated warns and scores them -inf (D3)
+        lost = self._lost(value) & self.support(value)
         if not_jax_tracer(lost):
             if np.any(lost):
                 raise ValueError(self._lost_message(np.asarray(lost)))
