@@ -32,10 +32,12 @@ import argparse
 import dataclasses
 import itertools
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .checks import out_of_range
 from .registry import ESTIMATORS
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "FUNCTIONS",
     "cli_parser",
     "cli_params",
+    "check_n_samples",
 ]
 
 #: Largest ``K^L`` that :func:`all_one_hots` enumerates.
@@ -285,3 +288,20 @@ def cli_params(args: argparse.Namespace) -> dict:
     flags = {"n_steps": args.n_steps, "t_1": args.t_1, "tau": args.tau}
     params = {_SAMPLER_NAMES.get(name, name): value for name, value in defaults.items()}
     return {name: flags[name] if flags[name] is not None else value for name, value in params.items()}
+
+
+def check_n_samples(n_samples, minimum: int = 1) -> int:
+    """``n_samples`` counts Monte Carlo draws: an integer >= ``minimum`` (no draws give no
+    frequencies, and a TV or a mean of none is NaN).
+
+    >>> check_n_samples(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_samples must be an integer >= 1, got n_samples=0
+    """
+    allowed = f"an integer >= {minimum}"
+    if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral):
+        raise TypeError(out_of_range("n_samples", n_samples, allowed))
+    if n_samples < minimum:
+        raise ValueError(out_of_range("n_samples", n_samples, allowed))
+    return int(n_samples)
