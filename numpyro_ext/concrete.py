@@ -22,7 +22,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import logsumexp
+from jax.scipy.special import gammaln, logsumexp
 
 __all__ = [
     "categorical_log_prob",
@@ -44,25 +44,43 @@ def _hyper(value) -> jax.Array:
     return jnp.expand_dims(jnp.asarray(value), -1)
 
 
+def _weighted_log(weight: jax.Array, log_p: jax.Array) -> jax.Array:
+    """``weight * log_p`` with ``0 * -inf = 0``: a masked class (``log_p = -inf``) adds 0 where
+    its weight is 0 and ``-inf`` elsewhere. The double where keeps ``-inf`` out of the gradient."""
+    masked = jnp.isneginf(log_p)
+    return jnp.where(masked, jnp.where(weight == 0, 0.0, -jnp.inf), weight * jnp.where(masked, 0.0, log_p))
+
+
+def _last_of(keep: jax.Array) -> jax.Array:
+    """Mask of the last ``True`` entry of ``keep`` on the last axis."""
+    return keep & (jnp.cumsum(keep[..., ::-1], axis=-1)[..., ::-1] == 1)
+
+
 # --- categorical -------------------------------------------------------------------
 
 
 def categorical_log_prob(value: jax.Array, logits: jax.Array) -> jax.Array:
-    """``log Cat(value | softmax(logits))`` for a one-hot ``value``."""
-    return jnp.sum(value * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+    """``log Cat(value | softmax(logits))`` for a one-hot ``value``; a ``-inf`` logit masks its class."""
+    return jnp.sum(_weighted_log(value, jax.nn.log_softmax(logits, axis=-1)), axis=-1)
 
 
 def bernoulli_log_prob(value: jax.Array, logits: jax.Array) -> jax.Array:
-    """``log Bernoulli(value | sigmoid(logits))`` for ``value`` in {0, 1}."""
-    return value * logits - jnp.logaddexp(0.0, logits)
+    """``log Bernoulli(value | sigmoid(logits))`` for ``value`` in {0, 1}; ``logits = +-inf`` is certain."""
+    log_p1, log_p0 = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
+    return _weighted_log(value, log_p1) + _weighted_log(1.0 - value, log_p0)
 
 
 # --- Concrete / Gumbel-Softmax (Maddison et al. 2017; Jang et al. 2017) -------------
 
 
 def concrete_log_sample(logits: jax.Array, temperature, gumbels: jax.Array) -> jax.Array:
-    r"""A Concrete sample on the log-simplex: ``Y = log_softmax((logits + G) / tau)``."""
-    return jax.nn.log_softmax((logits + gumbels) / _hyper(temperature), axis=-1)
+    r"""A Concrete sample on the log-simplex: ``Y = log_softmax((logits + G) / tau)``.
+
+    A ``-inf`` logit masks its class: ``Y_k = -inf`` there (the double where keeps ``-inf / tau``
+    out of the temperature's gradient)."""
+    masked = jnp.isneginf(logits)
+    scores = jnp.where(masked, -jnp.inf, (jnp.where(masked, 0.0, logits) + gumbels) / _hyper(temperature))
+    return jax.nn.log_softmax(scores, axis=-1)
 
 
 def exp_concrete_log_prob(y: jax.Array, logits: jax.Array, temperature) -> jax.Array:
@@ -76,20 +94,29 @@ def exp_concrete_log_prob(y: jax.Array, logits: jax.Array, temperature) -> jax.A
 
     The last term ``- y_K`` makes it integrate to one over the first K-1 coordinates
     (Maddison et al.'s ExpConcrete expression and ``torch``'s omit it).
+
+    A ``-inf`` logit masks its class: the law is then the ExpConcrete of the ``m`` unmasked
+    classes (``y = -inf`` on the masked ones, else density ``-inf``), the formula above on the
+    unmasked coordinates with ``m`` for ``K``, with respect to Lebesgue measure on the unmasked
+    coordinates bar the last (for ``m = 1`` a point mass, scored 0).
     """
     tau = _hyper(temperature)
-    k = y.shape[-1]
+    big_k = y.shape[-1]
+    masked = jnp.isneginf(logits)
     # The density is invariant to shifting the logits (the K c gained by the sum is lost by
     # K logsumexp), so the unnormalised logits stand in for log(pi): one pass fewer.
-    log_pi = logits
-    score = log_pi - tau * y
-    return (
-        math.lgamma(k)
+    log_pi = jnp.where(masked, 0.0, logits)
+    y_kept = jnp.where(masked, 0.0, y)  # the double where: -inf never reaches a gradient
+    score = log_pi - tau * y_kept
+    k = jnp.sum(~masked, axis=-1).astype(score.dtype)
+    log_prob = (
+        jnp.where(k == big_k, math.lgamma(big_k), gammaln(k))  # the exact constant when nothing is masked
         + (k - 1) * jnp.log(tau[..., 0])
-        + jnp.sum(score, axis=-1)
-        - k * logsumexp(score, axis=-1)
-        - y[..., -1]
+        + jnp.sum(jnp.where(masked, 0.0, score), axis=-1)
+        - k * logsumexp(jnp.where(masked, -jnp.inf, score), axis=-1)
+        - jnp.sum(jnp.where(_last_of(~masked), y_kept, 0.0), axis=-1)
     )
+    return jnp.where(jnp.any(masked & (y > -jnp.inf), axis=-1), -jnp.inf, log_prob)
 
 
 def concrete_log_prob(x: jax.Array, logits: jax.Array, temperature) -> jax.Array:
@@ -118,16 +145,21 @@ def concrete_log_prob(x: jax.Array, logits: jax.Array, temperature) -> jax.Array
 
 
 def binary_concrete_logit_sample(logits: jax.Array, temperature, logistic: jax.Array) -> jax.Array:
-    """A binary Concrete sample in logit space: ``Z = (logits + L) / tau``."""
-    return (logits + logistic) / jnp.asarray(temperature)
+    """A binary Concrete sample in logit space: ``Z = (logits + L) / tau``; ``Z = logits``
+    where they are infinite (a certain outcome; the double where keeps the gradient finite)."""
+    certain = jnp.isinf(logits)
+    return jnp.where(certain, logits, (jnp.where(certain, 0.0, logits) + logistic) / jnp.asarray(temperature))
 
 
 def logit_binary_concrete_log_prob(z: jax.Array, logits: jax.Array, temperature) -> jax.Array:
     r"""Log density of the logit of a binary Concrete (Maddison et al. 2017, eq. 21):
-    ``log tau + (l - tau z) - 2 softplus(l - tau z)``."""
+    ``log tau + (l - tau z) - 2 softplus(l - tau z)``. At ``l = +-inf`` the law is the point
+    mass at ``z = l``: 0 there, ``-inf`` elsewhere (double where: gradients stay finite)."""
     tau = jnp.asarray(temperature)
-    d = logits - tau * z
-    return jnp.log(tau) + d - 2.0 * jnp.logaddexp(0.0, d)
+    certain = jnp.isinf(logits)
+    d = jnp.where(certain, 0.0, logits) - tau * jnp.where(certain, 0.0, z)
+    log_prob = jnp.log(tau) + d - 2.0 * jnp.logaddexp(0.0, d)
+    return jnp.where(certain, jnp.where(z == logits, 0.0, -jnp.inf), log_prob)
 
 
 def binary_concrete_log_prob(x: jax.Array, logits: jax.Array, temperature) -> jax.Array:

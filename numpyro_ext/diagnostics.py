@@ -42,6 +42,7 @@ from relaxed_dists.diagnostics import (
     FidelityReport,
     GradientReport,
     all_one_hots,
+    check_n_samples,
     cli_params,
     cli_parser,
     fidelity_report,
@@ -138,6 +139,7 @@ def sample_fidelity(
     """TV distance between the frequencies of ``n_samples`` hard samples and ``softmax(logits)``
     (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws."""
     _check_estimator(estimator)
+    n_samples = check_n_samples(n_samples)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         hard = jax.nn.one_hot(jax.random.categorical(key, batch), batch.shape[-1], dtype=batch.dtype)

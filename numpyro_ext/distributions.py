@@ -148,8 +148,38 @@ class _ReparametrizedBoolean(constraints.ParameterFreeConstraint):
         return jnp.zeros_like(prototype)
 
 
+class _MaskableLogits(constraints.ParameterFreeConstraint):
+    """Logits of a categorical: every entry finite or ``-inf`` (``-inf`` masks its class, which
+    is never drawn), at least one finite on the last axis. NaN and ``+inf`` fail. Unconstrained
+    like ``real_vector`` (``biject_to`` gives the identity)."""
+
+    event_dim = 1
+
+    def __call__(self, x):
+        xp = jnp if isinstance(x, jax.Array) else np
+        return xp.all(x < xp.inf, axis=-1) & xp.any(x > -xp.inf, axis=-1)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+
+class _ExtendedReal(constraints.ParameterFreeConstraint):
+    """Binary logits: any number, ``+-inf`` included (a certain outcome, probs 0 or 1); NaN fails."""
+
+    def __call__(self, x):
+        xp = jnp if isinstance(x, jax.Array) else np
+        return ~xp.isnan(x)
+
+    def feasible_like(self, prototype):
+        return jnp.zeros_like(prototype)
+
+
 log_simplex = _LogSimplex()
 one_hot = _OneHot()
+maskable_logits = _MaskableLogits()
+extended_real = _ExtendedReal()
+biject_to.register(_MaskableLogits, lambda constraint: biject_to(constraints.real_vector))
+biject_to.register(_ExtendedReal, lambda constraint: biject_to(constraints.real))
 reparametrized_one_hot = _ReparametrizedOneHot()
 reparametrized_boolean = _ReparametrizedBoolean()
 
@@ -199,7 +229,9 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
     r"""``x = exp(y)``, from the log-simplex to the simplex, keeping ``y`` in ``_PRE_IMAGES``.
 
     Both are (K-1)-dimensional, so the Jacobian is that of the first K-1 coordinates:
-    :math:`\log |\det \partial x_{1:K-1} / \partial y_{1:K-1}| = \sum_{k<K} y_k`.
+    :math:`\log |\det \partial x_{1:K-1} / \partial y_{1:K-1}| = \sum_{k<K} y_k`. Coordinates
+    with ``y_k = -inf`` (masked classes, ``x_k = 0``) are not coordinates of the law: the sum
+    runs over the finite ones bar the last (double where: no ``-inf`` in the gradient).
     The inverse of a sample this transform produced is its pre-image ``y``; of any other
     array ``log(x)``, exact to rounding where ``x > 0`` (XLA flushes subnormals, so an
     entry is either a normal float or 0) and ``-inf`` where ``x`` has an exact 0.
@@ -219,13 +251,16 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
         return jnp.log(y) if x is None else x
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
-        return jnp.sum(x[..., :-1], axis=-1)
+        finite = x > -jnp.inf
+        kept = finite & ~(finite & (jnp.cumsum(finite[..., ::-1], axis=-1)[..., ::-1] == 1))
+        return jnp.sum(jnp.where(kept, x, 0.0), axis=-1)
 
 
 class _SigmoidTransform(SigmoidTransform):
     """NumPyro's ``SigmoidTransform`` (its clipping to ``[tiny, 1 - eps]`` included) that keeps
-    each sample's logit pre-image in ``_PRE_IMAGES``: a clipped value's ``logit`` is the clip
-    bound (about 16.6 in float32), not the sample's logit, and would be scored there."""
+    each sample's logit pre-image in ``_PRE_IMAGES`` (a clipped value's ``logit`` is the clip
+    bound, about 16.6 in float32, not the sample's logit, and would be scored there), and whose
+    log-Jacobian is 0 at ``z = +-inf``."""
 
     def __call__(self, x):
         y = super().__call__(x)
@@ -236,15 +271,20 @@ class _SigmoidTransform(SigmoidTransform):
         x = _PRE_IMAGES.get(y)
         return super()._inverse(y) if x is None else x
 
+    def log_abs_det_jacobian(self, x, y, intermediates=None):
+        # z = +-inf: the binary Concrete of an infinite logit is a point mass, scored 0
+        certain = jnp.isinf(x)
+        return jnp.where(certain, 0.0, super().log_abs_det_jacobian(jnp.where(certain, 0.0, x), y, intermediates))
+
 
 # --- parameters ----------------------------------------------------------------------
 
 _CATEGORICAL_RANGES = {
     "temperature": "a finite number > 0",
     "probs": "a probability vector (entries >= 0 summing to 1 over the last dimension)",
-    "logits": "finite",
+    "logits": "finite or -inf (-inf masks a class), with at least one finite entry over the last dimension",
 }
-_BINARY_RANGES = {"temperature": "a finite number > 0", "probs": "in [0, 1]", "logits": "finite"}
+_BINARY_RANGES = {"temperature": "a finite number > 0", "probs": "in [0, 1]", "logits": "a number or +-inf, not NaN"}
 
 
 def _given(probs, logits) -> tuple[str, object]:
@@ -270,15 +310,36 @@ def _binary_batch_shape(logits_shape, temperature_shape) -> tuple[int, ...]:
 
 
 def _logits_from_probs(probs: jax.Array) -> jax.Array:
-    """``log(probs)``; a zero probability clamps to the dtype's most negative finite number,
-    so that ``0 * logit`` is 0 rather than NaN (NumPyro's convention)."""
-    return jnp.clip(jnp.log(probs), jnp.finfo(probs.dtype).min)
+    """``log(probs)``: a zero probability is a masked class, logit ``-inf`` (the double where
+    keeps ``log 0`` out of the gradient, which is 0 there)."""
+    is_zero = probs == 0
+    return jnp.where(is_zero, -jnp.inf, jnp.log(jnp.where(is_zero, 1.0, probs)))
 
 
 def _binary_logits_from_probs(probs: jax.Array) -> jax.Array:
-    """``log(p) - log(1 - p)``, clamped to the dtype's finite range at ``p`` in {0, 1}."""
-    finfo = jnp.finfo(probs.dtype)
-    return jnp.clip(jnp.log(probs) - jnp.log1p(-probs), finfo.min, finfo.max)
+    """``log(p) - log(1 - p)``; ``-inf`` at ``p = 0`` and ``+inf`` at ``p = 1`` (double where)."""
+    certain = (probs == 0) | (probs == 1)
+    safe = jnp.where(certain, 0.5, probs)
+    return jnp.where(certain, jnp.where(probs == 0, -jnp.inf, jnp.inf), jnp.log(safe) - jnp.log1p(-safe))
+
+
+def _float(value) -> jax.Array:
+    """``value`` as an array, an integer or boolean dtype promoted to the default float dtype
+    (``jnp.result_type(float)``, as NumPyro's distributions promote their parameters)."""
+    value = jnp.asarray(value)
+    return value if jnp.issubdtype(value.dtype, jnp.inexact) else value.astype(jnp.result_type(float))
+
+
+def _float_hyper(value):
+    """A hyperparameter (``temperature``): a Python number stays one (weakly typed, so it does
+    not promote float32 logits); an array gets :func:`_float`."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _float(value)
+
+
+def _normalised(probs: jax.Array) -> jax.Array:
+    """``probs / sum(probs)``: with validation off, unnormalised ``probs`` are accepted (as by
+    ``log_prob``, which normalises through ``log_softmax``); moments use the normalised ones."""
+    return probs / jnp.sum(probs, axis=-1, keepdims=True)
 
 
 # --- validation shared by every class -------------------------------------------------
@@ -423,6 +484,11 @@ class _TransformedRelaxed(_Checked):
 
     @_validated
     def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
+        if jnp.size(value) == 0:
+            # NumPyro's TransformedDistribution.log_prob sums with sum_rightmost, whose reshape to
+            # (..., -1) raises ZeroDivisionError on an empty array (NumPyro 0.22): score none.
+            shape = broadcast_shapes(jnp.shape(value)[: jnp.ndim(value) - len(self.event_shape)], self.batch_shape)
+            return jnp.zeros(shape, jnp.result_type(value, self.logits))
         if intermediates is None and self._validate_args and _PRE_IMAGES.get(value) is None:
             return self._log_prob_without_pre_image(jnp.asarray(value))
         return super().log_prob(value, intermediates)
@@ -518,7 +584,7 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
     arg_constraints = {
         "temperature": constraints.positive,
         "probs": constraints.simplex,
-        "logits": constraints.real_vector,
+        "logits": maskable_logits,
     }
     reparametrized_params = ["temperature", "probs", "logits"]
     support = log_simplex
@@ -534,11 +600,11 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
         validate_args: bool | None = None,
     ) -> None:
         name, param = _given(probs, logits)
-        param = jnp.asarray(param)
+        param = _float(param)
         _check_event_shape(name, param.shape)
         check_positive_scalar("temperature", temperature)
         setattr(self, name, param)
-        self.temperature = temperature
+        self.temperature = temperature = _float_hyper(temperature)
         batch_shape = batch_shape_of(param.shape, temperature=jnp.shape(temperature))
         super().__init__(batch_shape, param.shape[-1:], validate_args=validate_args)
 
@@ -715,6 +781,15 @@ class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategori
         """Categorical log-probability of the one-hot ``value``; ``intermediates`` is ignored."""
         return categorical_log_prob(value, self.logits)
 
+    @property
+    def mean(self) -> jax.Array:
+        """``softmax(logits)``, the mean of the one-hot samples (as torch's class)."""
+        return _normalised(self.probs)
+
+    @property
+    def mode(self) -> jax.Array:
+        return _ops.one_hot_argmax(self.logits)
+
 
 # --- binary Concrete (Maddison et al. 2017, appendix B) --------------------------------
 
@@ -753,7 +828,7 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
     arg_constraints = {
         "temperature": constraints.positive,
         "probs": constraints.unit_interval,
-        "logits": constraints.real,
+        "logits": extended_real,
     }
     reparametrized_params = ["temperature", "probs", "logits"]
     support = constraints.real
@@ -770,10 +845,10 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
         validate_args: bool | None = None,
     ) -> None:
         name, param = _given(probs, logits)
-        param = jnp.asarray(param)
+        param = _float(param)
         check_positive_scalar("temperature", temperature)
         setattr(self, name, param)
-        self.temperature = temperature
+        self.temperature = temperature = _float_hyper(temperature)
         batch_shape = _binary_batch_shape(param.shape, jnp.shape(temperature))
         super().__init__(batch_shape, validate_args=validate_args)
 
@@ -923,6 +998,15 @@ class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
         """Bernoulli log-probability of ``value``; ``intermediates`` is ignored."""
         return bernoulli_log_prob(value, self.logits)
 
+    @property
+    def mean(self) -> jax.Array:
+        """``sigmoid(logits)``, the mean of the {0, 1} samples (as torch's class)."""
+        return self.probs
+
+    @property
+    def mode(self) -> jax.Array:
+        return (self.logits > 0).astype(self.logits.dtype)
+
 
 # --- exact categorical -----------------------------------------------------------------
 
@@ -960,7 +1044,7 @@ class OneHotCategorical(_Checked, Distribution):
     Applications. 1954 (the Gumbel-max trick).
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    arg_constraints = {"probs": constraints.simplex, "logits": maskable_logits}
     support = one_hot
     has_enumerate_support = True
     pytree_data_fields = ("probs", "logits")
@@ -974,7 +1058,7 @@ class OneHotCategorical(_Checked, Distribution):
         validate_args: bool | None = None,
     ) -> None:
         name, param = _given(probs, logits)
-        param = jnp.asarray(param)
+        param = _float(param)
         _check_event_shape(name, param.shape)
         setattr(self, name, param)
         super().__init__(param.shape[:-1], param.shape[-1:], validate_args=validate_args)
@@ -1008,18 +1092,18 @@ class OneHotCategorical(_Checked, Distribution):
 
     @property
     def mean(self) -> jax.Array:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def variance(self) -> jax.Array:
-        return self.probs * (1.0 - self.probs)
+        return self.mean * (1.0 - self.mean)
 
     @property
     def mode(self) -> jax.Array:
         return _ops.one_hot_argmax(self.logits)
 
     def entropy(self) -> jax.Array:
-        return -jnp.sum(self.probs * jax.nn.log_softmax(self.logits, axis=-1), axis=-1)
+        return -categorical_log_prob(self.mean, self.logits)
 
 
 # --- estimator classes: exact one-hot samples, an estimator's gradient -------------------
@@ -1061,7 +1145,7 @@ class _OneHotEstimator(_Checked, Distribution):
     one-hot value (counting measure on the K one-hot vectors), whatever the estimator.
     """
 
-    arg_constraints = {"probs": constraints.simplex, "logits": constraints.real_vector}
+    arg_constraints = {"probs": constraints.simplex, "logits": maskable_logits}
     reparametrized_params = ["probs", "logits"]
     support = reparametrized_one_hot
     has_enumerate_support = True
@@ -1072,9 +1156,7 @@ class _OneHotEstimator(_Checked, Distribution):
 
     def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
         name, param = _given(probs, logits)
-        param = jnp.asarray(param)
-        if not jnp.issubdtype(param.dtype, jnp.floating):  # as torch's default dtype for Python numbers
-            param = param.astype(jnp.result_type(float))
+        param = _float(param)
         _check_event_shape(name, param.shape)
         batch_shape = batch_shape_of(param.shape, **{k: jnp.shape(v) for k, v in hyper.items()})
         event_shape = param.shape[-1:]
@@ -1124,7 +1206,7 @@ class _OneHotEstimator(_Checked, Distribution):
 
     @property
     def mean(self) -> jax.Array:
-        return self.probs
+        return _normalised(self.probs)
 
     @property
     def mode(self) -> jax.Array:
@@ -1132,10 +1214,10 @@ class _OneHotEstimator(_Checked, Distribution):
 
     @property
     def variance(self) -> jax.Array:
-        return self.probs * (1.0 - self.probs)
+        return self.mean * (1.0 - self.mean)
 
     def entropy(self) -> jax.Array:
-        return -jnp.sum(self.probs * jax.nn.log_softmax(self.logits, axis=-1), axis=-1)
+        return -categorical_log_prob(self.mean, self.logits)
 
     def enumerate_support(self, expand: bool = True) -> jax.Array:
         k = self.event_shape[0]

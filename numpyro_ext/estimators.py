@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from relaxed_dists.clamping import ALPHA_MIN, COV_MIN_VARIANCE
+from relaxed_dists.clamping import ALPHA_MIN, COV_MIN_VARIANCE, sigma_floor
 from relaxed_dists.schedules import redge_fractions
 
 from . import _ops
@@ -168,10 +168,17 @@ def reinmax(logits: jax.Array, temperature, gumbels: jax.Array) -> tuple[jax.Arr
 
 def _redge_schedule(n_steps: int, t_1, dtype):
     """``(alphas, sigmas)``: lists of ``n_steps`` entries, index 0 clean (the Python float 1.0),
-    then ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k``, differentiable in an array ``t_1``."""
-    start = 1.0 - _hyper(t_1, dtype)
-    alphas = [1.0] + [start * (1.0 - f) + ALPHA_MIN * f for f in redge_fractions(n_steps)]
-    return alphas, [1.0 - a for a in alphas]
+    then ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k``, differentiable in an array ``t_1``.
+
+    ``sigma_k = 1 - alpha_k`` is computed as ``t_1 (1 - f_k) + (1 - ALPHA_MIN) f_k`` (the same
+    number without the cancellation: in float32 ``1 - (1 - t_1)`` is 0 for ``t_1 < 6e-8``), at
+    least ``sigma_floor`` of the dtype (``eps / 2``), so that ``1 / sigma^3`` stays finite."""
+    t_1 = _hyper(t_1, dtype)
+    fractions = redge_fractions(n_steps)
+    lo = sigma_floor(float(jnp.finfo(dtype).eps))
+    alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
+    sigmas = [t_1 * (1.0 - f) + (1.0 - ALPHA_MIN) * f for f in fractions]
+    return alphas, [0.0] + [jnp.where(sigma < lo, lo, sigma) for sigma in sigmas]
 
 
 def _redge_logits(logits, x, alpha, sigma):

@@ -19,8 +19,8 @@ Importing this module registers (NumPyro has no ``register_kl``: ``kl_divergence
 
 Each is the KL of the distributions ``log_prob`` scores, computed from ``log_softmax`` /
 ``log_sigmoid`` of the logits: a term with zero probability under ``p`` counts 0; one with
-zero probability under ``q`` only gives ``+inf`` for a ``-inf`` logit, and a huge finite KL
-for a zero in ``probs``, which the classes turn into the dtype's most negative finite logit.
+zero probability under ``q`` (a ``-inf`` logit, or a zero in ``probs``, which the classes turn
+into a ``-inf`` logit: a masked class) gives ``+inf`` where ``p`` has mass there.
 For ``REDGE``, ``REDGECov`` and ``REINDGE`` this is the categorical KL of ``softmax(logits)``,
 as their ``log_prob`` is the categorical one, although at ``t_1 < 1`` their samples follow
 the chain's ``x0_hat``, biased toward the mode (so the analytic KL of ``TraceMeanField_ELBO``

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["uniform_bounds", "exponential_bounds", "simplex_atol", "ALPHA_MIN", "COV_MIN_VARIANCE"]
+__all__ = ["uniform_bounds", "exponential_bounds", "simplex_atol", "ALPHA_MIN", "COV_MIN_VARIANCE", "sigma_floor"]
 
 #: Smallest signal coefficient on the REDGE grid (the noisiest point), as in the
 #: authors' flow-matching schedule ``linspace(1 - t_1, 1e-4, n_steps - 1)``.
@@ -40,3 +40,11 @@ def simplex_atol(eps: float) -> float:
     of the dtype (float32 3.5e-4, bfloat16 0.088, float64 1.5e-8). A fixed 1e-6 (torch's)
     rejects about 1 in 10^4 float32 Concrete samples at K = 1000 and every bfloat16 one."""
     return math.sqrt(eps)
+
+
+def sigma_floor(eps: float) -> float:
+    """Smallest REDGE noise level ``sigma``: ``eps / 2``, the gap below one (``1 - t_1`` rounds
+    to 1 for a smaller ``t_1``). The denoiser divides by ``sigma^2`` and its ``t_1``-gradient by
+    ``sigma^3``: at this floor both stay finite in float32 (6e-8) and float64 (1.1e-16). A smaller
+    ``t_1`` acts as the floor, where the last denoiser is already an exact argmax."""
+    return eps / 2.0

@@ -228,7 +228,7 @@ def test_parameter_errors(cls):
         _make(cls, probs=jnp.full(3, 1 / 3), logits=jnp.zeros(3))
     with pytest.raises(ValueError, match="pass exactly one of probs or logits, got neither"):
         _make(cls)
-    with pytest.raises(ValueError, match=r"logits must be finite, got logits="):
+    with pytest.raises(ValueError, match=r"logits must be finite or -inf \(-inf masks a class\).*, got logits="):
         _make(cls, logits=jnp.array([0.0, jnp.nan, 1.0]), validate_args=True)
     with pytest.raises(ValueError, match=r"probs must be a probability vector"):
         _make(cls, probs=jnp.array([0.7, 0.7, -0.4]), validate_args=True)
