@@ -783,12 +783,13 @@ class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategori
 
     @property
     def mean(self) -> jax.Array:
-        """``softmax(logits)``, the mean of the one-hot samples (as torch's class)."""
-        return _normalised(self.probs)
+        """``softmax(logits)``, the mean of the one-hot samples (as torch's class), broadcast to
+        ``batch_shape + event_shape`` (a batched temperature widens the batch)."""
+        return jnp.broadcast_to(_normalised(self.probs), self.shape())
 
     @property
     def mode(self) -> jax.Array:
-        return _ops.one_hot_argmax(self.logits)
+        return jnp.broadcast_to(_ops.one_hot_argmax(self.logits), self.shape())
 
 
 # --- binary Concrete (Maddison et al. 2017, appendix B) --------------------------------
@@ -1000,12 +1001,13 @@ class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
 
     @property
     def mean(self) -> jax.Array:
-        """``sigmoid(logits)``, the mean of the {0, 1} samples (as torch's class)."""
-        return self.probs
+        """``sigmoid(logits)``, the mean of the {0, 1} samples (as torch's class), broadcast to
+        ``batch_shape`` (a batched temperature widens the batch)."""
+        return jnp.broadcast_to(self.probs, self.shape())
 
     @property
     def mode(self) -> jax.Array:
-        return (self.logits > 0).astype(self.logits.dtype)
+        return jnp.broadcast_to((self.logits > 0).astype(self.logits.dtype), self.shape())
 
 
 # --- exact categorical -----------------------------------------------------------------

@@ -66,9 +66,6 @@ JAX_EXPECT = {
 }
 
 #: Expectations that another branch of issue 15 brings to numpyro_ext (xfail until merged).
-JAX_PENDING = {
-    ("value-off-support", True): "D3 (wt-jaxhost): an out-of-support value warns and scores -inf, as NumPyro",
-}
 
 
 def _param(array, dtype) -> jax.Array:
@@ -247,8 +244,7 @@ def _in_default_run(case, class_name: str) -> bool:
 
 
 def _param_set(case, class_name):
-    pending = JAX_PENDING.get((case.id, case.validate_args))
-    marks = [pytest.mark.xfail(reason=f"pending {pending}", strict=False)] if pending else []
+    marks = []
     if not (FULL_CATALOGUE or _in_default_run(case, class_name)):
         marks.append(pytest.mark.skip(reason="one class per case by default; RELAXED_DISTS_FULL_CATALOGUE=1 runs all"))
     return pytest.param(case, class_name, id=f"{case}-{class_name}", marks=marks)
