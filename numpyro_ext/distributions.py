@@ -55,6 +55,7 @@ from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_s
 
 from . import _ops, estimators
 from .concrete import (
+    _last_kept,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -197,9 +198,11 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
         return jnp.log(y)
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
-        finite = x > -jnp.inf
-        kept = finite & ~(finite & (jnp.cumsum(finite[..., ::-1], axis=-1)[..., ::-1] == 1))
-        return jnp.sum(jnp.where(kept, x, 0.0), axis=-1)
+        # a -inf coordinate is a masked class (y = 0 there): left out of the base measure,
+        # with the last kept coordinate in place of the K-th
+        masked = jnp.isneginf(x)
+        x_kept = jnp.where(masked, 0.0, x)
+        return jnp.sum(x_kept, axis=-1) - _last_kept(x_kept, masked)
 
 
 class _SigmoidTransform(SigmoidTransform):

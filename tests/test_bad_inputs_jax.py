@@ -507,3 +507,17 @@ def test_tiny_t_1_float32_is_finite(cls):
         h = np.asarray(h)
         assert h.dtype == np.float32 and np.all(h.sum(-1) == 1) and np.all((h == 0) | (h == 1)), t_1
         assert all(np.all(np.isfinite(np.asarray(g))) for g in grads), t_1
+
+
+def test_masked_log_prob_gradient_in_value_keeps_the_straight_through_path():
+    """(a) The double where zeroes only the masked classes: the gradient of log_prob in the
+    one-hot value (the path a straight-through sample's gradient takes through log q(z)) stays
+    log_softmax(logits) on every unmasked class, drawn or not, and is 0 on the masked ones."""
+    logits = jnp.array(MASKED_LOGITS)
+    d = StraightThrough(logits=logits)
+    value = jnp.eye(5)[jnp.array([2, 3])]
+    grad = np.asarray(jax.grad(lambda v: d.log_prob(v).sum())(value))
+    masked = np.isinf(np.asarray(logits))
+    expected = np.asarray(jax.nn.log_softmax(logits, axis=-1))
+    np.testing.assert_array_equal(grad[~masked], expected[~masked])
+    assert np.all(grad[masked] == 0)
