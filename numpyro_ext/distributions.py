@@ -18,6 +18,14 @@ checks are skipped and an out-of-support ``value`` gets ``log_prob = -inf``
 (NumPyro's convention); outside tracing, an out-of-support ``value`` raises
 ``ValueError`` (NumPyro itself only warns).
 
+Masking. A ``-inf`` logit, or a zero in ``probs``, masks its class in every class: it is never
+drawn, ``log_prob`` and its gradients stay finite (double wheres keep ``0 * -inf`` out), and the
+relaxed classes follow the Concrete of the kept classes (density with respect to Lebesgue
+measure on the kept coordinates bar the last; one kept class is a point mass, scored 0). A
+Bernoulli logit of ``-inf`` or ``+inf`` (``probs`` 0 or 1) is a certain outcome, scored the same
+way. Under validation, NaN, ``+inf`` categorical logits and rows with every class masked raise
+``ValueError`` naming ``logits``. Integer parameters are promoted to the default float dtype.
+
 References
 ----------
 - C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017, arXiv 1611.00712.
