@@ -51,9 +51,18 @@ def _weighted_log(weight: jax.Array, log_p: jax.Array) -> jax.Array:
     return jnp.where(masked, jnp.where(weight == 0, 0.0, -jnp.inf), weight * jnp.where(masked, 0.0, log_p))
 
 
-def _last_of(keep: jax.Array) -> jax.Array:
-    """Mask of the last ``True`` entry of ``keep`` on the last axis."""
-    return keep & (jnp.cumsum(keep[..., ::-1], axis=-1)[..., ::-1] == 1)
+def _last_kept(y: jax.Array, masked: jax.Array) -> jax.Array:
+    """``y`` at the last unmasked class of each row (``y[..., -1]`` when nothing is masked): the
+    coordinate that the density's base measure leaves out. The position is found on ``masked``'s
+    shape (the largest unmasked index), then gathered from ``y``."""
+    positions = jnp.arange(masked.shape[-1])
+    last = jnp.maximum(jnp.max(jnp.where(masked, -1, positions), axis=-1, keepdims=True), 0)
+    return jnp.take_along_axis(y, jnp.broadcast_to(last, y.shape[:-1] + (1,)), axis=-1)[..., 0]
+
+
+def _hits_masked(y: jax.Array, masked: jax.Array) -> jax.Array:
+    """Rows where ``y`` is above ``-inf`` on a masked class: a point of density 0."""
+    return jnp.any(masked & (y > -jnp.inf), axis=-1)
 
 
 # --- categorical -------------------------------------------------------------------
@@ -114,9 +123,9 @@ def exp_concrete_log_prob(y: jax.Array, logits: jax.Array, temperature) -> jax.A
         + (k - 1) * jnp.log(tau[..., 0])
         + jnp.sum(jnp.where(masked, 0.0, score), axis=-1)
         - k * logsumexp(jnp.where(masked, -jnp.inf, score), axis=-1)
-        - jnp.sum(jnp.where(_last_of(~masked), y_kept, 0.0), axis=-1)
+        - _last_kept(y_kept, masked)
     )
-    return jnp.where(jnp.any(masked & (y > -jnp.inf), axis=-1), -jnp.inf, log_prob)
+    return jnp.where(_hits_masked(y, masked), -jnp.inf, log_prob)
 
 
 def concrete_log_prob(x: jax.Array, logits: jax.Array, temperature) -> jax.Array:

@@ -93,6 +93,7 @@ def estimator_gradients(key: jax.Array, estimator: str, f, logits: jax.Array, n_
     The logits are broadcast to ``(n_samples, *logits.shape)`` and one gradient of
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
+    check_n_samples(n_samples)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         return _reinforce_gradients(key, f, batch)

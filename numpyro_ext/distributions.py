@@ -19,6 +19,14 @@ values provided to log prob method...") and scores ``-inf``. Traced values (argu
 ``jit``, ``vmap``, ``grad``) cannot be checked: their parameter checks are skipped and an
 out-of-support traced ``value`` scores ``-inf`` without a warning.
 
+Masking. A ``-inf`` logit, or a zero in ``probs``, masks its class in every class: it is never
+drawn, ``log_prob`` and its gradients stay finite (double wheres keep ``0 * -inf`` out), and the
+relaxed classes follow the Concrete of the kept classes (density with respect to Lebesgue
+measure on the kept coordinates bar the last; one kept class is a point mass, scored 0). A
+Bernoulli logit of ``-inf`` or ``+inf`` (``probs`` 0 or 1) is a certain outcome, scored the same
+way. Under validation, NaN, ``+inf`` categorical logits and rows with every class masked raise
+``ValueError`` naming ``logits``. Integer parameters are promoted to the default float dtype.
+
 References
 ----------
 - C. J. Maddison, A. Mnih, Y. W. Teh. The Concrete Distribution. ICLR 2017, arXiv 1611.00712.
@@ -62,6 +70,7 @@ from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_s
 
 from . import _ops, estimators
 from .concrete import (
+    _last_kept,
     bernoulli_log_prob,
     binary_concrete_logit_sample,
     categorical_log_prob,
@@ -251,9 +260,11 @@ class _LogSimplexExpTransform(ParameterFreeTransform):
         return jnp.log(y) if x is None else x
 
     def log_abs_det_jacobian(self, x, y, intermediates=None):
-        finite = x > -jnp.inf
-        kept = finite & ~(finite & (jnp.cumsum(finite[..., ::-1], axis=-1)[..., ::-1] == 1))
-        return jnp.sum(jnp.where(kept, x, 0.0), axis=-1)
+        # a -inf coordinate is a masked class (y = 0 there): left out of the base measure,
+        # with the last kept coordinate in place of the K-th
+        masked = jnp.isneginf(x)
+        x_kept = jnp.where(masked, 0.0, x)
+        return jnp.sum(x_kept, axis=-1) - _last_kept(x_kept, masked)
 
 
 class _SigmoidTransform(SigmoidTransform):

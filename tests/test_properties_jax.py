@@ -82,6 +82,7 @@ def test_own_sample_log_prob_and_gradients_finite_float32(class_name):
         lp, (grad_raw, grad_hyper) = run(*args)
         assert lp.dtype == jnp.float32
         assert np.all(np.isfinite(np.asarray(lp))), (class_name, hyper, k, scale, seed)
-        assert np.all(np.isfinite(np.asarray(grad_raw))) and np.isfinite(grad_hyper), (class_name, hyper, k, scale, seed)
+        example = (class_name, hyper, k, scale, seed)
+        assert np.all(np.isfinite(np.asarray(grad_raw))) and np.isfinite(grad_hyper), example
 
     check()
