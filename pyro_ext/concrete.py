@@ -51,8 +51,11 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
 
 def _weighted_log(weight: torch.Tensor, log_p: torch.Tensor) -> torch.Tensor:
     """``weight * log_p`` with ``0 * -inf = 0``: a masked class (``log_p = -inf``) adds 0 where
-    its weight is 0 and ``-inf`` elsewhere. The double where keeps ``-inf`` out of the gradient."""
-    return weight * torch.where(weight == 0, 0.0, log_p)
+    its weight is 0 and ``-inf`` elsewhere. The double where keeps ``-inf`` out of the gradient;
+    the gradient in ``weight`` stays ``log_p`` on every unmasked class (drawn or not), as the
+    plain product's, and is 0 on masked ones."""
+    masked = torch.isneginf(log_p)
+    return torch.where(masked, torch.where(weight == 0, 0.0, -math.inf), weight * torch.where(masked, 0.0, log_p))
 
 
 def _last_kept(y: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:

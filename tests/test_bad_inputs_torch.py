@@ -406,3 +406,18 @@ def test_empty_batch(cls, validate):
     x = d.rsample((3,))
     assert tuple(x.shape) == ((3, 0) if binary else (3, 0, 4))
     assert tuple(d.log_prob(x).shape) == (3, 0)
+
+
+def test_value_gradient_of_a_masked_log_prob_keeps_log_softmax():
+    """d log_prob / d value is log_softmax(logits) on every unmasked class, drawn or not (the
+    path derivative that a straight-through value carries through log q(z)), and 0 on masked
+    ones; a value that hits a masked class scores -inf."""
+    logits = torch.tensor([[0.3, -math.inf, 1.2, -0.5], [0.1, 0.2, 0.3, 0.4]], dtype=torch.float64)
+    value = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]], dtype=torch.float64, requires_grad=True)
+    d = pyro_ext.StraightThrough(logits=logits)
+    d.log_prob(value).sum().backward()
+    expected = torch.log_softmax(logits, -1)
+    expected = torch.where(torch.isneginf(expected), 0.0, expected)
+    torch.testing.assert_close(value.grad, expected, rtol=1e-12, atol=0.0)
+    hit = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    assert d.log_prob(torch.stack([hit, hit]))[0] == -math.inf
