@@ -191,8 +191,9 @@ def plot(exact, optimum, results: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, host: str, baseline: str) -> str:
-    """The markdown page: setup, one table row per fit, the fits that did not run and why."""
+def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, host: str, baseline: str,
+           notes: tuple[str, ...] = ()) -> str:
+    """The markdown page: setup, one table row per fit, ``notes``, the fits that did not run and why."""
 
     def row(label, probs, loss="", ms=""):
         worst, mean = pip_errors(probs, exact)
@@ -224,17 +225,19 @@ def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, h
         lines.append(row(label, result["probs"], f"{result['loss']:.2f}", f"{result['ms_per_step']:.2f}"))
     lines += ["", "Final loss: mean -ELBO over the last 10% of the steps. ms / step: wall time per SVI step "
               "after the first (one thread, this project's shared 2-core CPU)."]
+    lines += [note for note in notes]
     if skipped:
         lines += ["", "Not run:", ""] + [f"- {label}: {reason}" for label, reason in skipped.items()]
     return "\n".join(lines) + "\n"
 
 
-def finish(exact, optimum, results: dict, skipped: dict, args, *, name: str, host: str, baseline: str) -> str:
+def finish(exact, optimum, results: dict, skipped: dict, args, *, name: str, host: str, baseline: str,
+           notes: tuple[str, ...] = ()) -> str:
     """Print the errors, write ``<out_dir>/<name>.md`` and ``<name>.png``; returns the page."""
     for label, result in results.items():
         worst, mean = pip_errors(result["probs"], exact)
         print(f"{label}: max error {worst:.3f}, mean {mean:.3f}, {result['ms_per_step']:.2f} ms/step")
-    text = report(exact, optimum, results, skipped, args, script=f"{name}.py", host=host, baseline=baseline)
+    text = report(exact, optimum, results, skipped, args, script=f"{name}.py", host=host, baseline=baseline, notes=notes)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{name}.md").write_text(text + f"\n![inclusion probabilities]({name}.png)\n")
     plot(exact, optimum, results, args.out_dir / f"{name}.png", f"spike-and-slab: inclusion probabilities ({host})")

@@ -51,6 +51,7 @@ BASELINE = ("pyro-ppl/pyro#3127's recipe: an `AutoGuideList` of `AutoNormal(pout
             "and a hand-written function with a hand-placed `pyro.distributions.RelaxedBernoulliStraightThrough(T, logits)` "
             "gate site (logits a `pyro.param`).")
 
+
 def model(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     n, p = x.shape
     with pyro.plate("predictors", p):
@@ -58,6 +59,7 @@ def model(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         beta = pyro.sample("beta", dist.Normal(torch.zeros((), dtype=x.dtype), spike.SLAB_SCALE))
     with pyro.plate("data", n):
         return pyro.sample("y", dist.Normal(x @ (gamma * beta), spike.NOISE_SCALE), obs=y)
+
 
 def baseline_guide(temperature: float) -> AutoGuideList:
     """The pyro#3127 recipe: ``AutoNormal`` for the effects, a hand-placed relaxed gate site."""
@@ -74,11 +76,13 @@ def baseline_guide(temperature: float) -> AutoGuideList:
     guide.append(gates)
     return guide
 
+
 def fits(args) -> dict[str, tuple[str, dict]]:
     """label -> ("auto", {"estimator": name}) or ("baseline", {"temperature": t})."""
     out = {f"AutoRelaxed {name}": ("auto", {"estimator": name}) for name in args.estimators}
     out.update({f"baseline RelaxedBernoulliST T={t}": ("baseline", {"temperature": t}) for t in args.temperatures})
     return out
+
 
 def make_guide(kind: str, options: dict):
     """The only lines that differ between fits."""
@@ -86,10 +90,12 @@ def make_guide(kind: str, options: dict):
         return AutoRelaxed(model, continuous=AutoNormal, estimator=options["estimator"])
     return baseline_guide(options["temperature"])
 
+
 def inclusion_probs(kind: str, guide) -> np.ndarray:
     if kind == "auto":
         return guide.probs()["gamma"].detach().numpy().astype(np.float64)
     return torch.sigmoid(pyro.param("gate_logits")).detach().numpy().astype(np.float64)
+
 
 def fit(x, y, kind: str, options: dict, args, progress) -> dict:
     pyro.clear_param_store()
@@ -109,6 +115,7 @@ def fit(x, y, kind: str, options: dict, args, progress) -> dict:
     return {"probs": inclusion_probs(kind, guide), "loss": float(np.mean(losses[-max(1, args.steps // 10):])),
             "ms_per_step": 1e3 * seconds / args.steps}
 
+
 def run_all(x, y, args) -> tuple[dict, dict]:
     """``(results, skipped)``: label -> result dict, label -> reason."""
     plan, results, skipped = fits(args), {}, {}
@@ -125,9 +132,9 @@ def run_all(x, y, args) -> tuple[dict, dict]:
                 skipped[label] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return results, skipped
 
+
 def main(argv=None) -> dict:
     args = spike.parse_args(argv, __doc__)
-    torch.set_num_threads(1)  # 80 x 10: one thread is fastest, and the machine is shared
     x_np, y_np, _ = spike.design(seed=args.seed)
     exact, optimum = spike.exact_inclusion(x_np, y_np), spike.mean_field_optimum(x_np, y_np)
     x, y = torch.from_numpy(x_np), torch.from_numpy(y_np)  # float64, as the reference
@@ -135,5 +142,7 @@ def main(argv=None) -> dict:
     spike.finish(exact, optimum, results, skipped, args, name="spike_slab", host="Pyro", baseline=BASELINE)
     return {"exact": exact, "optimum": optimum, "results": results, "skipped": skipped}
 
+
 if __name__ == "__main__":
+    torch.set_num_threads(1)  # 80 x 10: one thread is fastest, and the machine is shared
     main()
