@@ -149,7 +149,8 @@ def main(argv=None) -> dict:
     results, skipped = run_all(jnp.asarray(x_np, jnp.float32), jnp.asarray(y_np, jnp.float32), args)
     notes = ()
     if any(not math.isfinite(result["loss"]) for result in results.values()):
-        notes = ("", "A loss of inf: NumPyro's `Bernoulli.log_prob` is -inf at a gate value in (0, 1), so that "
+        notes = ("", "A loss of inf: NumPyro's `Bernoulli.log_prob` is -inf at a gate value in (0, 1) (called "
+                 "eagerly it warns 'Out-of-support values'; inside the jitted update it is silent), so that "
                  "baseline's ELBO is -inf at every step; its parameters still move, by the gradients of the finite terms.")
     spike.finish(exact, optimum, results, skipped, args, name="spike_slab_numpyro", host="NumPyro", baseline=BASELINE,
                  notes=notes)
