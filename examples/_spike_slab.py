@@ -133,7 +133,7 @@ def pip_errors(estimate, exact) -> tuple[float, float]:
 RESULTS = Path(__file__).resolve().parent / "results"
 #: temperatures of the hand-placed relaxed gate site of the baselines (pyro#3127 used 1.0).
 BASELINE_TEMPERATURES = (1.0, 0.1)
-QUICK_STEPS, QUICK_LR = 300, 0.1
+QUICK_STEPS, QUICK_LR = 600, 0.1
 
 
 def default_estimator() -> str:

@@ -38,6 +38,7 @@ import optax
 from numpyro import handlers
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.initialization import init_to_feasible
 from tqdm.auto import tqdm
 
 try:
@@ -50,6 +51,9 @@ try:  # issue 16: being written; the example runs its baseline without it
 except ImportError:
     AutoRelaxed = None
 
+#: effects start at 0, as Pyro's AutoNormal default (init_to_feasible) starts them in the twin;
+#: NumPyro's default, init_to_uniform, draws them from (-2, 2).
+INIT_LOC_FN = init_to_feasible
 BASELINE = ("no NumPyro autoguide takes a discrete site and NumPyro has no straight-through relaxed Bernoulli: "
             "a hand-written guide calling `AutoNormal(handlers.block(model, hide=['gamma']))` and hand-placing "
             "NumPyro's `dist.RelaxedBernoulliLogits(T, logits)` on the gates (logits a `numpyro.param`), whose "
@@ -67,7 +71,7 @@ def model(x, y=None):
 
 def baseline_guide(temperature: float):
     """The hand-written guide: ``AutoNormal`` for the effects, a hand-placed relaxed gate site."""
-    effects = AutoNormal(handlers.block(model, hide=["gamma"]))
+    effects = AutoNormal(handlers.block(model, hide=["gamma"]), init_loc_fn=INIT_LOC_FN)
 
     def guide(x, y=None):
         effects(x, y)
@@ -89,7 +93,7 @@ def fits(args) -> dict[str, tuple[str, dict]]:
 def make_guide(kind: str, options: dict):
     """The only lines that differ between fits."""
     if kind == "auto":
-        return AutoRelaxed(model, continuous=AutoNormal, estimator=options["estimator"])
+        return AutoRelaxed(model, continuous=AutoNormal, estimator=options["estimator"], init_loc_fn=INIT_LOC_FN)
     return baseline_guide(options["temperature"])
 
 
