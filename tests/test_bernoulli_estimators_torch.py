@@ -168,3 +168,220 @@ def test_special_cases():
         (grads[name],) = torch.autograd.grad((w * hard).sum(), leaf)
     torch.testing.assert_close(grads["redge"], grads["st"], **GRAD_TOL)  # t_1 = 1, 2 steps: straight-through
     torch.testing.assert_close(grads["reindge"], grads["reinmax"], **GRAD_TOL)  # ... and ReinMax at tau = 1
+
+
+# --- the classes -------------------------------------------------------------------------------
+
+from pyro.infer import Trace_ELBO  # noqa: E402
+
+from pyro_ext import (  # noqa: E402
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
+    relax,
+)
+from pyro_ext._ops import sample_logistic  # noqa: E402
+from pyro_ext.relax import BERNOULLI_CLASSES, ONE_HOT_CLASSES  # noqa: E402
+from relaxed_dists.registry import BERNOULLI_ESTIMATORS, ESTIMATORS  # noqa: E402
+from relaxed_dists.sample_law import SampleLawWarning  # noqa: E402
+
+CLASSES = [BernoulliStraightThrough, BernoulliReinMax, BernoulliREDGE, BernoulliREDGECov, BernoulliREINDGE]
+REDGE_FAMILY = CLASSES[2:]
+PARAMS = {
+    BernoulliStraightThrough: {},
+    BernoulliReinMax: {"temperature": 0.7},
+    **{c: {"n_steps": 3, "t_1": 0.5} for c in REDGE_FAMILY},
+}
+KERNEL = {
+    BernoulliStraightThrough: lambda lg, e, L: estimators.binary_straight_through(lg, L),
+    BernoulliReinMax: lambda lg, e, L: estimators.binary_reinmax(lg, 0.7, L),
+    BernoulliREDGE: lambda lg, e, L: estimators.binary_redge(lg, 3, 0.5, e, L),
+    BernoulliREDGECov: lambda lg, e, L: estimators.binary_redge_cov(lg, 3, 0.5, e, L),
+    BernoulliREINDGE: lambda lg, e, L: estimators.binary_reindge(lg, 3, 0.5, e, L),
+}
+IDS = lambda c: c.__name__  # noqa: E731
+ALPHA = 1e-3  # each seeded statistical test's false-failure rate
+
+
+def _make(cls, **kwargs):
+    return cls(**{**PARAMS[cls], **kwargs})
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
+def test_shapes_expand_support_and_the_kernel_under_the_same_seed(cls):
+    logits = torch.tensor(_noise(5, shape=(2, 3))[0], requires_grad=True)
+    d = _make(cls, logits=logits, validate_args=True)
+    assert d.batch_shape == (2, 3) and d.event_shape == () and cls.infer_shapes(logits=(2, 3)) == ((2, 3), ())
+    assert d.has_rsample and d.support is constraints.boolean
+    torch.manual_seed(5)
+    value = d.rsample((4,))
+    assert value.shape == (4, 2, 3) and value.dtype == torch.float64 and d.log_prob(value).shape == (4, 2, 3)
+    assert set(value.detach().flatten().tolist()) == {0.0, 1.0}  # exact 0./1., both drawn
+    # the kernel on the class's noise: sqrt(2) N(0, 1) for the REDGE family, then logistic
+    torch.manual_seed(5)
+    eps = math.sqrt(2.0) * torch.randn(4, 2, 3, dtype=torch.float64) if cls in REDGE_FAMILY else None
+    expected = KERNEL[cls](logits.expand(4, 2, 3), eps, sample_logistic((4, 2, 3), torch.float64, "cpu"))[0]
+    assert torch.equal(value.detach(), expected.detach())
+    w = torch.randn(4, 2, 3, dtype=torch.float64)
+    grads = [torch.autograd.grad((w * v).sum(), logits)[0] for v in (value, expected)]
+    torch.testing.assert_close(grads[0], grads[1], rtol=0.0, atol=0.0)  # the same ops
+    expanded = d.expand((5, 2, 3))
+    assert type(expanded) is cls and expanded.batch_shape == (5, 2, 3) and expanded.rsample().shape == (5, 2, 3)
+    assert expanded._validate_args and all(getattr(expanded, k).shape == (5, 2, 3) for k in cls._hyper)
+    if cls in REDGE_FAMILY:
+        assert expanded.n_steps == 3 and expanded._t_1() == 0.5
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
+def test_log_prob_moments_and_enumeration_are_bernoullis(cls):
+    probs = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0], dtype=torch.float64)
+    d, exact = _make(cls, probs=probs, validate_args=True), torch.distributions.Bernoulli(probs=probs)
+    support = d.enumerate_support()
+    assert support.shape == (2, 5) and d.enumerate_support(expand=False).shape == (2, 1)
+    assert torch.equal(support, exact.enumerate_support())
+    log_prob = d.log_prob(support)
+    torch.testing.assert_close(log_prob.exp().sum(0), torch.ones(5, dtype=torch.float64), rtol=1e-15, atol=0.0)
+    torch.testing.assert_close(log_prob.exp()[1], probs, rtol=1e-15, atol=0.0)  # exp(log p) round-off
+    logits = torch.tensor([-2.0, 0.3, 4.0], dtype=torch.float64)
+    value = torch.tensor([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]], dtype=torch.float64)
+    expected = reference.bernoulli_log_prob(value.numpy(), logits.numpy())
+    # against the float64 oracle (softplus written another way): round-off of a few ulp of log 2
+    np.testing.assert_allclose(_make(cls, logits=logits).log_prob(value), expected, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(d.mean, probs, rtol=0.0, atol=0.0)
+    torch.testing.assert_close(d.variance, probs * (1 - probs), rtol=0.0, atol=0.0)
+    assert d.mode.tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+    torch.testing.assert_close(d.entropy(), exact.entropy(), rtol=1e-12, atol=1e-15)
+    # +-inf logits (probs 0 and 1) are point masses: drawn exactly, finite everywhere
+    samples = d.rsample((200,))
+    assert torch.all(samples[:, 0] == 0) and torch.all(samples[:, -1] == 1)
+    assert torch.isfinite(d.log_prob(samples)).all()
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
+def test_parameter_errors_name_the_parameter(cls):
+    with pytest.raises(ValueError, match="pass exactly one of probs or logits, got both"):
+        _make(cls, probs=torch.full((3,), 0.5), logits=torch.zeros(3))
+    with pytest.raises(ValueError, match="pass exactly one of probs or logits, got neither"):
+        _make(cls)
+    with pytest.raises(ValueError, match=r"parameter logits .* invalid values"):  # torch's message
+        _make(cls, logits=torch.tensor([0.0, math.nan]), validate_args=True)
+    with pytest.raises(ValueError, match=r"parameter probs .* invalid values"):
+        _make(cls, probs=torch.tensor([0.5, 1.5]), validate_args=True)
+    with pytest.raises(ValueError, match=r"value argument .* within the support"):
+        _make(cls, logits=torch.zeros(3), validate_args=True).log_prob(torch.full((3,), 0.5))
+    if cls is BernoulliReinMax:
+        for temperature in (0.0, -1.0, math.nan, math.inf):
+            with pytest.raises(ValueError, match=r"temperature must be a finite number > 0, got temperature="):
+                BernoulliReinMax(temperature, logits=torch.zeros(3))
+        with pytest.raises(ValueError, match=r"temperature.shape must be broadcastable with logits.shape=\(3,\)"):
+            BernoulliReinMax(torch.ones(2), logits=torch.zeros(3))
+    if cls in REDGE_FAMILY:
+        for n_steps, error in [(1, ValueError), (3.0, TypeError), (True, TypeError)]:
+            with pytest.raises(error, match=r"n_steps must be an integer >= 2, got n_steps="):
+                cls(logits=torch.zeros(3), n_steps=n_steps)
+        for t_1 in (0.0, 1.5, math.nan):
+            with pytest.raises(ValueError, match=r"t_1 must be in \(0, 1\], got t_1="):
+                cls(logits=torch.zeros(3), t_1=t_1, validate_args=True)
+            with pytest.raises(ValueError, match=r"parameter t_1 .* OpenClosedInterval"):  # torch's message
+                cls(logits=torch.zeros(3), t_1=torch.tensor([0.5, t_1, 0.5]), validate_args=True)
+        with pytest.raises(ValueError, match=r"t_1.shape must be broadcastable with probs.shape=\(3,\)"):
+            cls(probs=torch.full((3,), 0.5), t_1=torch.full((2,), 0.5))
+
+
+def test_tensor_t_1_broadcasts_sample_law_and_warning():
+    d = BernoulliREDGE(logits=torch.zeros(3), t_1=torch.tensor([[0.2], [0.9]]), n_steps=4)
+    assert d.batch_shape == (2, 3) and d.t_1.shape == (2, 3) and d.expand((5, 2, 3)).t_1.shape == (5, 2, 3)
+    assert d.sample_law_tv == BernoulliREDGE(logits=torch.zeros(3), t_1=0.2, n_steps=4).sample_law_tv
+    with pytest.warns(SampleLawWarning, match="redge_cov with n_steps=2, t_1=0.2"):
+        BernoulliREDGECov(logits=torch.zeros(3), n_steps=2, t_1=0.2)
+    torch.manual_seed(6)
+    law = BernoulliREDGE(logits=torch.tensor([-1.0, 2.0]), t_1=1.0).sample_law(4000)
+    assert law.shape == (2,)
+    # t_1 = 1 draws Bernoulli(sigmoid(l)) exactly: within 4 standard errors (false failure ~1e-4)
+    assert torch.all((law - torch.sigmoid(torch.tensor([-1.0, 2.0]))).abs() < 4 * 0.5 / math.sqrt(4000))
+    with pytest.raises(ValueError, match="n_samples must be an integer >= 1"):
+        d.sample_law(0)
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("cls", [BernoulliStraightThrough, BernoulliReinMax, BernoulliREDGE], ids=IDS)
+def test_hard_samples_are_bernoulli_draws(cls):
+    # ST and ReinMax always, REDGE at t_1 = 1 (its last denoiser sees alpha = 0): exact
+    # Bernoulli(sigmoid(l)) draws. One chi-square per logit on 20000 seeded draws, the
+    # smallest p-value against ALPHA / 4 (Bonferroni): false-failure rate <= 1e-3.
+    torch.manual_seed(7)
+    logits = torch.tensor([-2.0, -0.3, 0.5, 1.5])
+    d = _make(cls, logits=logits, **({"t_1": 1.0} if cls is BernoulliREDGE else {}))
+    ones = d.sample((20_000,)).sum(0).numpy()
+    p = torch.sigmoid(logits).double().numpy()
+    pvalues = [stats.chisquare([n - k, k], [n * (1 - q), n * q]).pvalue for k, q, n in zip(ones, p, [20_000] * 4)]
+    assert min(pvalues) > ALPHA / 4
+
+
+# --- KL and relax -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
+def test_kl_against_bernoulli_is_the_analytic_one(cls):
+    logits_p = torch.tensor([-3.0, -0.5, 0.0, 2.0, -math.inf], dtype=torch.float64)
+    logits_q = torch.tensor([1.0, 0.5, -2.0, 2.0, 0.3], dtype=torch.float64)
+    p, q = torch.sigmoid(logits_p), torch.sigmoid(logits_q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        analytic = torch.where(p > 0, p * (p.log() - q.log()), 0.0) + (1 - p) * ((1 - p).log() - (1 - q).log())
+    for exact in (torch.distributions.Bernoulli, dist.Bernoulli):
+        kl = kl_divergence(_make(cls, logits=logits_p), exact(logits=logits_q))
+        torch.testing.assert_close(kl, analytic, rtol=1e-12, atol=1e-15)  # float64 round-off
+        reverse = kl_divergence(exact(logits=logits_q[:4]), _make(cls, logits=logits_p[:4]))
+        torch.testing.assert_close(reverse, kl_divergence(exact(logits=logits_q[:4]), exact(logits=logits_p[:4])))
+    assert kl_divergence(_make(cls, logits=logits_q), _make(cls, logits=logits_q)).abs().max() == 0
+
+
+def test_registry_and_class_table_cover_every_estimator():
+    assert set(BERNOULLI_ESTIMATORS) == set(ESTIMATORS) == set(BERNOULLI_CLASSES) == set(ONE_HOT_CLASSES)
+
+
+def _mixed_model():
+    with pyro.plate("data", 3):
+        z = pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(4)))
+        b = pyro.sample("b", dist.Bernoulli(logits=torch.zeros(())))
+        pyro.sample("y", dist.Normal(z @ torch.arange(4.0) + 2.0 * b, 1.0), obs=torch.tensor([3.0, 1.0, 0.5]))
+
+
+def _mixed_guide():
+    z_logits = pyro.param("z_logits", torch.zeros(3, 4))
+    b_logits = pyro.param("b_logits", torch.zeros(3))
+    with pyro.plate("data", 3):
+        pyro.sample("z", dist.OneHotCategorical(logits=z_logits))
+        pyro.sample("b", dist.Bernoulli(logits=b_logits))
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_relax_mixed_guide_with_every_estimator(estimator):
+    pyro.clear_param_store()
+    pyro.set_rng_seed(8)
+    hyper = {"n_steps": 3, "t_1": 0.7} if estimator.startswith(("redge", "reindge")) else {}
+    guide = relax(_mixed_guide, estimator=estimator, **hyper)
+    nodes = pyro.poutine.trace(guide).get_trace().nodes
+    assert type(nodes["z"]["fn"]) is ONE_HOT_CLASSES[estimator]
+    assert type(nodes["b"]["fn"]) is BERNOULLI_CLASSES[estimator] and nodes["b"]["fn"].batch_shape == (3,)
+    if estimator == "concrete":  # relaxes values: meant for model and guide together
+        model = relax(_mixed_model, estimator="concrete")
+    else:
+        model = _mixed_model
+        assert set(nodes["b"]["value"].tolist()) <= {0.0, 1.0}
+    loss = Trace_ELBO(num_particles=2).differentiable_loss(model, guide)
+    grads = torch.autograd.grad(loss, [pyro.param("z_logits"), pyro.param("b_logits")])
+    assert torch.isfinite(loss) and all(torch.isfinite(g).all() and (g != 0).any() for g in grads)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    kernels = [getattr(estimators, f"binary_{n}") for n in ("straight_through", "reinmax") + REDGE_NAMES]
+    for obj in CLASSES + kernels:
+        for test in finder.find(obj, obj.__name__, globs={"torch": torch, obj.__name__: obj}):
+            runner.run(test, out=lambda _: None)
+    assert runner.tries >= len(CLASSES) + len(kernels) and runner.failures == 0
