@@ -385,3 +385,36 @@ def test_docstring_examples_run():
         for test in finder.find(obj, obj.__name__, globs={"torch": torch, obj.__name__: obj}):
             runner.run(test, out=lambda _: None)
     assert runner.tries >= len(CLASSES) + len(kernels) and runner.failures == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["float32", "bfloat16"])
+def test_low_precision_samples_are_exactly_0_or_1(dtype):
+    torch.manual_seed(9)
+    logits = (8.0 * torch.rand(3, 50) - 4.0).to(dtype).requires_grad_()
+    for cls in CLASSES:
+        value = _make(cls, logits=logits, validate_args=True).rsample((20,))
+        assert value.dtype == dtype and bool(((value == 0) | (value == 1)).all()), cls.__name__
+        assert torch.isfinite(_make(cls, logits=logits, validate_args=True).log_prob(value)).all(), cls.__name__
+        (grad,) = torch.autograd.grad(value.sum(), logits)
+        assert torch.isfinite(grad).all() and (grad != 0).any(), cls.__name__
+
+
+def test_trace_mean_field_elbo_uses_the_registered_kl():
+    # TraceMeanField_ELBO takes the analytic KL of each (guide, prior) pair: with a Bernoulli
+    # estimator class in the guide it must find the registration and give Trace_ELBO's mean
+    pyro.clear_param_store()
+
+    def model():
+        with pyro.plate("data", 3):
+            pyro.sample("b", dist.Bernoulli(logits=torch.tensor(0.4)))
+
+    def guide():
+        with pyro.plate("data", 3):
+            pyro.sample("b", dist.Bernoulli(logits=pyro.param("b_logits", torch.tensor([-1.0, 0.0, 2.0]))))
+
+    relaxed = relax(guide, estimator="reindge", n_steps=3, t_1=0.7)
+    loss = pyro.infer.TraceMeanField_ELBO().differentiable_loss(model, relaxed)
+    q, p = torch.distributions.Bernoulli(logits=pyro.param("b_logits")), torch.distributions.Bernoulli(logits=0.4)
+    torch.testing.assert_close(loss, kl_divergence(q, p).sum())  # no likelihood: the loss is the KL
+    (grad,) = torch.autograd.grad(loss, pyro.param("b_logits").unconstrained())
+    assert torch.isfinite(grad).all() and (grad != 0).all()
