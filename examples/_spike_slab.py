@@ -29,7 +29,7 @@ import numpy as np
 __all__ = [
     "N", "P", "PRIOR_INCLUSION", "SLAB_SCALE", "NOISE_SCALE", "TRUE_EFFECTS", "CORRELATED",
     "design", "configurations", "log_evidence", "exact_inclusion", "mean_field_optimum", "pip_errors",
-    "parse_args", "report", "plot", "finish",
+    "parse_args", "report", "plot", "finish", "error_summary",
 ]
 
 N, P = 80, 10
@@ -229,6 +229,13 @@ def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, h
     if skipped:
         lines += ["", "Not run:", ""] + [f"- {label}: {reason}" for label, reason in skipped.items()]
     return "\n".join(lines) + "\n"
+
+
+def error_summary(error: BaseException) -> str:
+    """``"Type: message"`` on one line: the first two lines of the message (host errors append
+    whole trace tables), at most 300 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()][:2]
+    return f"{type(error).__name__}: {' '.join(lines)}"[:300]
 
 
 def finish(exact, optimum, results: dict, skipped: dict, args, *, name: str, host: str, baseline: str,

@@ -129,7 +129,7 @@ def run_all(x, y, args) -> tuple[dict, dict]:
             try:
                 results[label] = fit(x, y, kind, options, args, progress)
             except (ValueError, TypeError, NotImplementedError) as error:  # an estimator AutoRelaxed refuses
-                skipped[label] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+                skipped[label] = spike.error_summary(error)
     return results, skipped
 
 
