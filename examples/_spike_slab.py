@@ -175,7 +175,7 @@ def plot(exact, optimum, results: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     p = len(exact)
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    fig, ax = plt.subplots(figsize=(9.5, 3.8))
     ax.bar(np.arange(p), exact, color="0.8", label="exact (enumerated)")
     ax.plot(np.arange(p), optimum, "k_", ms=14, mew=2, label="mean-field optimum (CAVI)")
     width = 0.8 / max(1, len(results))
@@ -185,7 +185,7 @@ def plot(exact, optimum, results: dict, path: Path, title: str) -> None:
     ax.set_xticks(np.arange(p))
     ax.set(xlabel="predictor j (true effects at " + ", ".join(map(str, TRUE_EFFECTS)) + ")",
            ylabel="P(gamma_j = 1 | y)", ylim=(-0.03, 1.03), title=title)
-    ax.legend(fontsize=6, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
