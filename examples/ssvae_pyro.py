@@ -220,6 +220,11 @@ def time_scaling(m_values, args, pixels: torch.Tensor, progress) -> list[dict]:
     return rows
 
 
+def _mean_sd(values: np.ndarray, fmt: str) -> str:
+    """``mean ± sd`` over seeds (the mean alone for one seed)."""
+    return f"{values.mean():{fmt}}" + (f" ± {values.std(ddof=1):{fmt}}" if len(values) > 1 else "")
+
+
 def report(results: dict, scaling: list[dict], args, data: dict, source: str) -> str:
     seeds = args.seeds
     enum_elbo = np.array([results["enumerate", s]["elbo"] for s in seeds]) if "enumerate" in args.methods else None
@@ -247,9 +252,8 @@ def report(results: dict, scaling: list[dict], args, data: dict, source: str) ->
                  "concrete": 'relax(model) and relax(guide), estimator="concrete", Trace_ELBO'}.get(
             name, f'relax(guide, estimator="{name}"), Trace_ELBO')
         gap = f"{(elbo - enum_elbo).mean():+.2f}" if enum_elbo is not None and name != "enumerate" else ""
-        sd = lambda a, f: f" ± {a.std(ddof=1):{f}}" if len(a) > 1 else ""  # noqa: E731
         lines.append(
-            f"| {name} | {setup} | {acc.mean():.3f}{sd(acc, '.3f')} | {elbo.mean():.2f}{sd(elbo, '.2f')} | {gap} | "
+            f"| {name} | {setup} | {_mean_sd(acc, '.3f')} | {_mean_sd(elbo, '.2f')} | {gap} | "
             f"{np.mean([r['ms'] for r in runs]):.1f} | {np.mean([r['train_s'] for r in runs]):.0f} |"
         )
     lines += ["", "vs enumerate: mean paired difference of the held-out ELBO (same seed)."]
@@ -278,20 +282,27 @@ def plot(results: dict, scaling: list[dict], args, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = args.methods
-    mean = lambda key: [np.mean([results[n, s][key] for s in args.seeds]) for n in names]  # noqa: E731
+
+    def mean(key: str) -> list[float]:
+        return [float(np.mean([results[n, s][key] for s in args.seeds])) for n in names]
+
     colors = ["tab:blue" if n == "enumerate" else "tab:gray" if n == "score_function" else "tab:orange" for n in names]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, label in ((axes[0], "accuracy", "held-out accuracy"), (axes[1], "elbo", "held-out ELBO / digit")):
-        values = mean(key)
-        ax.bar(range(len(names)), values, color=colors)
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        ax.set(ylabel=label)
-        if key == "elbo":
-            ax.set_ylim(min(values) - 10, max(values) + 5)
-        ax.grid(alpha=0.3, axis="y")
+    ax = axes[0]
+    ax.bar(range(len(names)), mean("accuracy"), color=colors)
     for i, ms in enumerate(mean("ms")):
-        axes[0].text(i, 0.02, f"{ms:.0f} ms", ha="center", rotation=90, fontsize=7, color="white")
-    axes[0].axhline(1 / N_CLASSES, color="k", lw=0.8, ls=":")
+        ax.text(i, 0.02, f"{ms:.0f} ms", ha="center", rotation=90, fontsize=7, color="white")
+    ax.axhline(1 / N_CLASSES, color="k", lw=0.8, ls=":")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set(ylabel="held-out accuracy", ylim=(0, 1), title="accuracy (dotted: chance)")
+    ax.grid(alpha=0.3, axis="y")
+    ax = axes[1]
+    ax.scatter(mean("ms"), mean("elbo"), c=colors)
+    for name, ms, elbo in zip(names, mean("ms"), mean("elbo")):
+        ax.annotate(name, (ms, elbo), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set(xlabel="ms / step (unlabelled ELBO step)", ylabel="held-out ELBO / digit (y enumerated)",
+           title="ELBO against time per step")
+    ax.grid(alpha=0.3)
     ax = axes[2]
     if scaling:
         est = args.scaling_estimator
@@ -303,6 +314,7 @@ def plot(results: dict, scaling: list[dict], args, path: Path) -> None:
         for m in skipped:
             ax.axvline(m, color="tab:blue", ls=":", lw=0.8)
         ax.set_yscale("log")
+        ax.set_xticks([r["m"] for r in scaling])
         ax.set(xlabel="m label-like sites (10^m configurations)", ylabel="ms / step",
                title="enumeration skipped at dotted m" if skipped else "")
         ax.legend(fontsize=8)

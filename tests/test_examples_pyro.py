@@ -141,7 +141,7 @@ def test_ssvae_quick_learns_and_scales(examples, tmp_path):
     # In this process (pyro, torch and their compilers are imported already): a subprocess
     # would spend most of its seconds importing them again.
     ssvae = examples["ssvae_pyro"]
-    methods = ["enumerate", "score_function", "reinmax"]
+    methods = ["enumerate", "score_function", "reinmax", "concrete"]
     ssvae.main(["--quick", "--methods", *methods, "--out-dir", str(tmp_path), "--threads", str(torch.get_num_threads())])
     text = (tmp_path / "ssvae.md").read_text()
     rows = _table_rows(text.split("## Scaling")[0])
