@@ -29,6 +29,7 @@ digit, all feeding ``q(z|x, y)`` and the decoder, so that parallel enumeration e
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -368,7 +369,8 @@ def main(argv=None) -> dict:
         scaling = time_scaling(args.scaling, args, unlabelled, progress)
 
     table = report(results, scaling, args, data, source)
-    table += f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s).\n"
+    table += (f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s), "
+              f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes on {os.cpu_count()} CPUs.\n")
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "ssvae.md").write_text(table + "\n![accuracy, ELBO and scaling](ssvae.png)\n")
