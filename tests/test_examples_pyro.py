@@ -184,6 +184,8 @@ def test_ssvae_guides_per_method(examples):
         labels = torch.nn.functional.one_hot(torch.arange(5) % 10, 10).float()
         labelled = pyro.poutine.trace(guide).get_trace(x, labels).nodes
         assert "y" not in labelled and "z" in labelled  # a labelled digit: y is observed in the model only
+    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
+        ssvae.SSVAE(n_pixels=12, aux_weight=-1.0)
 
 
 def test_ssvae_heldout_elbo_sums_the_label_exactly(examples):
@@ -205,5 +207,3 @@ def test_ssvae_heldout_elbo_sums_the_label_exactly(examples):
             given = torch.tensor([-elbo.loss(vae.model, vae.guide, digit[None], labels[c][None]) for c in range(10)])
             by_hand.append((log_q.exp() * (given - log_q)).sum())
     assert abs(enumerated - torch.stack(by_hand).mean().item()) < 0.05, (enumerated, by_hand)
-    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
-        ssvae.SSVAE(n_pixels=12, aux_weight=-1.0)
