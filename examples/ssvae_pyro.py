@@ -23,6 +23,7 @@ digit, all feeding ``q(z|x, y)`` and the decoder, so that parallel enumeration e
 
     python examples/ssvae_pyro.py                      # 9 methods x 600 steps + scaling m = 1..6
     python examples/ssvae_pyro.py --methods enumerate reinmax --steps 300 --scaling 1 2 3
+    python examples/ssvae_pyro.py --aux-weight 0 --methods enumerate score_function reinmax redge --scaling --name ssvae_aux0
     python examples/ssvae_pyro.py --quick              # seconds (the test suite)
 """
 
@@ -348,6 +349,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--quick", action="store_true", help="a few steps on small subsets (seconds)")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--name", default="ssvae", help="file stem of the results: NAME.md and NAME.png")
     args = parser.parse_args(argv)
     if not args.aux_weight >= 0:
         parser.error(f"--aux-weight must be >= 0 (0: no auxiliary loss), got {args.aux_weight}")
@@ -378,9 +380,10 @@ def main(argv=None) -> dict:
               f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes on {os.cpu_count()} CPUs.\n")
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "ssvae.md").write_text(table + "\n![accuracy, ELBO and scaling](ssvae.png)\n")
-    plot(results, scaling, args, args.out_dir / "ssvae.png")
-    print(f"wrote {args.out_dir / 'ssvae.md'} and {args.out_dir / 'ssvae.png'}")
+    md, png = args.out_dir / f"{args.name}.md", args.out_dir / f"{args.name}.png"
+    md.write_text(table + f"\n![accuracy, ELBO and scaling]({png.name})\n")
+    plot(results, scaling, args, png)
+    print(f"wrote {md} and {png}")
     return {"results": results, "scaling": scaling}
 
 
