@@ -1,4 +1,4 @@
-"""The Pyro examples (discrete VAE, Gaussian mixture): quick runs that write finite results, and
+"""The Pyro examples (discrete VAE, Gaussian mixture, semi-supervised VAE M2): quick runs that write finite results, and
 the promise they make: the model and guide are written once with plain discrete sites, and
 ``relax(...)`` is the only thing that changes between runs."""
 
