@@ -1,4 +1,4 @@
-"""The Pyro examples (discrete VAE, Gaussian mixture): quick runs that write finite results, and
+"""The Pyro examples (discrete VAE, Gaussian mixture, semi-supervised VAE M2): quick runs that write finite results, and
 the promise they make: the model and guide are written once with plain discrete sites, and
 ``relax(...)`` is the only thing that changes between runs."""
 
@@ -90,14 +90,15 @@ RELAXED_NAMES = sorted(
 @pytest.fixture
 def examples(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT))
-    return {name: importlib.import_module(f"examples.{name}") for name in ("vae_pyro", "mixture_pyro")}
+    return {name: importlib.import_module(f"examples.{name}") for name in ("vae_pyro", "mixture_pyro", "ssvae_pyro")}
 
 
 def _program_sources(examples) -> dict[str, str]:
-    vae, mixture = examples["vae_pyro"], examples["mixture_pyro"]
+    vae, mixture, ssvae = examples["vae_pyro"], examples["mixture_pyro"], examples["ssvae_pyro"]
     programs = {
         "vae model": vae.DiscreteVAE.model, "vae guide": vae.DiscreteVAE.guide,
         "mixture model": mixture.model, "mixture guide": mixture.guide, "mixture guide_means": mixture.guide_means,
+        "ssvae model": ssvae.SSVAE.model, "ssvae guide": ssvae.SSVAE.guide,
     }
     return {name: inspect.getsource(fn) for name, fn in programs.items()}
 
@@ -113,7 +114,8 @@ def test_models_and_guides_hold_no_relaxed_class(examples):
 
 def test_runs_differ_only_by_relax(examples):
     vae, mixture = examples["vae_pyro"], examples["mixture_pyro"]
-    setups = {"vae": inspect.getsource(vae.training_setup), "mixture": inspect.getsource(mixture.svi_setup)}
+    setups = {"vae": inspect.getsource(vae.training_setup), "mixture": inspect.getsource(mixture.svi_setup),
+              "ssvae": inspect.getsource(examples["ssvae_pyro"].training_setup)}
     for name, source in setups.items():
         assert "relax(" in source and not [cls for cls in RELAXED_NAMES if re.search(rf"\b{cls}\b", source)], name
 
@@ -130,3 +132,78 @@ def test_runs_differ_only_by_relax(examples):
             assert type(leaf) is ONE_HOT_CLASSES[estimator], (estimator, type(leaf))
         assert site["fn"].batch_shape == (3,) and site["fn"].event_shape == (vae.N_LATENT, vae.N_CLASSES)
         assert set(site["value"].unique().tolist()) <= {0.0, 1.0}  # exact one-hot values for every run
+
+
+# --- the semi-supervised VAE (M2): enumerate the label, or relax it ---------------------------
+
+
+def test_ssvae_quick_learns_and_scales(examples, tmp_path):
+    # In this process (pyro, torch and their compilers are imported already): a subprocess
+    # would spend most of its seconds importing them again.
+    ssvae = examples["ssvae_pyro"]
+    methods = ["enumerate", "score_function", "reinmax", "concrete"]
+    ssvae.main(["--quick", "--methods", *methods, "--out-dir", str(tmp_path), "--threads", str(torch.get_num_threads())])
+    text = (tmp_path / "ssvae.md").read_text()
+    rows = _table_rows(text.split("## Scaling")[0])
+    assert [row[0] for row in rows] == methods
+    for name, _, accuracy, elbo, *_ in rows:
+        assert len(_floats(elbo)) == 1 and math.isfinite(_floats(elbo)[0]) and _floats(elbo)[0] < 0, name
+        assert 0 <= _floats(accuracy)[0] <= 1, name
+        if name != "score_function":  # 25 quick steps of 200 held-out digits; chance is 0.1
+            assert _floats(accuracy)[0] > 0.3, (name, accuracy)
+    scaling = [line for line in text.split("## Scaling")[1].splitlines() if re.match(r"\| \d", line)]
+    assert [line.split("|")[1].strip() for line in scaling] == ["1", "2"]
+    for line in scaling:  # enumerate and relax both timed, in milliseconds
+        enum_ms, relax_ms = (float(cell) for cell in line.split("|")[3:5])
+        assert 0 < enum_ms < 1e4 and 0 < relax_ms < 1e4, line
+    assert (tmp_path / "ssvae.png").stat().st_size > 1000
+
+
+def test_ssvae_guides_per_method(examples):
+    ssvae = examples["ssvae_pyro"]
+    assert ssvae.METHODS == ["enumerate", "score_function", *ONE_HOT_CLASSES]
+    pyro.set_rng_seed(0)
+    x = torch.bernoulli(torch.full((5, 12), 0.5))
+    for method in ssvae.METHODS:
+        vae = ssvae.SSVAE(n_pixels=12, z_dim=3, hidden=8)
+        model, guide, _ = ssvae.training_setup(vae, method)
+        guide_trace = pyro.poutine.trace(guide).get_trace(x)
+        y = guide_trace.nodes["y"]
+        if method in ("enumerate", "score_function"):  # the plain guide's site
+            assert type(y["fn"]) is pyro_ext.OneHotCategorical and not y["fn"].has_rsample
+            assert y["infer"].get("enumerate") == ("parallel" if method == "enumerate" else None), method
+        else:
+            assert type(y["fn"]) is ONE_HOT_CLASSES[method], (method, type(y["fn"]))
+            assert y["fn"].has_rsample and y["value"].requires_grad, method  # the classifier learns through y's value
+        assert y["fn"].batch_shape == (5,) and y["value"].shape == (5, 10)
+        if method != "concrete":
+            assert set(y["value"].unique().tolist()) <= {0.0, 1.0} and (y["value"].sum(-1) == 1).all(), method
+        model_y = pyro.poutine.trace(pyro.poutine.replay(model, trace=guide_trace)).get_trace(x).nodes["y"]
+        expected = ONE_HOT_CLASSES["concrete"] if method == "concrete" else torch.distributions.OneHotCategorical
+        assert isinstance(model_y["fn"], expected), (method, type(model_y["fn"]))  # concrete: model relaxed too
+        labels = torch.nn.functional.one_hot(torch.arange(5) % 10, 10).float()
+        labelled = pyro.poutine.trace(guide).get_trace(x, labels).nodes
+        assert "y" not in labelled and "z" in labelled  # a labelled digit: y is observed in the model only
+    with pytest.raises(ValueError, match="aux_weight must be >= 0"):
+        ssvae.SSVAE(n_pixels=12, aux_weight=-1.0)
+
+
+def test_ssvae_heldout_elbo_sums_the_label_exactly(examples):
+    # The held-out ELBO (y enumerated by TraceEnum_ELBO) against the sum written out: for each
+    # digit, sum_c q(c|x) * (ELBO given y = c - log q(c|x)), each term a Trace_ELBO with y observed.
+    # z is sampled on both sides: 4,000 particles, seeded; tolerance 0.05 nats per digit.
+    ssvae = examples["ssvae_pyro"]
+    pyro.set_rng_seed(1)
+    pyro.clear_param_store()
+    vae = ssvae.SSVAE(n_pixels=6, z_dim=1, hidden=4)
+    x = torch.bernoulli(torch.full((3, 6), 0.5))
+    _, enumerated = ssvae.heldout_scores(vae, x, torch.zeros(3, dtype=torch.long), num_particles=4000)
+    elbo = pyro.infer.Trace_ELBO(num_particles=4000, vectorize_particles=True, max_plate_nesting=1)
+    by_hand = []
+    with torch.no_grad():
+        for digit in x:
+            log_q = vae.classifier_logits(digit[None])[0, 0].log_softmax(-1)
+            labels = torch.eye(10)
+            given = torch.tensor([-elbo.loss(vae.model, vae.guide, digit[None], labels[c][None]) for c in range(10)])
+            by_hand.append((log_q.exp() * (given - log_q)).sum())
+    assert abs(enumerated - torch.stack(by_hand).mean().item()) < 0.05, (enumerated, by_hand)
