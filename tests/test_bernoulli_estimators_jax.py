@@ -91,7 +91,7 @@ def kernel_runs():
             out[name] = [jax.value_and_grad(f, has_aux=True)(logits) for f in (loss_binary, loss_one_hot)]
         return out
 
-    data = dict(logits=logits, eps=eps_diff, logistic=logistic, w=w)
+    data = dict(logits=logits, eps=eps_diff, logistic=logistic, w=w, eps2=eps, gumbels2=gumbels)
     return data, jax.tree.map(np.asarray, run(jnp.asarray(logits)))
 
 
@@ -136,6 +136,35 @@ def test_binary_kernel_matches_oracle(kernel_runs, name):
     else:  # the oracle is a float64 central difference (h = 1e-6): about 1e-9
         expected, tol = R.redge_cov_vjp(logits2, 4, 0.4, eps2, g), 1e-8
     np.testing.assert_allclose(grad, expected[..., 1], rtol=0, atol=tol)
+
+
+# name -> pyro_ext's one-hot kernel, (module, logits, eps, gumbels, t_1 tensor) -> (hard, soft)
+TORCH_ONE_HOT = {
+    "st": lambda te, lg, e, n, t_1: te.straight_through(lg, n),
+    "reinmax": lambda te, lg, e, n, t_1: te.reinmax(lg, 0.7, n),
+    "redge": lambda te, lg, e, n, t_1: te.redge(lg, 5, t_1, e, n),
+    "redge_cov": lambda te, lg, e, n, t_1: te.redge_cov(lg, 4, 0.4, e, n),
+    "reindge": lambda te, lg, e, n, t_1: te.reindge(lg, 5, t_1, e, n),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_binary_kernel_is_the_torch_one_hot_kernel_at_k2(kernel_runs, name):
+    # Cross-backend: the JAX binary kernel against pyro_ext's one-hot kernel on (0, l), same noise.
+    torch = pytest.importorskip("torch")
+    from pyro_ext import estimators as te
+
+    data, runs = kernel_runs
+    ((_, (hard, soft)), grad), _ = runs[name]
+    logits = torch.tensor(data["logits"], requires_grad=True)
+    logits2 = torch.stack([torch.zeros_like(logits), logits], -1)
+    noise = (torch.tensor(data["eps2"]), torch.tensor(data["gumbels2"]), torch.tensor(T_1))
+    hard_t, soft_t = TORCH_ONE_HOT[name](te, logits2, *noise)
+    (torch.tensor(data["w"]) * hard_t[..., 1]).sum().backward()
+    np.testing.assert_array_equal(hard, hard_t[..., 1].detach().numpy())
+    # float64, as tests/test_cross_backend.py: the same operations up to order (and sigmoid/tanh here)
+    np.testing.assert_allclose(soft, soft_t[..., 1].detach().numpy(), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(grad, logits.grad.numpy(), rtol=1e-11, atol=1e-12)
 
 
 # --- classes -----------------------------------------------------------------------------------
