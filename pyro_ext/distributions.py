@@ -83,6 +83,11 @@ __all__ = [
     "REDGE",
     "REDGECov",
     "REINDGE",
+    "BernoulliStraightThrough",
+    "BernoulliReinMax",
+    "BernoulliREDGE",
+    "BernoulliREDGECov",
+    "BernoulliREINDGE",
 ]
 
 # --- parameters ----------------------------------------------------------------------
@@ -1114,3 +1119,338 @@ class REINDGE(_REDGEBase):
 
     def _sample(self, logits, shape):
         return estimators.reindge(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
+
+
+# --- Bernoulli estimator classes: exact 0./1. samples, an estimator's gradient -------------
+
+
+class _BernoulliEstimator(TorchDistribution):
+    """A Bernoulli whose ``rsample`` is a gradient estimator: the K = 2 case of
+    :class:`_OneHotEstimator` on one coordinate (``estimators.binary_*``).
+
+    Parameters as :class:`_RelaxedBernoulliBase` (``probs`` in [0, 1] or ``logits``, ``+-inf``
+    allowed: a point mass); hyperparameters named in ``_hyper`` broadcast with them to
+    ``batch_shape``; ``event_shape == ()``. ``log_prob`` is the Bernoulli log-probability of the
+    0./1. value (counting measure), whatever the estimator.
+    """
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": constraints.real}
+    support = constraints.boolean
+    has_rsample = True
+    has_enumerate_support = True
+    _hyper: tuple[str, ...] = ()
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, **hyper) -> tuple[torch.Size, torch.Size]:
+        param_shape = logits if probs is None else probs
+        return torch.Size(broadcast_shapes(param_shape, *hyper.values())), torch.Size()
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
+        name, param = _probs_or_logits(probs, logits)
+        hyper = {k: torch.as_tensor(v, dtype=param.dtype, device=param.device) for k, v in hyper.items()}
+        batch_shape = torch.Size(param.shape)
+        for k, v in hyper.items():
+            try:
+                batch_shape = torch.Size(broadcast_shapes(batch_shape, v.shape))
+            except ValueError:
+                allowed = f"broadcastable with {name}.shape={tuple(param.shape)}"
+                raise ValueError(out_of_range(f"{k}.shape", tuple(v.shape), allowed)) from None
+        for k, v in hyper.items():
+            setattr(self, k, v.expand(batch_shape))
+        setattr(self, name, param.expand(batch_shape))
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(type(self), _instance)
+        batch_shape = torch.Size(batch_shape)
+        for k in self._hyper:
+            setattr(new, k, getattr(self, k).expand(batch_shape))
+        for name in ("probs", "logits"):
+            if name in self.__dict__:
+                setattr(new, name, getattr(self, name).expand(batch_shape))
+        new.__dict__.update({k: v for k, v in self.__dict__.items() if k.startswith("_py_")})
+        super(_BernoulliEstimator, new).__init__(batch_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @lazy_property
+    def logits(self) -> torch.Tensor:
+        return _binary_logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> torch.Tensor:
+        return logits_to_probs(self.logits, is_binary=True)
+
+    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+        shape = self._extended_shape(sample_shape)
+        return self._sample(self.logits.expand(shape), shape)
+
+    def _logistic(self, shape) -> torch.Tensor:
+        return sample_logistic(shape, self.logits.dtype, self.logits.device)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        if self._validate_args:
+            self._validate_sample(value)
+        return bernoulli_log_prob(value, self.logits)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.probs
+
+    @property
+    def mode(self) -> torch.Tensor:
+        return (self.logits > 0).to(self.logits.dtype)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        return self.probs * (1 - self.probs)
+
+    def entropy(self) -> torch.Tensor:
+        """``log(1 + e^l) - p l``, and 0 at ``l = +-inf`` (a point mass), with finite gradients there."""
+        infinite = torch.isinf(self.logits)
+        logits = torch.where(infinite, 0.0, self.logits)
+        entropy = torch.logaddexp(logits, torch.zeros_like(logits)) - torch.sigmoid(logits) * logits
+        return torch.where(infinite, 0.0, entropy)
+
+    def enumerate_support(self, expand: bool = True) -> torch.Tensor:
+        values = torch.arange(2, dtype=self.logits.dtype, device=self.logits.device)
+        values = values.view((-1,) + (1,) * len(self.batch_shape))
+        return values.expand((-1,) + self.batch_shape) if expand else values
+
+
+_BERNOULLI_LOG_PROB = """
+    - ``log_prob(value)``: the Bernoulli log-probability ``value * l - log(1 + e^l)`` of the 0./1.
+      ``value`` (counting measure on {0, 1}), so a guide with this class and a model with
+      ``Bernoulli`` give the discrete ELBO. ``mean``, ``mode``, ``variance``, ``entropy`` and
+      ``enumerate_support`` are those of ``Bernoulli(sigmoid(logits))``."""
+
+_BERNOULLI_NOMINAL_LAW = """
+    - The law of the samples is *not* the nominal ``Bernoulli(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, the moments and the KL registrations are the nominal Bernoulli's.
+      ``sample_law_tv`` gives the measured worst-case TV of the one-hot class at this
+      ``(n_steps, t_1)`` (over K from 2 to 100, so an upper bound here), ``sample_law(n)``
+      estimates ``P(h = 1)`` on these logits, and the constructor warns
+      (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case exceeds
+      ``relaxed_dists.sample_law.WARN_TV`` (0.1)."""
+
+
+class BernoulliStraightThrough(_BernoulliEstimator):
+    __doc__ = (
+        r"""Straight-through estimator (Bengio et al. 2013) for a Bernoulli variable.
+
+    - Forward value: exactly 0. or 1., ``h = 1[l + L > 0] ~ Bernoulli(sigmoid(l))`` with ``L``
+      standard logistic.
+    - Gradient: that of ``p = sigmoid(l)`` (``h + (p - p.detach())``), biased. The K = 2 case
+      of :class:`StraightThrough`.
+    """ + _BERNOULLI_LOG_PROB + r"""
+
+    .. math:: h = \mathbb{1}[\ell + L > 0],\qquad \nabla_\ell := p (1 - p)\, g .
+
+    Shapes:
+        ``logits``/``probs``: ``batch_shape`` (``event_shape == ()``); samples and ``log_prob``:
+        ``sample_shape + batch_shape``.
+
+    Example:
+        >>> d = BernoulliStraightThrough(logits=torch.zeros(3))
+        >>> h = d.rsample((2,))
+        >>> h.shape, d.log_prob(h).shape, set(h.flatten().tolist()) <= {0.0, 1.0}
+        (torch.Size([2, 3]), torch.Size([2, 3]), True)
+
+    References:
+        Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients Through
+        Stochastic Neurons for Conditional Computation. 2013, arXiv 1308.3432.
+    """
+    )
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs, logits, validate_args=validate_args)
+
+    def _sample(self, logits, shape):
+        return estimators.binary_straight_through(logits, self._logistic(shape))[0]
+
+
+class BernoulliReinMax(_BernoulliEstimator):
+    __doc__ = (
+        r"""ReinMax (Liu et al. 2023) for a Bernoulli variable: exact 0./1. samples with a
+    second-order (Heun) gradient, the K = 2 case of :class:`ReinMax`.
+
+    - Forward value: exactly 0. or 1., ``h ~ Bernoulli(sigmoid(l))``.
+    - Gradient: ``(2 pi_1 (1 - pi_1) - p (1 - p) / 2) g`` with ``p = sigmoid(l)`` and
+      ``pi_1 = (sigmoid(l / temperature) + h) / 2``. ``temperature`` enters the backward pass
+      only and receives no gradient.
+    """ + _BERNOULLI_LOG_PROB + r"""
+
+    .. math:: \nabla_\ell := \big(2 \pi_1 (1 - \pi_1) - \tfrac12 p (1 - p)\big)\, g .
+
+    Shapes:
+        as :class:`BernoulliStraightThrough`; ``temperature`` broadcasts with the logits to
+        ``batch_shape``.
+
+    Example:
+        >>> d = BernoulliReinMax(1.0, logits=torch.zeros(3))
+        >>> d.rsample((2,)).shape
+        torch.Size([2, 3])
+
+    References:
+        L. Liu, C. Dong, X. Liu, B. Yu, J. Gao. Bridging Discrete and Backpropagation:
+        Straight-Through and Beyond. NeurIPS 2023, arXiv 2304.08612.
+    """
+    )
+
+    arg_constraints = {**_BernoulliEstimator.arg_constraints, "temperature": constraints.positive}
+    _hyper = ("temperature",)
+
+    def __init__(self, temperature=1.0, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        if _validating(validate_args):  # tensors: by arg_constraints, under validation too
+            check_positive_scalar("temperature", temperature)
+        super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
+
+    def _sample(self, logits, shape):
+        return estimators.binary_reinmax(logits, self.temperature, self._logistic(shape))[0]
+
+
+class _BernoulliREDGEBase(_BernoulliEstimator):
+    arg_constraints = {**_BernoulliEstimator.arg_constraints, "t_1": _t_1_interval}
+    _hyper = ("t_1",)
+
+    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+        self.n_steps = check_n_steps(n_steps)
+        if _validating(validate_args):  # tensors: by arg_constraints, under validation too
+            check_t_1(t_1)
+        # a Python-float t_1 is kept as such (a schedule of floats); a tensor t_1 is differentiable
+        self._py_t_1 = float(t_1) if isinstance(t_1, (int, float)) else None
+        super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
+        if self._py_t_1 is not None:  # a tensor t_1 is not read here (a device sync; traced)
+            warn_if_biased(self._law_name, self.n_steps, self._py_t_1)
+
+    def expand(self, batch_shape, _instance=None):
+        new = super().expand(batch_shape, _instance)
+        new.n_steps = self.n_steps
+        return new
+
+    @property
+    def sample_law_tv(self) -> float:
+        """Measured worst-case TV of the one-hot class at this ``(n_steps, t_1)``
+        (:func:`relaxed_dists.sample_law.tv_bound`, over K from 2 to 100: for K = 2 a bound);
+        at the smallest ``t_1`` of a batch (reads a tensor ``t_1``, a device sync)."""
+        t_1 = self._py_t_1 if self._py_t_1 is not None else float(self.t_1.detach().min())
+        return tv_bound(self._law_name, self.n_steps, t_1)
+
+    def sample_law(self, n_samples: int = 10_000) -> torch.Tensor:
+        """Monte-Carlo estimate, ``batch_shape``, of ``P(h = 1)`` for the samples on these logits
+        (standard error at most ``0.5 / sqrt(n_samples)``); compare it with ``probs``."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+        with torch.no_grad():
+            return self.sample((n_samples,)).mean(0)
+
+    def _t_1(self):
+        return self._py_t_1 if self._py_t_1 is not None else self.t_1
+
+    def _noise(self, shape):
+        """``(eps, L)``: the chain's start ``eps_1 - eps_0 ~ N(0, 2)`` and the final draw's logistic noise."""
+        eps = math.sqrt(2.0) * torch.randn(shape, dtype=self.logits.dtype, device=self.logits.device)
+        return eps, self._logistic(shape)
+
+
+class BernoulliREDGE(_BernoulliREDGEBase):
+    __doc__ = (
+        r"""REDGE (Gourevitch et al. 2026) for a Bernoulli variable: the K = 2 case of
+    :class:`REDGE`, its DDIM chain run on the difference ``d = x_1 - x_0`` of the two coordinates.
+
+    - Forward value: exactly 0. or 1., ``h = 1[u + L > 0] ~ Bernoulli(q)``, where
+      ``q = sigmoid(u)`` is the denoiser's output at ``alpha = 1 - t_1`` after ``n_steps - 1``
+      DDIM steps from ``d = eps ~ N(0, 2)``. ``h`` follows ``sigmoid(logits)`` exactly only at
+      ``t_1 = 1``; at small ``t_1`` with few steps it is biased toward the mode.
+    - Gradient: that of ``q`` through the whole chain (straight-through on the last step),
+      including ``t_1`` when it is a tensor that requires grad.
+    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+
+    .. math::
+        q = \sigma\Big(\ell + \frac{\alpha_t d}{\sigma_t^2}\Big),\qquad
+        d \leftarrow \alpha_s (2q - 1) + \sigma_s \frac{d - \alpha_t (2q - 1)}{\sigma_t},\qquad
+        \alpha \in [1, \mathrm{linspace}(1 - t_1, 10^{-4}, n - 1)],\ \sigma = 1 - \alpha.
+
+    Shapes:
+        ``logits``/``probs`` and ``t_1`` broadcast to ``batch_shape``; samples and ``log_prob``:
+        ``sample_shape + batch_shape``.
+
+    Example:
+        >>> d = BernoulliREDGE(logits=torch.zeros(3), n_steps=5, t_1=0.5)
+        >>> h = d.rsample((2,))
+        >>> h.shape, d.log_prob(h).shape
+        (torch.Size([2, 3]), torch.Size([2, 3]))
+
+    References:
+        S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
+        Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
+    """
+    )
+
+    _law_name = "redge"
+
+    def _sample(self, logits, shape):
+        return estimators.binary_redge(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
+
+
+class BernoulliREDGECov(_BernoulliREDGEBase):
+    __doc__ = (
+        r"""REDGE-cov (Gourevitch et al. 2026) for a Bernoulli variable: the K = 2 case of
+    :class:`REDGECov`; both classes share the variance ``v = max(p (1 - p), 0.1)``,
+    ``p = sigmoid(logits)``, and the chain starts at ``d = (2p - 1) + sqrt(v) eps``.
+
+    - Forward value: exactly 0. or 1., ``h ~ Bernoulli(q)`` (biased toward the mode at small ``t_1``).
+    - Gradient: that of ``q`` through the whole chain, ``p`` and ``v`` included.
+    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+
+    .. math:: q = \sigma\Big(\ell + \frac{\alpha\,(d - \sigma (2p - 1))}{v\,\sigma^2}\Big),
+              \quad v = \max(p(1-p), 0.1).
+
+    Shapes:
+        as :class:`BernoulliREDGE`.
+
+    Example:
+        >>> BernoulliREDGECov(logits=torch.zeros(3)).rsample((2,)).shape
+        torch.Size([2, 3])
+
+    References:
+        S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion models.
+        2026, arXiv 2601.00781.
+    """
+    )
+
+    _law_name = "redge_cov"
+
+    def _sample(self, logits, shape):
+        return estimators.binary_redge_cov(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]
+
+
+class BernoulliREINDGE(_BernoulliREDGEBase):
+    __doc__ = (
+        r"""REINDGE (Gourevitch et al. 2026) for a Bernoulli variable: the K = 2 case of
+    :class:`REINDGE`, REDGE's trajectory with ReinMax's correction at the last step.
+
+    - Forward value: exactly 0. or 1., as :class:`BernoulliREDGE`.
+    - Gradient: the chain gradient through the last step's state plus
+      ``(q (1 - q) + D^2) g / 2`` with ``D = h - q``, in place of the last denoiser's direct path.
+    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+
+    .. math:: \nabla_\ell := \nabla_\ell^{d} + \tfrac12\big(q (1 - q) + D^2\big)\, g .
+
+    Shapes:
+        as :class:`BernoulliREDGE`.
+
+    Example:
+        >>> BernoulliREINDGE(logits=torch.zeros(3)).rsample((2,)).shape
+        torch.Size([2, 3])
+
+    References:
+        S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion models.
+        2026, arXiv 2601.00781.
+    """
+    )
+
+    _law_name = "reindge"
+
+    def _sample(self, logits, shape):
+        return estimators.binary_reindge(logits, self.n_steps, self._t_1(), *self._noise(shape))[0]

@@ -1,5 +1,5 @@
 r"""Pure estimator kernels (torch): straight-through, Gumbel-Softmax ST, ReinMax, REDGE,
-REDGE-cov and REINDGE.
+REDGE-cov and REINDGE, in one-hot form and (``binary_*``) for Bernoulli variables.
 
 Every kernel takes its noise as an argument and returns ``(hard, soft)``: ``hard`` is an
 exact one-hot in the forward pass (every entry 0.0 or 1.0) and carries the estimator's
@@ -7,6 +7,16 @@ surrogate gradient; ``soft`` is the relaxed point the estimator differentiates.
 ``logits`` has shape ``batch + (K,)``; ``gumbels`` and ``eps`` have ``logits.shape``;
 ``temperature`` and ``t_1`` are Python floats or tensors broadcastable to ``batch``
 (applied with ``[..., None]``, never along the event dimension).
+
+The binary kernels (``binary_straight_through``, ``binary_reinmax``, ``binary_redge``,
+``binary_redge_cov``, ``binary_reindge``) are the K = 2 case written for one coordinate:
+``logits`` of any shape hold ``l`` of the one-hot logits ``(0, l)``, ``hard`` is exactly 0. or
+1. (the class-1 coordinate) and ``soft`` is the class-1 probability. Their noise is one number
+per element: the logistic ``L = G_1 - G_0`` of the final draw and, for the REDGE family, the
+start ``eps = eps_1 - eps_0 ~ N(0, 2)`` of the chain, which runs on the difference
+``d = x_1 - x_0`` of the two coordinates (the DDIM update is linear per coordinate, and the
+denoiser sees the state only through ``d``). Hyperparameters broadcast against ``logits``
+directly (no event dimension).
 
 The kernels mirror ``relaxed_dists.reference`` (the float64 oracle) name for name and
 ``numpyro_ext.estimators`` line for line. This module imports torch, ``relaxed_dists`` and
@@ -38,7 +48,19 @@ from relaxed_dists.schedules import redge_fractions
 from . import _ops
 from ._ops import one_hot_argmax
 
-__all__ = ["straight_through", "gumbel_softmax", "reinmax", "redge", "redge_cov", "reindge"]
+__all__ = [
+    "straight_through",
+    "gumbel_softmax",
+    "reinmax",
+    "redge",
+    "redge_cov",
+    "reindge",
+    "binary_straight_through",
+    "binary_reinmax",
+    "binary_redge",
+    "binary_redge_cov",
+    "binary_reindge",
+]
 
 Hyper = float | torch.Tensor
 
@@ -401,3 +423,213 @@ def reindge(
     hard, soft = _redge_hard_soft(logits, n_steps, t_1, eps, gumbels)
     correction = _REINDGECorrection.apply(logits, hard, soft.detach())
     return _ops.straight_through(hard, soft) + correction, soft
+
+
+
+# --- binary kernels: the K = 2 case on one coordinate -------------------------------------
+#
+# With one-hot logits (0, l), softmax is (1 - p, p), p = sigmoid(l), and a one-hot kernel's
+# class-1 output is the binary kernel's output. The Gumbel-max draw argmax(log_softmax(z) + G)
+# picks class 1 iff u + L > 0, with u = z_1 - z_0 (the logit of x0_hat) and L = G_1 - G_0
+# standard logistic; ties go to class 0, as argmax does. A one-hot VJP with upstream (0, g) has
+# class-1 coordinate p (1 - p) g, and that coordinate is the derivative in l.
+
+
+def _binary_hyper(value: Hyper, logits: torch.Tensor) -> Hyper:
+    """A float stays a float; a tensor moves to ``logits``' dtype and device (it broadcasts against ``logits``)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(dtype=logits.dtype, device=logits.device)
+    return value
+
+
+def _binary_hard(u: torch.Tensor, logistic: torch.Tensor) -> torch.Tensor:
+    """``1[u + L > 0]`` as exactly 0. or 1. in ``u``'s dtype: a draw from ``Bernoulli(sigmoid(u))``."""
+    return (u.detach() + logistic > 0).to(u.dtype)
+
+
+def binary_straight_through(logits: torch.Tensor, logistic: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Straight-through (Bengio et al. 2013) for a Bernoulli variable: :func:`straight_through` at K = 2.
+
+    Forward: ``hard = 1[l + L > 0] ~ Bernoulli(sigmoid(l))``, ``soft = sigmoid(l)``.
+    Backward: as if ``hard`` were ``soft``, :math:`\nabla_\ell = p (1 - p)\, g`.
+
+    >>> hard, soft = binary_straight_through(torch.zeros(3), torch.zeros(3))
+    >>> hard.shape, soft.shape
+    (torch.Size([3]), torch.Size([3]))
+    """
+    soft = torch.sigmoid(logits)
+    return _ops.straight_through(_binary_hard(logits, logistic), soft), soft
+
+
+class _BinaryReinMax(torch.autograd.Function):
+    r"""ReinMax at K = 2: forward ``(hard, p)``, ``hard ~ Bernoulli(p)``, ``p = sigmoid(l)``.
+
+    The one-hot VJPs with upstream ``(0, g)`` are ``(-c, c)``, already centred, so with
+    ``pi_1 = (sigmoid(l / tau) + hard) / 2`` and ``g_soft`` on ``p``:
+
+    .. math:: \nabla_\ell = \big(2 \pi_1 (1 - \pi_1) - \tfrac12 p (1 - p)\big) g + p (1 - p)\, g_{\text{soft}} .
+    """
+
+    @staticmethod
+    def forward(ctx, logits, temperature, logistic):
+        hard = _binary_hard(logits, logistic)
+        soft = torch.sigmoid(logits)
+        ctx.save_for_backward(logits, hard, soft, _save_hyper(ctx, temperature))
+        ctx.set_materialize_grads(False)
+        return hard, soft
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g, g_soft):
+        logits, hard, p, temperature = ctx.saved_tensors
+        p_var = p * (1.0 - p)
+        grad = None if g_soft is None else p_var * g_soft
+        if g is not None:
+            temperature = ctx.hyper if temperature is None else temperature
+            pi_1 = 0.5 * (torch.sigmoid(logits / temperature) + hard)
+            reinmax = (2.0 * pi_1 * (1.0 - pi_1) - 0.5 * p_var) * g
+            grad = reinmax if grad is None else grad + reinmax
+        return grad, None, None
+
+
+def binary_reinmax(
+    logits: torch.Tensor, temperature: Hyper, logistic: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""ReinMax (Liu et al. 2023) for a Bernoulli variable: :func:`reinmax` at K = 2.
+
+    Forward: as :func:`binary_straight_through`. Backward on ``hard`` (``soft`` keeps the plain
+    sigmoid gradient), with ``p = sigmoid(l)`` and ``pi_1 = (sigmoid(l / tau) + hard) / 2``:
+
+    .. math:: \nabla_\ell = \big(2 \pi_1 (1 - \pi_1) - \tfrac12 p (1 - p)\big)\, g .
+
+    ``temperature`` enters the backward only and receives no gradient.
+
+    >>> hard, soft = binary_reinmax(torch.zeros(3), 1.0, torch.zeros(3))
+    >>> hard.shape, soft.shape
+    (torch.Size([3]), torch.Size([3]))
+    """
+    logits = logits.expand(torch.broadcast_shapes(logits.shape, logistic.shape))
+    return _BinaryReinMax.apply(logits, _binary_hyper(temperature, logits), logistic)
+
+
+def _binary_redge_u(logits, d, alpha, sigma):
+    """Pre-activation difference ``z_1 - z_0`` of the REDGE denoiser: ``l + alpha d / sigma^2``."""
+    return _axpy(logits, alpha / sigma**2, d)
+
+
+def _binary_redge_cov_u(logits, d, alpha, sigma, centre, var):
+    """Of the REDGE-cov denoiser: ``l + alpha (d - sigma (2p - 1)) / (v sigma^2)``; the
+    ``alpha^2 / 2`` terms of the two classes cancel, and both classes share ``v``."""
+    return logits + alpha * (d - sigma * centre) / (var * sigma**2)
+
+
+def _binary_chain(denoiser_u, logits, d, alphas, sigmas, *args):
+    """DDIM on ``d = x_1 - x_0`` from the noisiest grid point down to index 1; returns ``d`` there.
+
+    ``x0_hat = (1 - q, q)`` has difference ``2 q - 1``, so ``d <- c_x0 (2 q - 1) + c_x d``."""
+    for t in range(len(alphas) - 1, 1, -1):
+        q = torch.sigmoid(denoiser_u(logits, d, alphas[t], sigmas[t], *args))
+        c_x0, c_x = _ddim_coefficients(alphas, sigmas, t)
+        d = _axpy(c_x * d, c_x0, 2.0 * q - 1.0)
+    return d
+
+
+def _binary_redge_u_last(logits, n_steps, t_1, eps):
+    """REDGE's last pre-activation difference ``u`` (``soft = sigmoid(u)``), by plain autograd."""
+    alphas, sigmas = _redge_schedule(n_steps, _binary_hyper(t_1, logits))
+    d = _binary_chain(_binary_redge_u, logits, eps, alphas, sigmas)
+    return _binary_redge_u(logits, d, alphas[1], sigmas[1])
+
+
+def binary_redge(
+    logits: torch.Tensor, n_steps: int, t_1: Hyper, eps: torch.Tensor, logistic: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""REDGE (Gourevitch et al. 2026) for a Bernoulli variable: :func:`redge` at K = 2.
+
+    On the grid of :func:`redge`, start at ``d = eps`` (``eps = eps_1 - eps_0 ~ N(0, 2)``) and
+    for ``t`` from the noisiest point down to 1:
+
+    .. math::
+        q = \sigma\Big(\ell + \frac{\alpha_t d}{\sigma_t^2}\Big),\qquad
+        d \leftarrow \alpha_{t-1} (2q - 1) + \sigma_{t-1} \frac{d - \alpha_t (2q - 1)}{\sigma_t}\ (t > 1).
+
+    Forward: ``soft`` is the last ``q`` and ``hard = 1[u + L > 0] ~ Bernoulli(soft)`` with ``u``
+    its pre-activation; the output is ``hard + (soft - soft.detach())``. Backward: the exact
+    gradient of ``soft`` through the chain (plain autograd; a tensor ``t_1`` that requires grad
+    gets its gradient too). ``t_1 = 1`` with ``n_steps = 2`` is straight-through.
+
+    >>> hard, soft = binary_redge(torch.zeros(3), 5, 0.5, 2**0.5 * torch.randn(3), torch.zeros(3))
+    >>> hard.shape, soft.shape
+    (torch.Size([3]), torch.Size([3]))
+    """
+    u = _binary_redge_u_last(logits, n_steps, t_1, eps)
+    soft = torch.sigmoid(u)
+    return _ops.straight_through(_binary_hard(u, logistic), soft), soft
+
+
+def binary_redge_cov(
+    logits: torch.Tensor, n_steps: int, t_1: Hyper, eps: torch.Tensor, logistic: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""REDGE-cov for a Bernoulli variable: :func:`redge_cov` at K = 2.
+
+    Both classes have the variance ``v = max(p (1 - p), 0.1)``, ``p = sigmoid(l)``; the chain
+    starts at ``d = (2p - 1) + sqrt(v) eps`` and its denoiser is
+
+    .. math:: q = \sigma\Big(\ell + \frac{\alpha_t \big(d - \sigma_t (2p - 1)\big)}{v\, \sigma_t^2}\Big).
+
+    Forward and backward as :func:`binary_redge` (``p`` and ``v`` depend on the logits too).
+
+    >>> hard, soft = binary_redge_cov(torch.zeros(3), 5, 0.5, 2**0.5 * torch.randn(3), torch.zeros(3))
+    >>> hard.shape, soft.shape
+    (torch.Size([3]), torch.Size([3]))
+    """
+    p = torch.sigmoid(logits)
+    var = (p * (1.0 - p)).clamp(min=COV_MIN_VARIANCE)
+    centre = 2.0 * p - 1.0
+    d = centre + var.sqrt() * eps
+    alphas, sigmas = _redge_schedule(n_steps, _binary_hyper(t_1, logits))
+    d = _binary_chain(_binary_redge_cov_u, logits, d, alphas, sigmas, centre, var)
+    u = _binary_redge_cov_u(logits, d, alphas[1], sigmas[1], centre, var)
+    soft = torch.sigmoid(u)
+    return _ops.straight_through(_binary_hard(u, logistic), soft), soft
+
+
+class _BinaryREINDGECorrection(torch.autograd.Function):
+    r"""Exact zeros forward; backward turns REDGE's gradient into REINDGE's (K = 2). With
+    ``D = hard - q`` the one-hot correction's class-1 coordinate for upstream ``(0, g)`` is
+
+    .. math:: \nabla_\ell = \tfrac12\big(D^2 - q (1 - q)\big)\, g .
+    """
+
+    @staticmethod
+    def forward(ctx, logits, hard, q):
+        ctx.save_for_backward(hard, q)
+        return torch.zeros_like(hard)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g):
+        hard, q = ctx.saved_tensors
+        d = hard - q
+        return 0.5 * (d * d - q * (1.0 - q)) * g, None, None
+
+
+def binary_reindge(
+    logits: torch.Tensor, n_steps: int, t_1: Hyper, eps: torch.Tensor, logistic: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""REINDGE (Gourevitch et al. 2026) for a Bernoulli variable: :func:`reindge` at K = 2.
+
+    Forward: exactly :func:`binary_redge`'s ``(hard, soft)``. Backward on ``hard``: REDGE's
+    chain gradient with the last denoiser's direct logits path ``q (1 - q) g`` replaced by the
+    ReinMax-style ``(q (1 - q) + D^2) g / 2``, ``D = hard - q``; computed as REDGE's gradient
+    plus ``(D^2 - q (1 - q)) g / 2``. ``soft`` carries REDGE's gradient. With ``t_1 = 1`` and
+    ``n_steps = 2`` this is :func:`binary_reinmax` at ``tau = 1``.
+
+    >>> hard, soft = binary_reindge(torch.zeros(3), 5, 0.5, 2**0.5 * torch.randn(3), torch.zeros(3))
+    >>> hard.shape, soft.shape
+    (torch.Size([3]), torch.Size([3]))
+    """
+    hard, soft = binary_redge(logits, n_steps, t_1, eps, logistic)
+    hard_value = hard.detach()
+    logits = logits.expand(torch.broadcast_shapes(logits.shape, hard_value.shape))
+    return hard + _BinaryREINDGECorrection.apply(logits, hard_value, soft.detach()), soft

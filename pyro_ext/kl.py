@@ -6,8 +6,10 @@ Importing this module registers, with :func:`torch.distributions.kl.register_kl`
   :class:`REINDGE`, :class:`RelaxedOneHotCategoricalStraightThrough` and
   ``torch.distributions.OneHotCategorical`` (hence Pyro's subclass), both ways round, except
   ``OneHotCategorical`` against itself (torch's own);
-- every pair of :class:`RelaxedBernoulliStraightThrough` and ``torch.distributions.Bernoulli``
-  (hence Pyro's), except ``Bernoulli`` against itself.
+- every pair of :class:`BernoulliStraightThrough`, :class:`BernoulliReinMax`,
+  :class:`BernoulliREDGE`, :class:`BernoulliREDGECov`, :class:`BernoulliREINDGE`,
+  :class:`RelaxedBernoulliStraightThrough` and ``torch.distributions.Bernoulli`` (hence Pyro's),
+  both ways round, except ``Bernoulli`` against itself.
 
 All one-hot pairs share one function and all binary pairs another, so torch's dispatch (which
 warns when its left- and right-first orders pick different functions) is never ambiguous.
@@ -29,7 +31,8 @@ Gumbel-Softmax, whose forward samples are exact categorical draws. For REDGE, RE
 REINDGE the hard sample ``h ~ Cat(x0_hat)`` follows ``softmax(logits)`` exactly only at
 ``t_1 = 1``; at smaller ``t_1`` (and few ``n_steps``) its law is only approximately the
 categorical (biased toward the mode), and the KL here is still the categorical one of
-``softmax(logits)``, consistent with their ``log_prob``.
+``softmax(logits)``, consistent with their ``log_prob``. The same holds for their Bernoulli
+versions and ``sigmoid(logits)``.
 
 Not registered against the integer ``torch.distributions.Categorical``: its ``event_shape`` is
 ``()`` and its values are indices, while these classes have ``event_shape == (K,)`` and one-hot
@@ -56,6 +59,11 @@ from torch.distributions.kl import register_kl
 from .distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     REDGECov,
     ReinMax,
     RelaxedBernoulliStraightThrough,
@@ -69,7 +77,14 @@ __all__: list[str] = []
 HARD_ONE_HOT_CLASSES = (StraightThrough, ReinMax, REDGE, REDGECov, REINDGE, RelaxedOneHotCategoricalStraightThrough)
 
 #: The classes whose samples are exact 0./1. scored by the Bernoulli log-probability.
-HARD_BINARY_CLASSES = (RelaxedBernoulliStraightThrough,)
+HARD_BINARY_CLASSES = (
+    BernoulliStraightThrough,
+    BernoulliReinMax,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliREINDGE,
+    RelaxedBernoulliStraightThrough,
+)
 
 
 def _kl_from_log_probs(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:

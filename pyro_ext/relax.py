@@ -43,6 +43,11 @@ from relaxed_dists.registry import resolve_hyper
 from .distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     REDGECov,
     ReinMax,
     RelaxedBernoulli,
@@ -67,7 +72,12 @@ ONE_HOT_CLASSES: dict[str, type[Distribution]] = {
 
 #: estimator name -> the class that replaces a ``Bernoulli`` site.
 BERNOULLI_CLASSES: dict[str, type[Distribution]] = {
+    "st": BernoulliStraightThrough,
     "gumbel": RelaxedBernoulliStraightThrough,
+    "reinmax": BernoulliReinMax,
+    "redge": BernoulliREDGE,
+    "redge_cov": BernoulliREDGECov,
+    "reindge": BernoulliREINDGE,
     "concrete": RelaxedBernoulli,
 }
 
@@ -202,8 +212,12 @@ class RelaxReparam(Reparam):
       ``st`` :class:`StraightThrough`, ``gumbel`` :class:`RelaxedOneHotCategoricalStraightThrough`,
       ``reinmax`` :class:`ReinMax`, ``redge`` :class:`REDGE`, ``redge_cov`` :class:`REDGECov`,
       ``reindge`` :class:`REINDGE`, ``concrete`` :class:`RelaxedOneHotCategorical`.
-    - ``Bernoulli`` becomes ``gumbel`` :class:`RelaxedBernoulliStraightThrough` or ``concrete``
-      :class:`RelaxedBernoulli`; any other estimator raises a ``ValueError`` naming the site.
+    - ``Bernoulli`` becomes the Bernoulli class of ``estimator``: ``st``
+      :class:`BernoulliStraightThrough`, ``gumbel`` :class:`RelaxedBernoulliStraightThrough`,
+      ``reinmax`` :class:`BernoulliReinMax`, ``redge`` :class:`BernoulliREDGE`, ``redge_cov``
+      :class:`BernoulliREDGECov`, ``reindge`` :class:`BernoulliREINDGE`, ``concrete``
+      :class:`RelaxedBernoulli`. Every estimator name thus relaxes a program that mixes
+      ``OneHotCategorical`` and ``Bernoulli`` sites.
     - An integer ``Categorical`` raises a ``ValueError``: declare the site ``OneHotCategorical``.
     - Observed sites, sites that already have ``rsample`` (a relaxed class, torch's
       ``OneHotCategoricalStraightThrough``) and any other distribution are returned unchanged.
@@ -261,14 +275,7 @@ class RelaxReparam(Reparam):
         return _rewrap(relaxed, wrappers)
 
     def _relaxed_class(self, name: str, leaf: Distribution) -> type[Distribution]:
-        if isinstance(leaf, OneHotCategorical):
-            return ONE_HOT_CLASSES[self.estimator]
-        if self.estimator not in BERNOULLI_CLASSES:
-            raise ValueError(
-                f"site {name!r} is a Bernoulli, which estimator={self.estimator!r} cannot relax: use one of "
-                f"{sorted(BERNOULLI_CLASSES)} for it (relax twice with different sites to mix estimators)"
-            )
-        return BERNOULLI_CLASSES[self.estimator]
+        return (ONE_HOT_CLASSES if isinstance(leaf, OneHotCategorical) else BERNOULLI_CLASSES)[self.estimator]
 
 
 # --- relax ------------------------------------------------------------------------------------
@@ -362,7 +369,7 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
             already reparameterised) are left alone, and a latent integer ``Categorical`` raises a
             ``ValueError``. See :class:`RelaxReparam` for the class each estimator maps to.
         estimator: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``, ``reindge``,
-            ``concrete`` (``Bernoulli`` sites: ``gumbel``, ``concrete``).
+            ``concrete``, for ``OneHotCategorical`` and ``Bernoulli`` sites alike.
         **hyper: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``), checked
             and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A value is
             a number, a tensor, or a schedule: a callable ``f(step) -> value``.

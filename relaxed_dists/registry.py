@@ -22,8 +22,8 @@ ESTIMATORS: dict[str, dict[str, object]] = {
     "concrete": {"temperature": 1.0},
 }
 
-#: Estimators with a Bernoulli version: all of them (the hard estimators' K = 2 case, the
-#: binary Concrete hard or relaxed).
+#: Estimators with a Bernoulli version: all of them (the hard estimators as their K = 2 case on
+#: one coordinate, ``gumbel``/``concrete`` as the binary Concrete, hard or relaxed).
 BERNOULLI_ESTIMATORS = ("st", "gumbel", "reinmax", "redge", "redge_cov", "reindge", "concrete")
 
 _CHECKS = {"n_steps": check_n_steps, "t_1": check_t_1, "temperature": lambda v: check_positive_scalar("temperature", v)}

@@ -24,6 +24,11 @@ import pyro_ext.relax
 from pyro_ext.distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     REDGECov,
     ReinMax,
     RelaxedBernoulli,
@@ -286,18 +291,26 @@ def test_one_hot_mapping(estimator):
         assert torch.all(torch.as_tensor(getattr(default, name)) == value), name
 
 
+BERNOULLI_EXPECTED = {
+    "st": BernoulliStraightThrough,
+    "gumbel": RelaxedBernoulliStraightThrough,
+    "reinmax": BernoulliReinMax,
+    "redge": BernoulliREDGE,
+    "redge_cov": BernoulliREDGECov,
+    "reindge": BernoulliREINDGE,
+    "concrete": RelaxedBernoulli,
+}
+
+
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 def test_bernoulli_mapping(estimator):
-    reparam = RelaxReparam(estimator)
-    site = dist.Bernoulli(logits=torch.randn(N))
-    if estimator not in BERNOULLI_ESTIMATORS:
-        message = rf"site 'b' is a Bernoulli.*estimator='{estimator}'.*\['concrete', 'gumbel'\]"
-        with pytest.raises(ValueError, match=message):
-            reparam.relax_distribution("b", site)
-        return
-    fn = reparam.relax_distribution("b", site)
-    assert type(fn) is {"gumbel": RelaxedBernoulliStraightThrough, "concrete": RelaxedBernoulli}[estimator]
+    # every estimator relaxes a Bernoulli site, with the hyperparameters of its one-hot class
+    _, hyper = ONE_HOT_EXPECTED[estimator]
+    fn = RelaxReparam(estimator, **hyper).relax_distribution("b", dist.Bernoulli(logits=torch.randn(N)))
+    assert type(fn) is BERNOULLI_EXPECTED[estimator]
     assert fn.batch_shape == (N,) and fn.rsample((2,)).shape == (2, N)
+    for name, value in hyper.items():
+        assert torch.all(torch.as_tensor(getattr(fn, name)) == torch.as_tensor(value, dtype=torch.float32)), name
 
 
 def test_bad_estimator_and_hyper_errors():

@@ -1,0 +1,88 @@
+"""The two mixture-assignment problems AutoRelaxed is accepted on, with exact answers by
+enumeration (float64 NumPy, no backend). Both are held out of the defaults study
+(``benchmarks/autoguide_defaults.py``), so the defaults were not chosen on them.
+
+- ``FIXED``: issue 10's problem: 6 points, 4 components with fixed means, uniform weights.
+  The posterior factorises over points: ``p(z_n = k | x_n) ∝ w_k N(x_n; mu_k, s)``.
+- ``UNKNOWN``: 10 points, 3 components whose means are latent, ``mu_k ~ N(m_k, tau)``; the
+  exact posterior is the sum over all 3^10 assignments, each with its conjugate Gaussian
+  posterior of the means (marginal likelihood in closed form).
+
+>>> p = fixed_posterior()
+>>> p.shape, bool(np.allclose(p.sum(-1), 1.0))
+((6, 4), True)
+>>> assign, means = unknown_posterior()
+>>> assign.shape, means.shape
+((10, 3), (3,))
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+__all__ = ["FIXED", "UNKNOWN", "fixed_posterior", "unknown_posterior", "mean_kl"]
+
+FIXED = {
+    "x": np.array([-2.2, -0.9, 0.1, 0.8, 2.0, 3.6]),
+    "locs": np.array([-3.0, -1.0, 1.0, 3.0]),
+    "scale": 1.0,
+    "weights": np.full(4, 0.25),
+}
+
+UNKNOWN = {
+    "x": np.array([-4.6, -3.9, -3.2, -0.6, 0.2, 0.9, 2.1, 3.4, 4.0, 4.5]),
+    "prior_locs": np.array([-4.0, 0.0, 4.0]),
+    "prior_scale": 1.0,
+    "scale": 0.7,
+    "weights": np.full(3, 1.0 / 3.0),
+}
+
+
+def _log_normal(x, loc, scale):
+    return -0.5 * ((x - loc) / scale) ** 2 - np.log(scale) - 0.5 * np.log(2 * np.pi)
+
+
+def fixed_posterior(problem: dict = FIXED) -> np.ndarray:
+    """Exact ``p(z_n = k | x)``, shape ``(N, K)``."""
+    x, locs = problem["x"][:, None], problem["locs"][None, :]
+    log_joint = np.log(problem["weights"])[None, :] + _log_normal(x, locs, problem["scale"])
+    log_joint -= log_joint.max(-1, keepdims=True)
+    p = np.exp(log_joint)
+    return p / p.sum(-1, keepdims=True)
+
+
+def unknown_posterior(problem: dict = UNKNOWN) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``(p(z_n = k | x), E[mu_k | x])`` by enumerating every assignment."""
+    x, m0, tau, s = problem["x"], problem["prior_locs"], problem["prior_scale"], problem["scale"]
+    n, k = len(x), len(m0)
+    z = np.array(list(itertools.product(range(k), repeat=n)))  # (k^n, n)
+    onehot = np.eye(k)[z]  # (k^n, n, k)
+    counts = onehot.sum(1)  # (k^n, k)
+    r = x[None, :, None] - m0[None, None, :]  # residual against each component's prior mean
+    sum_r = np.einsum("cnk,cnk->ck", onehot, np.broadcast_to(r, onehot.shape))
+    sum_r2 = np.einsum("cnk,cnk->ck", onehot, np.broadcast_to(r**2, onehot.shape))
+    s2, t2 = s**2, tau**2
+    # log N(x_k; m0 1, s^2 I + tau^2 11^T) per component, by the matrix determinant lemma and
+    # Sherman-Morrison; an empty component contributes 0.
+    quad = sum_r2 / s2 - t2 * sum_r**2 / (s2 * (s2 + counts * t2))
+    logdet = counts * np.log(s2) + np.log1p(counts * t2 / s2)
+    log_marg = -0.5 * (quad + logdet + counts * np.log(2 * np.pi))
+    log_w = (counts * np.log(problem["weights"])[None, :]).sum(-1)
+    log_post = log_w + log_marg.sum(-1)
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    assign = np.einsum("c,cnk->nk", post, onehot)
+    # conjugate posterior mean of mu_k given the assignment
+    prec = 1 / t2 + counts / s2
+    sum_x = np.einsum("cnk,n->ck", onehot, x)
+    cond_mean = (m0[None, :] / t2 + sum_x / s2) / prec
+    return assign, post @ cond_mean
+
+
+def mean_kl(q: np.ndarray, p: np.ndarray) -> float:
+    """Mean over points of ``KL(q_n || p_n)``, in nats (``q``, ``p``: ``(N, K)`` probabilities)."""
+    q, p = np.asarray(q, dtype=np.float64), np.asarray(p, dtype=np.float64)
+    terms = np.where(q > 0, q * (np.log(np.where(q > 0, q, 1.0)) - np.log(p)), 0.0)
+    return float(terms.sum(-1).mean())
