@@ -147,10 +147,19 @@ TORCH_ONE_HOT = {
     "reindge": lambda te, lg, e, n, t_1: te.reindge(lg, 5, t_1, e, n),
 }
 
+TORCH_BINARY = {
+    "st": lambda te, lg, e, n, t_1: te.binary_straight_through(lg, n),
+    "reinmax": lambda te, lg, e, n, t_1: te.binary_reinmax(lg, 0.7, n),
+    "redge": lambda te, lg, e, n, t_1: te.binary_redge(lg, 5, t_1, e, n),
+    "redge_cov": lambda te, lg, e, n, t_1: te.binary_redge_cov(lg, 4, 0.4, e, n),
+    "reindge": lambda te, lg, e, n, t_1: te.binary_reindge(lg, 5, t_1, e, n),
+}
+
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_binary_kernel_is_the_torch_one_hot_kernel_at_k2(kernel_runs, name):
-    # Cross-backend: the JAX binary kernel against pyro_ext's one-hot kernel on (0, l), same noise.
+    # Cross-backend: the JAX binary kernel against pyro_ext's one-hot kernel on (0, l), same noise,
+    # and against pyro_ext's binary kernel on the mapped noise.
     torch = pytest.importorskip("torch")
     from pyro_ext import estimators as te
 
@@ -164,6 +173,13 @@ def test_binary_kernel_is_the_torch_one_hot_kernel_at_k2(kernel_runs, name):
     np.testing.assert_array_equal(hard, hard_t[..., 1].detach().numpy())
     # float64, as tests/test_cross_backend.py: the same operations up to order (and sigmoid/tanh here)
     np.testing.assert_allclose(soft, soft_t[..., 1].detach().numpy(), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(grad, logits.grad.numpy(), rtol=1e-11, atol=1e-12)
+    # and pyro_ext's own binary kernel, on the mapped noise
+    logits.grad = None
+    hard_b, soft_b = TORCH_BINARY[name](te, logits, torch.tensor(data["eps"]), torch.tensor(data["logistic"]), noise[2])
+    (torch.tensor(data["w"]) * hard_b).sum().backward()
+    np.testing.assert_array_equal(hard, hard_b.detach().numpy())
+    np.testing.assert_allclose(soft, soft_b.detach().numpy(), rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(grad, logits.grad.numpy(), rtol=1e-11, atol=1e-12)
 
 
