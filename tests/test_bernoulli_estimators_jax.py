@@ -40,7 +40,11 @@ from relaxed_dists.registry import BERNOULLI_ESTIMATORS, ESTIMATORS
 
 CLASSES = [BernoulliStraightThrough, BernoulliReinMax, BernoulliREDGE, BernoulliREDGECov, BernoulliREINDGE]
 REDGE_FAMILY = [BernoulliREDGE, BernoulliREDGECov, BernoulliREINDGE]
-PARAMS = {BernoulliStraightThrough: {}, BernoulliReinMax: {"temperature": 0.7}, **{c: {"n_steps": 5, "t_1": 0.5} for c in REDGE_FAMILY}}
+PARAMS = {
+    BernoulliStraightThrough: {},
+    BernoulliReinMax: {"temperature": 0.7},
+    **{c: {"n_steps": 5, "t_1": 0.5} for c in REDGE_FAMILY},
+}
 IDS = lambda c: c.__name__  # noqa: E731
 # A correct sampler fails a seeded test at level ALPHA for a fraction ALPHA of seeds.
 ALPHA = 1e-3
@@ -275,7 +279,8 @@ def test_kl_is_the_bernoulli_kl():
     expected = p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
     for cls in CLASSES:
         ours = _make(cls, logits=jnp.asarray(lp))
-        bernoulli = dist.Bernoulli(logits=jnp.asarray(lq)) if cls is not BernoulliReinMax else dist.Bernoulli(probs=jnp.asarray(q))
+        # NumPyro's BernoulliLogits, and BernoulliProbs once
+        bernoulli = dist.Bernoulli(probs=jnp.asarray(q)) if cls is BernoulliReinMax else dist.Bernoulli(logits=jnp.asarray(lq))
         np.testing.assert_allclose(kl_divergence(ours, bernoulli), expected, rtol=1e-12)  # float64 round-off
         reverse = q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
         np.testing.assert_allclose(kl_divergence(bernoulli, ours), reverse, rtol=1e-12)
