@@ -309,14 +309,7 @@ class RelaxReparam(Reparam):
         return _rewrap(relaxed, wrappers)
 
     def _relaxed_class(self, name: str, leaf: dist.Distribution) -> type[dist.Distribution]:
-        if isinstance(leaf, OneHotCategorical):
-            return ONE_HOT_CLASSES[self.estimator]
-        if self.estimator not in BERNOULLI_CLASSES:
-            raise ValueError(
-                f"site {name!r} is a Bernoulli, which estimator={self.estimator!r} cannot relax: use one of "
-                f"{sorted(BERNOULLI_CLASSES)} for it (relax twice with different sites to mix estimators)"
-            )
-        return BERNOULLI_CLASSES[self.estimator]
+        return (ONE_HOT_CLASSES if isinstance(leaf, OneHotCategorical) else BERNOULLI_CLASSES)[self.estimator]
 
 
 # --- relax ------------------------------------------------------------------------------------
