@@ -94,6 +94,11 @@ __all__ = [
     "REDGE",
     "REDGECov",
     "REINDGE",
+    "BernoulliStraightThrough",
+    "BernoulliReinMax",
+    "BernoulliREDGE",
+    "BernoulliREDGECov",
+    "BernoulliREINDGE",
 ]
 
 
@@ -311,13 +316,18 @@ def _check_event_shape(name: str, shape) -> None:
     check_event_size(shape[-1], name)
 
 
-def _binary_batch_shape(logits_shape, temperature_shape) -> tuple[int, ...]:
-    """``logits.shape`` broadcast with ``temperature.shape`` (binary classes have no event dimension)."""
-    try:
-        return broadcast_shapes(tuple(logits_shape), tuple(temperature_shape))
-    except ValueError:
-        allowed = f"broadcastable to the batch shape {tuple(logits_shape)} (logits.shape)"
-        raise ValueError(out_of_range("temperature.shape", tuple(temperature_shape), allowed)) from None
+def _binary_batch_shape(logits_shape, temperature_shape=(), **shapes) -> tuple[int, ...]:
+    """``logits.shape`` broadcast with ``temperature.shape`` and each other hyperparameter's shape
+    (``shapes``: name -> shape); binary classes have no event dimension. The message names the
+    hyperparameter that does not broadcast."""
+    batch = tuple(logits_shape)
+    for name, shape in {"temperature": temperature_shape, **shapes}.items():
+        try:
+            batch = broadcast_shapes(batch, tuple(shape))
+        except ValueError:
+            allowed = f"broadcastable to the batch shape {tuple(logits_shape)} (logits.shape)"
+            raise ValueError(out_of_range(f"{name}.shape", tuple(shape), allowed)) from None
+    return batch
 
 
 def _logits_from_probs(probs: jax.Array) -> jax.Array:
@@ -1334,7 +1344,41 @@ class ReinMax(_OneHotEstimator):
         return estimators.reinmax(self.logits, self.temperature, self._gumbels(key, shape))[0]
 
 
-class _REDGEBase(_OneHotEstimator):
+class _SampleLaw:
+    """Mixin for the REDGE family (one-hot and Bernoulli): the measured bias of the hard samples'
+    law (``relaxed_dists.sample_law``), looked up by ``_law_name`` at ``(n_steps, t_1)``."""
+
+    _law_name: str = ""
+
+    def _init_chain(self, n_steps: int, t_1) -> None:
+        """Check ``n_steps`` (kept static) and a Python-number ``t_1`` (arrays: under validation)."""
+        self.n_steps = check_n_steps(n_steps)
+        check_t_1(t_1)
+
+    def _warn_if_biased(self, t_1) -> None:
+        if isinstance(t_1, numbers.Real):  # an array t_1 is not read here (it may be traced)
+            warn_if_biased(self._law_name, self.n_steps, float(t_1), stacklevel=4)
+
+    @property
+    def sample_law_tv(self) -> float | None:
+        """Measured worst-case TV between the law of this class's samples and the nominal
+        categorical (Bernoulli) at its ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`;
+        at the smallest ``t_1`` of a batch); ``None`` when ``t_1`` is traced."""
+        if not not_jax_tracer(self.t_1):
+            return None
+        return tv_bound(self._law_name, self.n_steps, float(np.min(self.t_1)))
+
+    def sample_law(self, key: jax.Array, n_samples: int = 10_000) -> jax.Array:
+        """Monte-Carlo estimate, ``batch_shape + event_shape``, of the law that ``sample`` follows on
+        these logits (the frequencies of ``n_samples`` draws: of each class for a one-hot class, of 1
+        for a Bernoulli one; standard error at most ``0.5 / sqrt(n_samples)``); compare it with
+        ``probs``, the law ``log_prob`` describes."""
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+        return jax.lax.stop_gradient(self.sample(key, (n_samples,))).mean(0)
+
+
+class _REDGEBase(_SampleLaw, _OneHotEstimator):
     """``n_steps`` (static: a pytree aux field, so ``jit`` and ``vmap`` see a Python int) and
     ``t_1`` (data: an array broadcast to ``batch_shape``, differentiable)."""
 
@@ -1345,32 +1389,13 @@ class _REDGEBase(_OneHotEstimator):
     _hyper = ("t_1",)
 
     def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
-        self.n_steps = check_n_steps(n_steps)
-        check_t_1(t_1)
+        self._init_chain(n_steps, t_1)
         super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
-        if isinstance(t_1, numbers.Real):  # an array t_1 is not read here (it may be traced)
-            warn_if_biased(self._law_name, self.n_steps, float(t_1))
+        self._warn_if_biased(t_1)
 
     @classmethod
     def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
         return super().infer_shapes(probs, logits, t_1=t_1)
-
-    @property
-    def sample_law_tv(self) -> float | None:
-        """Measured worst-case TV between the law of this class's samples and the nominal
-        ``Cat(probs)`` at its ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`; at
-        the smallest ``t_1`` of a batch); ``None`` when ``t_1`` is traced."""
-        if not not_jax_tracer(self.t_1):
-            return None
-        return tv_bound(self._law_name, self.n_steps, float(np.min(self.t_1)))
-
-    def sample_law(self, key: jax.Array, n_samples: int = 10_000) -> jax.Array:
-        """Monte-Carlo estimate, ``batch_shape + (K,)``, of the law that ``sample`` follows on these
-        logits (the frequencies of ``n_samples`` draws, standard error at most
-        ``0.5 / sqrt(n_samples)``); compare it with ``probs``, the law ``log_prob`` describes."""
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
-        return jax.lax.stop_gradient(self.sample(key, (n_samples,))).mean(0)
 
     def _noise(self, key, shape):
         """``(eps, gumbels)``: the chain's Gaussian start and the last step's Gumbel noise
@@ -1551,3 +1576,362 @@ class REINDGE(_REDGEBase):
 
     def _sample(self, key, shape):
         return estimators.reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+
+
+# --- Bernoulli estimator classes: exact {0, 1} samples, an estimator's gradient ------------------
+
+_BERNOULLI_ESTIMATOR_RANGES = {**_BINARY_RANGES, "t_1": "in (0, 1]"}
+
+
+class _BernoulliEstimator(_Checked, Distribution):
+    """A Bernoulli over {0., 1.} whose ``sample`` is a gradient estimator: the binary kernels of
+    :mod:`numpyro_ext.estimators` (the K = 2 case on the logits ``(0, l)``).
+
+    Parameters as :class:`RelaxedBernoulli`'s (``probs`` in [0, 1] or ``logits``, ``+-inf``
+    included: a certain outcome); hyperparameters named in ``_hyper`` are broadcast to
+    ``batch_shape`` and cast to the parameter's dtype, as :class:`_OneHotEstimator` does.
+    ``log_prob`` is the Bernoulli log-probability of the value (counting measure on {0, 1}).
+    """
+
+    arg_constraints = {"probs": constraints.unit_interval, "logits": extended_real}
+    reparametrized_params = ["probs", "logits"]
+    support = reparametrized_boolean
+    has_enumerate_support = True
+    pytree_data_fields = ("probs", "logits")
+    _ranges = _BERNOULLI_ESTIMATOR_RANGES
+    _support_text = "0 or 1"
+    _hyper: tuple[str, ...] = ()
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None, **hyper) -> None:
+        name, param = _given(probs, logits)
+        param = _float(param)
+        batch_shape = _binary_batch_shape(param.shape, **{k: jnp.shape(v) for k, v in hyper.items()})
+        for k, v in hyper.items():
+            setattr(self, k, jnp.broadcast_to(jnp.asarray(v, param.dtype), batch_shape))
+        setattr(self, name, jnp.broadcast_to(param, batch_shape))
+        super().__init__(batch_shape, validate_args=validate_args)
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, **hyper):
+        _, shape = _given(probs, logits)
+        hyper = {k: v for k, v in hyper.items() if k in cls._hyper}
+        return _binary_batch_shape(shape, **hyper), ()
+
+    def expand(self, batch_shape) -> Distribution:
+        batch_shape = self._expanded_shape(batch_shape)
+        if batch_shape == self.batch_shape:
+            return self
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)  # n_steps and validate_args as given
+        new._batch_shape = batch_shape
+        for name in (*self._hyper, "probs", "logits"):
+            if name in self.__dict__:
+                setattr(new, name, jnp.broadcast_to(getattr(self, name), batch_shape))
+        return new
+
+    @lazy_property
+    def logits(self) -> jax.Array:
+        return _binary_logits_from_probs(self.probs)
+
+    @lazy_property
+    def probs(self) -> jax.Array:
+        return jax.nn.sigmoid(self.logits)
+
+    def sample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
+        return self._sample(key, self.shape(sample_shape))
+
+    def _logistic(self, key: jax.Array, shape) -> jax.Array:
+        """``L = g_1 - g_0``, standard logistic: the Gumbel-max noise of the two classes."""
+        return _ops.sample_logistic(key, shape, self.logits.dtype)
+
+    @_validated
+    def log_prob(self, value: ArrayLike) -> jax.Array:
+        return bernoulli_log_prob(value, self.logits)
+
+    @property
+    def mean(self) -> jax.Array:
+        return self.probs
+
+    @property
+    def mode(self) -> jax.Array:
+        return (self.logits > 0).astype(self.logits.dtype)
+
+    @property
+    def variance(self) -> jax.Array:
+        return self.probs * (1.0 - self.probs)
+
+    def entropy(self) -> jax.Array:
+        return -bernoulli_log_prob(self.probs, self.logits)
+
+    def enumerate_support(self, expand: bool = True) -> jax.Array:
+        """``[0., 1.]`` in the logits' dtype, as NumPyro's ``Bernoulli`` enumerates (which gives integers)."""
+        values = jnp.arange(2, dtype=self.logits.dtype).reshape((-1,) + (1,) * len(self.batch_shape))
+        return jnp.broadcast_to(values, values.shape[:1] + self.batch_shape) if expand else values
+
+
+class BernoulliStraightThrough(_BernoulliEstimator):
+    r"""Straight-through estimator (Bengio et al. 2013) for a binary variable.
+
+    - Forward value: ``h = 1[logits + L > 0] ~ Bernoulli(sigmoid(logits))``, ``L`` standard
+      logistic, exactly 0. or 1. in the logits' dtype.
+    - Gradient: that of ``p = sigmoid(logits)`` (``h + (p - stop_gradient(p))``), biased:
+      :func:`numpyro_ext.estimators.binary_straight_through`, :class:`StraightThrough` on the
+      logits ``(0, l)``.
+    - ``log_prob(value)``: the Bernoulli log-probability ``value * logits - log(1 + exp(logits))``
+      (counting measure on {0, 1}), so a guide with this class and a model with ``Bernoulli``
+      give the discrete ELBO. The support is :data:`reparametrized_boolean` (``is_discrete``
+      False): ``SVI`` treats the site as reparameterised and does not warn.
+    - ``mean``, ``mode``, ``variance``, ``entropy``, ``enumerate_support``: Bernoulli(``probs``)'s.
+
+    .. math:: h = \mathbb{1}[\ell + L > 0],\quad p = \sigma(\ell),\quad \nabla_\ell := p (1 - p)\, g .
+
+    Validation: the shapes are checked always. Array parameters are checked with validation on
+    (NumPyro's default) when concrete, constants inside ``jit`` included; traced ones
+    (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support ``value`` warns where
+    concrete and scores ``-inf`` (NumPyro's convention).
+
+    Shapes::
+
+        logits, probs: batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import BernoulliStraightThrough
+    >>> d = BernoulliStraightThrough(logits=jnp.zeros(3))
+    >>> h = d.sample(jax.random.key(0), (2,))
+    >>> h.shape, d.log_prob(h).shape, d.event_shape, bool(jnp.all((h == 0) | (h == 1)))
+    ((2, 3), (2, 3), (), True)
+
+    References: Y. Bengio, N. Leonard, A. Courville. Estimating or Propagating Gradients
+    Through Stochastic Neurons for Conditional Computation. 2013, arXiv 1308.3432.
+    """
+
+    def __init__(self, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        super().__init__(probs, logits, validate_args=validate_args)
+
+    def _sample(self, key, shape):
+        return estimators.binary_straight_through(self.logits, self._logistic(key, shape))[0]
+
+
+class BernoulliReinMax(_BernoulliEstimator):
+    r"""ReinMax (Liu et al. 2023) for a binary variable: exact {0, 1} samples with the
+    second-order gradient.
+
+    - Forward value: ``h = 1[logits + L > 0] ~ Bernoulli(sigmoid(logits))``, exactly 0. or 1.
+    - Gradient: :func:`numpyro_ext.estimators.binary_reinmax` (:class:`ReinMax` on the logits
+      ``(0, l)``), ``(2 p_1 (1 - p_1) - p_0 (1 - p_0) / 2) g`` with ``p_0 = sigmoid(logits)`` and
+      ``p_1 = (sigmoid(logits / temperature) + h) / 2`` (a ``jax.custom_vjp``); ``temperature``
+      enters the backward pass only and receives no gradient.
+    - ``log_prob(value)``: the Bernoulli log-probability (counting measure on {0, 1}); support
+      :data:`reparametrized_boolean` (``is_discrete`` False).
+    - ``mean``, ``mode``, ``variance``, ``entropy``, ``enumerate_support``: Bernoulli(``probs``)'s.
+
+    .. math:: \nabla_\ell := \big(2 p_1 (1 - p_1) - \tfrac12 p_0 (1 - p_0)\big)\, g .
+
+    Validation: a Python-number ``temperature`` and the shapes are checked always. Array
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
+
+    Shapes::
+
+        logits, probs, temperature: broadcast to batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import BernoulliReinMax
+    >>> d = BernoulliReinMax(0.5, logits=jnp.zeros(3))
+    >>> d.sample(jax.random.key(0), (2,)).shape, d.batch_shape
+    ((2, 3), (3,))
+
+    References: L. Liu, C. Dong, X. Liu, B. Yu, J. Gao. Bridging Discrete and
+    Backpropagation: Straight-Through and Beyond. NeurIPS 2023, arXiv 2304.08612.
+    """
+
+    arg_constraints = {**_BernoulliEstimator.arg_constraints, "temperature": constraints.positive}
+    reparametrized_params = ["probs", "logits", "temperature"]
+    pytree_data_fields = ("temperature",)
+    _hyper = ("temperature",)
+
+    def __init__(self, temperature=1.0, probs=None, logits=None, *, validate_args: bool | None = None) -> None:
+        check_positive_scalar("temperature", temperature)
+        super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
+
+    @classmethod
+    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+        return super().infer_shapes(probs, logits, temperature=temperature)
+
+    def _sample(self, key, shape):
+        return estimators.binary_reinmax(self.logits, self.temperature, self._logistic(key, shape))[0]
+
+
+class _BernoulliREDGEBase(_SampleLaw, _BernoulliEstimator):
+    """``n_steps`` (static: a pytree aux field) and ``t_1`` (data: an array broadcast to
+    ``batch_shape``, differentiable), as :class:`_REDGEBase`."""
+
+    arg_constraints = {**_BernoulliEstimator.arg_constraints, "t_1": _t_1_interval}
+    reparametrized_params = ["probs", "logits", "t_1"]
+    pytree_data_fields = ("t_1",)
+    pytree_aux_fields = ("n_steps",)
+    _hyper = ("t_1",)
+
+    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+        self._init_chain(n_steps, t_1)
+        super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
+        self._warn_if_biased(t_1)
+
+    @classmethod
+    def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
+        return super().infer_shapes(probs, logits, t_1=t_1)
+
+    def _noise(self, key, shape):
+        """``(eps, logistic)``: the chain's start in the difference of the two classes,
+        ``eps = eps_1 - eps_0 ~ N(0, 2)``, and the last step's ``L = g_1 - g_0``."""
+        key_eps, key_logistic = jax.random.split(key)
+        eps = math.sqrt(2.0) * jax.random.normal(key_eps, shape, self.logits.dtype)
+        return eps, self._logistic(key_logistic, shape)
+
+
+class BernoulliREDGE(_BernoulliREDGEBase):
+    r"""REDGE (Gourevitch et al. 2026) for a binary variable: :class:`REDGE` on the logits
+    ``(0, l)``, with the DDIM chain written in the difference ``d = x_1 - x_0`` of the two classes.
+
+    - Forward value: ``h = 1[z + L > 0]``, exactly 0. or 1., where ``z`` is the denoiser's log-odds
+      at ``alpha = 1 - t_1`` after ``n_steps - 1`` DDIM steps from ``d = eps ~ N(0, 2)``;
+      ``h ~ Bernoulli(sigmoid(z))``, which is ``Bernoulli(sigmoid(logits))`` exactly only at ``t_1 = 1``.
+    - Gradient: that of ``sigmoid(z)`` through the whole chain (straight-through on the last
+      step), with respect to ``logits`` (or ``probs``) and ``t_1``
+      (:func:`numpyro_ext.estimators.binary_redge`).
+    - ``log_prob(value)``: the Bernoulli log-probability (counting measure on {0, 1}); support
+      :data:`reparametrized_boolean` (``is_discrete`` False).
+    - ``mean``, ``mode``, ``variance``, ``entropy``, ``enumerate_support``: Bernoulli(``probs``)'s.
+    - Sample law: that of the samples is *not* the nominal ``Bernoulli(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      Bernoulli's. ``sample_law_tv`` gives the measured worst-case TV at this ``(n_steps, t_1)``
+      (the one-hot class's table, measured on K = 2 among others), ``sample_law(key, n)``
+      estimates the frequency of 1 on these logits, and the constructor warns
+      (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case exceeds
+      ``relaxed_dists.sample_law.WARN_TV`` (0.1).
+
+    .. math::
+        z_t = \ell + \frac{\alpha_t d_t}{\sigma_t^2},\qquad
+        d_s = \alpha_s m_t + \sigma_s \frac{d_t - \alpha_t m_t}{\sigma_t},\quad m_t = 2\sigma(z_t) - 1,
+        \qquad \alpha \in [1, \mathrm{linspace}(1 - t_1, 10^{-4}, n - 1)],\ \sigma = 1 - \alpha.
+
+    ``n_steps`` (a Python int >= 2) is static (a pytree aux field); ``t_1`` is data: a Python
+    float in (0, 1] (checked always) or an array broadcasting to ``batch_shape``.
+
+    Validation: Python-number hyperparameters and the shapes are checked always. Array
+    parameters are checked with validation on (NumPyro's default) when concrete, constants inside
+    ``jit`` included; traced ones (``jit``/``vmap``/``grad`` arguments) cannot be. An out-of-support
+    ``value`` warns where concrete and scores ``-inf`` (NumPyro's convention).
+
+    Shapes::
+
+        logits, probs, t_1: broadcast to batch_shape (no event dimension)
+        sample(key, sample_shape): sample_shape + batch_shape
+        log_prob(value): sample_shape + batch_shape
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import BernoulliREDGE
+    >>> d = BernoulliREDGE(logits=jnp.zeros(3), n_steps=5, t_1=0.5)
+    >>> h = d.sample(jax.random.key(0), (2,))
+    >>> h.shape, d.log_prob(h).shape, d.sample_law_tv
+    ((2, 3), (2, 3), 0.019)
+
+    References: S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical
+    Reparameterization with Denoising Diffusion models. 2026, arXiv 2601.00781.
+    """
+
+    _law_name = "redge"
+
+    def _sample(self, key, shape):
+        return estimators.binary_redge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+
+
+class BernoulliREDGECov(_BernoulliREDGEBase):
+    r"""REDGE-cov (Gourevitch et al. 2026) for a binary variable: :class:`REDGECov` on the logits
+    ``(0, l)``, in the difference ``d = x_1 - x_0``.
+
+    - Forward value: ``h = 1[z + L > 0]``, exactly 0. or 1. (biased toward the mode at small ``t_1``);
+      ``p = sigmoid(logits)``, ``v = max(p (1 - p), 0.1)`` (the same for both classes), the chain
+      starts at ``d = (2p - 1) + sqrt(v) eps``, ``eps ~ N(0, 2)``.
+    - Gradient: that of ``sigmoid(z)`` through the whole chain, ``p`` and ``v`` included
+      (:func:`numpyro_ext.estimators.binary_redge_cov`).
+    - ``log_prob(value)``: the Bernoulli log-probability (counting measure on {0, 1}); support
+      :data:`reparametrized_boolean` (``is_discrete`` False).
+    - ``mean``, ``mode``, ``variance``, ``entropy``, ``enumerate_support``: Bernoulli(``probs``)'s.
+    - Sample law: that of the samples is *not* the nominal ``Bernoulli(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      Bernoulli's. ``sample_law_tv`` gives the measured worst-case TV at this ``(n_steps, t_1)``
+      (the one-hot class's table, measured on K = 2 among others), ``sample_law(key, n)``
+      estimates the frequency of 1 on these logits, and the constructor warns
+      (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case exceeds
+      ``relaxed_dists.sample_law.WARN_TV`` (0.1).
+
+    .. math:: z_t = \ell + \frac{\alpha_t d_t - \alpha_t \sigma_t (2p - 1)}{v\,\sigma_t^2},
+              \quad v = \max(p(1-p), 0.1).
+
+    Validation: as :class:`BernoulliREDGE`.
+
+    Shapes::
+
+        as :class:`BernoulliREDGE`
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import BernoulliREDGECov
+    >>> BernoulliREDGECov(logits=jnp.zeros(3)).sample(jax.random.key(0), (2,)).shape
+    (2, 3)
+
+    References: S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion
+    models. 2026, arXiv 2601.00781.
+    """
+
+    _law_name = "redge_cov"
+
+    def _sample(self, key, shape):
+        return estimators.binary_redge_cov(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+
+
+class BernoulliREINDGE(_BernoulliREDGEBase):
+    r"""REINDGE (Gourevitch et al. 2026) for a binary variable: :class:`REINDGE` on the logits
+    ``(0, l)``: :class:`BernoulliREDGE`'s trajectory with ReinMax's correction at the last step.
+
+    - Forward value: ``h = 1[z + L > 0]``, exactly 0. or 1., as :class:`BernoulliREDGE`.
+    - Gradient: the chain gradient through the last step's state plus ``(q (1 - q) + D^2) g / 2``
+      with ``q = sigmoid(z)``, ``D = h - q`` (:func:`numpyro_ext.estimators.binary_reindge`).
+    - ``log_prob(value)``: the Bernoulli log-probability (counting measure on {0, 1}); support
+      :data:`reparametrized_boolean` (``is_discrete`` False).
+    - ``mean``, ``mode``, ``variance``, ``entropy``, ``enumerate_support``: Bernoulli(``probs``)'s.
+    - Sample law: that of the samples is *not* the nominal ``Bernoulli(probs)`` unless ``t_1 = 1``;
+      ``log_prob``, ``mean``, ``variance``, ``entropy`` and the KL registrations are the nominal
+      Bernoulli's. ``sample_law_tv`` gives the measured worst-case TV at this ``(n_steps, t_1)``
+      (the one-hot class's table, measured on K = 2 among others), ``sample_law(key, n)``
+      estimates the frequency of 1 on these logits, and the constructor warns
+      (``relaxed_dists.sample_law.SampleLawWarning``) when the worst case exceeds
+      ``relaxed_dists.sample_law.WARN_TV`` (0.1).
+
+    .. math:: \nabla_\ell := \nabla_\ell^{d_1} + \tfrac12\big(q(1-q) + D^2\big)\, g .
+
+    Validation: as :class:`BernoulliREDGE`.
+
+    Shapes::
+
+        as :class:`BernoulliREDGE`
+
+    >>> import jax, jax.numpy as jnp
+    >>> from numpyro_ext.distributions import BernoulliREINDGE
+    >>> BernoulliREINDGE(logits=jnp.zeros(3)).sample(jax.random.key(0), (2,)).shape
+    (2, 3)
+
+    References: S. Gourevitch et al. Categorical Reparameterization with Denoising Diffusion
+    models. 2026, arXiv 2601.00781.
+    """
+
+    _law_name = "reindge"
+
+    def _sample(self, key, shape):
+        return estimators.binary_reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+

@@ -13,6 +13,17 @@ Shapes: ``logits`` is ``batch + (K,)``; ``gumbels`` and ``eps`` have ``logits.sh
 ``temperature`` and ``t_1`` are Python floats or arrays broadcastable to ``batch``,
 applied with ``[..., None]`` and cast to ``logits.dtype``. Outputs have the broadcast shape.
 
+Binary kernels (``binary_straight_through``, ``binary_reinmax``, ``binary_redge``,
+``binary_redge_cov``, ``binary_reindge``) are the K = 2 case on logits ``(0, l)`` written for
+one coordinate: ``logits`` (``l``, any shape) is the log-odds of class 1, ``softmax(0, l) =
+(1 - p, p)`` with ``p = sigmoid(l)``, and ``hard`` and ``soft`` are the class-1 coordinates
+(``hard`` exactly 0. or 1.). The noise is one number per element: ``logistic = g_1 - g_0``
+(standard logistic) for the Gumbel-max draw, which becomes ``hard = 1[z + logistic > 0]`` on
+the last pre-activation ``z``; ``eps = eps_1 - eps_0`` (so ``eps ~ N(0, 2)``) for the REDGE
+chain, which is closed in the difference ``d = x_1 - x_0`` of the two coordinates (the DDIM
+update is linear per coordinate and the denoiser sees ``x`` only through ``d``).
+Hyperparameters broadcast against ``logits`` directly (there is no event axis).
+
 Recompute strategy (REDGE, REDGE-cov, REINDGE). The DDIM chain up to the last state is a
 :func:`lax.scan` with a checkpointed body, itself wrapped in :func:`jax.checkpoint` (nothing
 saved). The forward pass therefore keeps no chain intermediate for the backward pass, only
@@ -60,6 +71,11 @@ __all__ = [
     "redge",
     "redge_cov",
     "reindge",
+    "binary_straight_through",
+    "binary_reinmax",
+    "binary_redge",
+    "binary_redge_cov",
+    "binary_reindge",
 ]
 
 
@@ -166,14 +182,15 @@ def reinmax(logits: jax.Array, temperature, gumbels: jax.Array) -> tuple[jax.Arr
 # --- REDGE (Gourevitch et al. 2026) ---------------------------------------------------
 
 
-def _redge_schedule(n_steps: int, t_1, dtype):
+def _redge_schedule(n_steps: int, t_1, dtype, event_axis: bool = True):
     """``(alphas, sigmas)``: lists of ``n_steps`` entries, index 0 clean (the Python float 1.0),
-    then ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k``, differentiable in an array ``t_1``.
+    then ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k``, differentiable in an array ``t_1``
+    (broadcast over the event axis, ``[..., None]``, unless ``event_axis`` is False: the binary kernels).
 
     ``sigma_k = 1 - alpha_k`` is computed as ``t_1 (1 - f_k) + (1 - ALPHA_MIN) f_k`` (the same
     number without the cancellation: in float32 ``1 - (1 - t_1)`` is 0 for ``t_1 < 6e-8``), at
     least ``sigma_floor`` of the dtype (``eps / 2``), so that ``1 / sigma^3`` stays finite."""
-    t_1 = _hyper(t_1, dtype)
+    t_1 = _hyper(t_1, dtype) if event_axis else jnp.asarray(t_1, dtype=dtype)
     fractions = redge_fractions(n_steps)
     lo = sigma_floor(float(jnp.finfo(dtype).eps))
     alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
@@ -186,10 +203,20 @@ def _redge_logits(logits, x, alpha, sigma):
     return logits + alpha * x / sigma**2
 
 
+def _redge_denoiser(logits, x, alpha, sigma):
+    """The REDGE denoiser ``x0_hat = softmax(_redge_logits(...))``."""
+    return jax.nn.softmax(_redge_logits(logits, x, alpha, sigma), axis=-1)
+
+
 def _redge_cov_logits(logits, x, alpha, sigma, p, var):
     r"""Pre-activation of the REDGE-cov denoiser:
     ``logits + (alpha x - alpha sigma p - alpha^2 / 2) / (var sigma^2)``."""
     return logits + (alpha * x - alpha * sigma * p - alpha**2 / 2.0) / (var * sigma**2)
+
+
+def _redge_cov_denoiser(logits, x, alpha, sigma, p, var):
+    """The REDGE-cov denoiser ``x0_hat = softmax(_redge_cov_logits(...))``."""
+    return jax.nn.softmax(_redge_cov_logits(logits, x, alpha, sigma, p, var), axis=-1)
 
 
 def _ddim_bridge(x, x0_hat, alpha_s, sigma_s, alpha_t, sigma_t):
@@ -197,15 +224,17 @@ def _ddim_bridge(x, x0_hat, alpha_s, sigma_s, alpha_t, sigma_t):
     return alpha_s * x0_hat + sigma_s * (x - alpha_t * x0_hat) / sigma_t
 
 
-def _redge_step(denoiser_logits, logits, x, alpha_s, sigma_s, alpha_t, sigma_t, *args):
+def _redge_step(denoiser, logits, x, alpha_s, sigma_s, alpha_t, sigma_t, *args):
     """One denoiser call at ``t`` and the DDIM bridge to ``s``."""
-    x0_hat = jax.nn.softmax(denoiser_logits(logits, x, alpha_t, sigma_t, *args), axis=-1)
+    x0_hat = denoiser(logits, x, alpha_t, sigma_t, *args)
     return _ddim_bridge(x, x0_hat, alpha_s, sigma_s, alpha_t, sigma_t)
 
 
-def _redge_chain(denoiser_logits, logits, x, alphas, sigmas, *args):
+def _redge_chain(denoiser, logits, x, alphas, sigmas, *args):
     """DDIM from the noisiest grid point down to index 1; returns the state ``x_1`` there
-    (the input of the last denoiser call).
+    (the input of the last denoiser call). ``denoiser(logits, x, alpha, sigma, *args)`` is the
+    posterior mean of ``x0`` (one-hot kernels: a softmax; binary kernels: its difference
+    ``x0_hat_1 - x0_hat_0``, the state being the difference ``d = x_1 - x_0``).
 
     A :func:`lax.scan` over ``t = n_steps - 1 .. 2`` whose body is checkpointed (the scan
     keeps only its carries ``x_t`` for the backward pass); the kernels call it through
@@ -218,7 +247,7 @@ def _redge_chain(denoiser_logits, logits, x, alphas, sigmas, *args):
     grid = [(alphas[t - 1], sigmas[t - 1], alphas[t], sigmas[t]) for t in range(len(alphas) - 1, 1, -1)]
 
     def step(x, grid_t):
-        return _redge_step(denoiser_logits, logits, x, *grid_t, *args), None
+        return _redge_step(denoiser, logits, x, *grid_t, *args), None
 
     x, _ = lax.scan(jax.checkpoint(step), x, jax.tree.map(lambda *c: jnp.stack(c), *grid))
     return x
@@ -237,7 +266,7 @@ def _hard_soft(z, gumbels):
 def _redge_hard_soft(logits, n_steps, t_1, eps, gumbels):
     """REDGE's ``(hard, soft)`` before the straight-through surgery: the chain, then the last denoiser."""
     alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype)
-    x = _redge_chain_remat(_redge_logits, logits, eps, alphas, sigmas)
+    x = _redge_chain_remat(_redge_denoiser, logits, eps, alphas, sigmas)
     return _hard_soft(_redge_logits(logits, x, alphas[1], sigmas[1]), gumbels)
 
 
@@ -286,7 +315,7 @@ def redge_cov(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, gumbels: jax
     p, var = _cov_variance(logits)
     x = p + jnp.sqrt(var) * eps
     alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype)
-    x = _redge_chain_remat(_redge_cov_logits, logits, x, alphas, sigmas, p, var)
+    x = _redge_chain_remat(_redge_cov_denoiser, logits, x, alphas, sigmas, p, var)
     hard, soft = _hard_soft(_redge_cov_logits(logits, x, alphas[1], sigmas[1], p, var), gumbels)
     return _ops.straight_through(hard, soft), soft
 
@@ -342,4 +371,215 @@ def reindge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, gumbels: jax.A
     hard, soft = _redge_hard_soft(logits, n_steps, t_1, eps, gumbels)
     logits = jnp.broadcast_to(logits, hard.shape)  # the custom VJP returns a cotangent of hard's shape
     correction = _reindge_correction(logits, hard, lax.stop_gradient(soft))
+    return _ops.straight_through(hard, soft) + correction, soft
+
+
+# --- binary kernels: the K = 2 case on logits (0, l), one coordinate ----------------------
+
+
+def _binary_hard(z: jax.Array, logistic: jax.Array) -> jax.Array:
+    """``1[z + logistic > 0]``, exactly 0. or 1. in the scores' dtype: the Gumbel-max draw of
+    class 1 from the logits ``(0, z)`` with ``logistic = g_1 - g_0`` (a tie goes to class 0, as
+    ``argmax`` gives it the first index)."""
+    scores = z + logistic
+    return (scores > 0).astype(scores.dtype)
+
+
+def binary_straight_through(logits: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""Straight-through (Bengio et al. 2013) for a binary variable: :func:`straight_through`
+    on the logits ``(0, l)``, class-1 coordinate.
+
+    Forward: ``hard = 1[l + L > 0] ~ Bernoulli(p)``, ``p = sigmoid(l)``, ``L`` standard logistic;
+    ``soft = p``. Gradient of ``hard``: that of ``p``, :math:`\nabla_l = p (1 - p)\, g`.
+
+    >>> hard, soft = binary_straight_through(jnp.zeros(3), jnp.array([-1.0, 0.5, 2.0]))
+    >>> hard.tolist(), soft.tolist()
+    ([0.0, 1.0, 1.0], [0.5, 0.5, 0.5])
+    """
+    soft = jax.nn.sigmoid(logits)
+    hard = _binary_hard(logits, logistic)
+    return _ops.straight_through(hard, soft), soft
+
+
+@jax.custom_vjp
+def _binary_reinmax_hard(logits: jax.Array, temperature, hard: jax.Array) -> jax.Array:
+    r"""Forward: ``hard``. Backward, for upstream ``g``: :func:`_reinmax_hard`'s on ``(0, l)``,
+    class-1 coordinate (every term there is a multiple of ``(-1, 1)``, so the centring is void):
+
+    .. math::
+        p_0 = \sigma(l),\quad p_1 = \tfrac12 (\sigma(l / \tau) + \text{hard}),\quad
+        \nabla_l = \big(2\, p_1 (1 - p_1) - \tfrac12 p_0 (1 - p_0)\big)\, g .
+
+    No gradient flows to ``temperature`` nor to ``hard``.
+    """
+    return hard
+
+
+def _binary_reinmax_hard_fwd(logits, temperature, hard):
+    return hard, (logits, temperature, hard)
+
+
+def _binary_reinmax_hard_bwd(residuals, g):
+    logits, temperature, hard = residuals
+    p_0 = jax.nn.sigmoid(logits)
+    p_1 = 0.5 * (jax.nn.sigmoid(logits / jnp.asarray(temperature, dtype=logits.dtype)) + hard)
+    return (2.0 * p_1 * (1.0 - p_1) - 0.5 * p_0 * (1.0 - p_0)) * g, None, None
+
+
+_binary_reinmax_hard.defvjp(_binary_reinmax_hard_fwd, _binary_reinmax_hard_bwd)
+
+
+def binary_reinmax(logits: jax.Array, temperature, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""ReinMax (Liu et al. 2023) for a binary variable: :func:`reinmax` on the logits ``(0, l)``,
+    class-1 coordinate.
+
+    Forward: ``hard = 1[l + L > 0]``, ``soft = sigmoid(l)``. Gradient of ``hard``:
+
+    .. math:: \nabla_l = \big(2\, p_1 (1 - p_1) - \tfrac12 p_0 (1 - p_0)\big)\, g,\quad
+              p_0 = \sigma(l),\ p_1 = \tfrac12 (\sigma(l/\tau) + \text{hard}).
+
+    ``temperature`` (broadcasting against ``logits``) receives **no gradient**.
+
+    >>> hard, soft = binary_reinmax(jnp.zeros(2), 1.0, jnp.array([-1.0, 1.0]))
+    >>> hard.tolist(), soft.tolist()
+    ([0.0, 1.0], [0.5, 0.5])
+    """
+    soft = jax.nn.sigmoid(logits)
+    hard = _binary_hard(logits, logistic)
+    shape = jnp.broadcast_shapes(hard.shape, jnp.shape(temperature))  # the custom VJP returns a cotangent of hard's shape
+    hard, logits = jnp.broadcast_to(hard, shape), jnp.broadcast_to(logits, shape)
+    return _binary_reinmax_hard(logits, temperature, hard), soft
+
+
+def _binary_redge_logits(logits, d, alpha, sigma):
+    r"""Log-odds of class 1 under the REDGE denoiser at the difference ``d = x_1 - x_0``:
+    ``_redge_logits`` on ``(0, l)``, class 1 minus class 0: ``l + alpha d / sigma^2``."""
+    return logits + alpha * d / sigma**2
+
+
+def _binary_mean(z):
+    """``x0_hat_1 - x0_hat_0 = 2 sigmoid(z) - 1 = tanh(z / 2)`` (no cancellation near ``z = 0``)."""
+    return jnp.tanh(z / 2.0)
+
+
+def _binary_redge_denoiser(logits, d, alpha, sigma):
+    """The difference of the REDGE denoiser's two coordinates."""
+    return _binary_mean(_binary_redge_logits(logits, d, alpha, sigma))
+
+
+def _binary_redge_cov_logits(logits, d, alpha, sigma, m, var):
+    r"""``_redge_cov_logits`` on ``(0, l)``, class 1 minus class 0. Both classes have the variance
+    ``var = max(p (1 - p), 0.1)``, so the ``alpha^2 / 2`` terms cancel and ``p_1 - p_0 = m = 2p - 1``:
+    ``l + (alpha d - alpha sigma m) / (var sigma^2)``."""
+    return logits + (alpha * d - alpha * sigma * m) / (var * sigma**2)
+
+
+def _binary_redge_cov_denoiser(logits, d, alpha, sigma, m, var):
+    """The difference of the REDGE-cov denoiser's two coordinates."""
+    return _binary_mean(_binary_redge_cov_logits(logits, d, alpha, sigma, m, var))
+
+
+def _binary_hard_soft(z, logistic):
+    """``soft = sigmoid(z)`` and ``hard = 1[z + logistic > 0] ~ Bernoulli(soft)``."""
+    return _binary_hard(z, logistic), jax.nn.sigmoid(z)
+
+
+def _binary_redge_hard_soft(logits, n_steps, t_1, eps, logistic):
+    """Binary REDGE's ``(hard, soft)`` before the straight-through surgery."""
+    alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype, event_axis=False)
+    d = _redge_chain_remat(_binary_redge_denoiser, logits, eps, alphas, sigmas)
+    return _binary_hard_soft(_binary_redge_logits(logits, d, alphas[1], sigmas[1]), logistic)
+
+
+def binary_redge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""REDGE (Gourevitch et al. 2026) for a binary variable: :func:`redge` on the logits ``(0, l)``,
+    class-1 coordinate, with the chain written in the difference ``d = x_1 - x_0``.
+
+    Forward: start at ``d = eps`` (``eps = eps_1 - eps_0 ~ N(0, 2)``) at the noisiest grid
+    point; at each grid point ``z = l + alpha_t d / sigma_t^2`` and the DDIM bridge of the
+    difference ``m = 2 sigmoid(z) - 1``; ``soft = sigmoid(z)`` at ``alpha = 1 - t_1`` and
+    ``hard = 1[z + L > 0] ~ Bernoulli(soft)``. Gradient of ``hard``: the exact gradient of
+    ``soft`` through the chain (w.r.t. ``logits`` and an array ``t_1``), recomputed in the
+    backward pass as :func:`redge`'s.
+
+    .. math::
+        z_t = l + \frac{\alpha_t d_t}{\sigma_t^2},\qquad
+        d_s = \alpha_s m_t + \sigma_s \frac{d_t - \alpha_t m_t}{\sigma_t},\quad m_t = \tanh(z_t / 2).
+
+    >>> hard, soft = binary_redge(jnp.zeros(3), 5, 0.5, jnp.zeros(3), jnp.array([-1.0, 0.5, 2.0]))
+    >>> hard.tolist(), soft.tolist()
+    ([0.0, 1.0, 1.0], [0.5, 0.5, 0.5])
+    """
+    hard, soft = _binary_redge_hard_soft(logits, n_steps, t_1, eps, logistic)
+    return _ops.straight_through(hard, soft), soft
+
+
+def binary_redge_cov(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""REDGE-cov (Gourevitch et al. 2026) for a binary variable: :func:`redge_cov` on the logits
+    ``(0, l)``, class-1 coordinate, in the difference ``d = x_1 - x_0``.
+
+    Forward: ``p = sigmoid(l)``, ``var = max(p (1 - p), 0.1)`` (the same for both classes),
+    ``m = 2p - 1``; start at ``d = m + sqrt(var) eps`` (``eps = eps_1 - eps_0``) and run
+    :func:`binary_redge`'s chain with the log-odds ``l + (alpha d - alpha sigma m) / (var sigma^2)``.
+    Gradient of ``hard``: the exact gradient of ``soft`` (through the chain, ``p`` and ``var``).
+
+    >>> hard, soft = binary_redge_cov(jnp.zeros(2), 3, 0.5, jnp.zeros(2), jnp.array([-1.0, 1.0]))
+    >>> hard.tolist(), soft.tolist()
+    ([0.0, 1.0], [0.5, 0.5])
+    """
+    p = jax.nn.sigmoid(logits)
+    var = jnp.maximum(p * (1.0 - p), COV_MIN_VARIANCE)
+    m = 2.0 * p - 1.0
+    d = m + jnp.sqrt(var) * eps
+    alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype, event_axis=False)
+    d = _redge_chain_remat(_binary_redge_cov_denoiser, logits, d, alphas, sigmas, m, var)
+    hard, soft = _binary_hard_soft(_binary_redge_cov_logits(logits, d, alphas[1], sigmas[1], m, var), logistic)
+    return _ops.straight_through(hard, soft), soft
+
+
+@jax.custom_vjp
+def _binary_reindge_correction(logits: jax.Array, hard: jax.Array, x0_hat: jax.Array) -> jax.Array:
+    r"""Forward: exact zeros of ``hard``'s shape. Backward, for upstream ``g``:
+    :func:`_reindge_correction`'s on ``(0, l)``, class-1 coordinate,
+
+    .. math:: \nabla_l = \tfrac12 \big(D^2 - \hat x_0 (1 - \hat x_0)\big)\, g,\qquad D = \text{hard} - \hat x_0,
+
+    with ``x0_hat`` the class-1 probability; nothing to ``hard`` or ``x0_hat``.
+    """
+    return jnp.zeros_like(hard)
+
+
+def _binary_reindge_correction_fwd(logits, hard, x0_hat):
+    return jnp.zeros_like(hard), (hard, x0_hat)
+
+
+def _binary_reindge_correction_bwd(residuals, g):
+    hard, x0_hat = residuals
+    d = hard - x0_hat
+    return 0.5 * (d * d - x0_hat * (1.0 - x0_hat)) * g, None, None
+
+
+_binary_reindge_correction.defvjp(_binary_reindge_correction_fwd, _binary_reindge_correction_bwd)
+
+
+def binary_reindge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""REINDGE (Gourevitch et al. 2026) for a binary variable: :func:`reindge` on the logits
+    ``(0, l)``, class-1 coordinate.
+
+    Forward: exactly :func:`binary_redge`'s ``(hard, soft)``. Gradient of ``hard``: the chain
+    gradient through the last step's state ``d_1`` plus the ReinMax-style correction; with
+    ``q = soft`` and ``D = hard - q``:
+
+    .. math:: \nabla_l = \nabla^{\text{chain}, d_1}_l + \tfrac12 \big(q (1 - q) + D^2\big)\, g,
+
+    computed as binary REDGE's full gradient plus :func:`_binary_reindge_correction`. With
+    ``t_1 = 1`` and ``n_steps = 2`` this is :func:`binary_reinmax` at ``tau = 1``.
+
+    >>> hard, soft = binary_reindge(jnp.zeros(2), 3, 0.5, jnp.zeros(2), jnp.array([-1.0, 1.0]))
+    >>> hard.tolist(), soft.tolist()
+    ([0.0, 1.0], [0.5, 0.5])
+    """
+    hard, soft = _binary_redge_hard_soft(logits, n_steps, t_1, eps, logistic)
+    logits = jnp.broadcast_to(logits, hard.shape)  # the custom VJP returns a cotangent of hard's shape
+    correction = _binary_reindge_correction(logits, hard, lax.stop_gradient(soft))
     return _ops.straight_through(hard, soft) + correction, soft

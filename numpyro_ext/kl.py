@@ -12,16 +12,18 @@ Importing this module registers (NumPyro has no ``register_kl``: ``kl_divergence
   .. math:: \mathrm{KL}(p \,\|\, q) = \sum_k \pi_k (\log \pi_k - \log \rho_k),\qquad
             \log\pi = \log\mathrm{softmax}(\ell_p),\ \log\rho = \log\mathrm{softmax}(\ell_q);
 
-- ``RelaxedBernoulliStraightThrough`` against itself and against NumPyro's
-  ``BernoulliProbs`` / ``BernoulliLogits``, both ways, as the Bernoulli KL with
-  ``log p = log_sigmoid(l)``, ``log(1 - p) = log_sigmoid(-l)``. NumPyro's own
-  Bernoulli-Bernoulli pairs are left to NumPyro.
+- every ordered pair of the binary hard-sample classes ``RelaxedBernoulliStraightThrough``,
+  ``BernoulliStraightThrough``, ``BernoulliReinMax``, ``BernoulliREDGE``, ``BernoulliREDGECov``,
+  ``BernoulliREINDGE`` and NumPyro's ``BernoulliProbs`` / ``BernoulliLogits`` with at least one
+  of ours, as the Bernoulli KL with ``log p = log_sigmoid(l)``, ``log(1 - p) = log_sigmoid(-l)``.
+  NumPyro's own Bernoulli-Bernoulli pairs are left to NumPyro.
 
 Each is the KL of the distributions ``log_prob`` scores, computed from ``log_softmax`` /
 ``log_sigmoid`` of the logits: a term with zero probability under ``p`` counts 0; one with
 zero probability under ``q`` (a ``-inf`` logit, or a zero in ``probs``, which the classes turn
 into a ``-inf`` logit: a masked class) gives ``+inf`` where ``p`` has mass there.
-For ``REDGE``, ``REDGECov`` and ``REINDGE`` this is the categorical KL of ``softmax(logits)``,
+For ``REDGE``, ``REDGECov`` and ``REINDGE`` (and their Bernoulli classes) this is the categorical
+(Bernoulli) KL of ``softmax(logits)`` (``sigmoid(logits)``),
 as their ``log_prob`` is the categorical one, although at ``t_1 < 1`` their samples follow
 the chain's ``x0_hat``, biased toward the mode (so the analytic KL of ``TraceMeanField_ELBO``
 and the Monte Carlo ``log q - log p`` of ``Trace_ELBO`` estimate the same categorical KL
@@ -41,6 +43,10 @@ ELBO ever asks for that pair (NumPyro's own ``(CategoricalProbs, CategoricalProb
 >>> from numpyro_ext.distributions import REDGE, OneHotCategorical
 >>> kl_divergence(REDGE(logits=jnp.zeros((3, 4))), OneHotCategorical(logits=jnp.ones(4))).shape
 (3,)
+>>> import numpyro.distributions as dist
+>>> from numpyro_ext.distributions import BernoulliREDGE
+>>> kl_divergence(BernoulliREDGE(logits=jnp.zeros(3)), dist.Bernoulli(logits=0.5)).shape
+(3,)
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ from numpyro.distributions.kl import kl_divergence
 from .distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     OneHotCategorical,
     REDGECov,
     ReinMax,
@@ -74,7 +85,16 @@ ONE_HOT_CLASSES = (
     REINDGE,
     RelaxedOneHotCategoricalStraightThrough,
 )
-BERNOULLI_CLASSES = (RelaxedBernoulliStraightThrough, dist.BernoulliProbs, dist.BernoulliLogits)
+#: ours, then NumPyro's: a pair with one of ours is registered.
+OUR_BERNOULLI_CLASSES = (
+    RelaxedBernoulliStraightThrough,
+    BernoulliStraightThrough,
+    BernoulliReinMax,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliREINDGE,
+)
+BERNOULLI_CLASSES = (*OUR_BERNOULLI_CLASSES, dist.BernoulliProbs, dist.BernoulliLogits)
 
 
 def _kl_terms(p: jax.Array, log_p: jax.Array, log_q: jax.Array) -> jax.Array:
@@ -121,5 +141,5 @@ def _binary_kl(p: dist.Distribution, q: dist.Distribution) -> jax.Array:
 for _p, _q in itertools.product(ONE_HOT_CLASSES, repeat=2):
     kl_divergence.register(_p, _q)(_one_hot_kl)
 for _p, _q in itertools.product(BERNOULLI_CLASSES, repeat=2):
-    if RelaxedBernoulliStraightThrough in (_p, _q):
+    if _p in OUR_BERNOULLI_CLASSES or _q in OUR_BERNOULLI_CLASSES:
         kl_divergence.register(_p, _q)(_binary_kl)

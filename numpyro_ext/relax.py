@@ -14,7 +14,9 @@ schedule lives (a ``numpyro.primitives.mutable`` site here, an attribute in Pyro
 Estimators (``relaxed_dists.registry``): ``OneHotCategorical`` -> ``st`` StraightThrough,
 ``gumbel`` RelaxedOneHotCategoricalStraightThrough, ``reinmax`` ReinMax, ``redge`` REDGE,
 ``redge_cov`` REDGECov, ``reindge`` REINDGE, ``concrete`` RelaxedOneHotCategorical;
-``Bernoulli`` -> ``gumbel`` RelaxedBernoulliStraightThrough, ``concrete`` RelaxedBernoulli.
+``Bernoulli`` -> ``st`` BernoulliStraightThrough, ``gumbel`` RelaxedBernoulliStraightThrough,
+``reinmax`` BernoulliReinMax, ``redge`` BernoulliREDGE, ``redge_cov`` BernoulliREDGECov,
+``reindge`` BernoulliREINDGE, ``concrete`` RelaxedBernoulli.
 
 References
 ----------
@@ -46,6 +48,11 @@ from . import kl  # noqa: F401  (registers the KL divergences TraceMeanField_ELB
 from .distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     OneHotCategorical,
     REDGECov,
     ReinMax,
@@ -70,7 +77,12 @@ ONE_HOT_CLASSES: dict[str, type[dist.Distribution]] = {
 }
 #: estimator name -> the class that replaces a ``Bernoulli`` site.
 BERNOULLI_CLASSES: dict[str, type[dist.Distribution]] = {
+    "st": BernoulliStraightThrough,
     "gumbel": RelaxedBernoulliStraightThrough,
+    "reinmax": BernoulliReinMax,
+    "redge": BernoulliREDGE,
+    "redge_cov": BernoulliREDGECov,
+    "reindge": BernoulliREINDGE,
     "concrete": RelaxedBernoulli,
 }
 
@@ -221,9 +233,12 @@ class RelaxReparam(Reparam):
       :class:`RelaxedOneHotCategoricalStraightThrough`, ``reinmax`` :class:`ReinMax`,
       ``redge`` :class:`REDGE`, ``redge_cov`` :class:`REDGECov`, ``reindge`` :class:`REINDGE`,
       ``concrete`` :class:`RelaxedOneHotCategorical`.
-    - NumPyro's ``Bernoulli`` (``BernoulliProbs`` / ``BernoulliLogits``) becomes ``gumbel``
-      :class:`RelaxedBernoulliStraightThrough` or ``concrete`` :class:`RelaxedBernoulli`; any
-      other estimator raises a ``ValueError`` naming the site.
+    - NumPyro's ``Bernoulli`` (``BernoulliProbs`` / ``BernoulliLogits``) becomes the binary class
+      of ``estimator``: ``st`` :class:`BernoulliStraightThrough`, ``gumbel``
+      :class:`RelaxedBernoulliStraightThrough`, ``reinmax`` :class:`BernoulliReinMax`, ``redge``
+      :class:`BernoulliREDGE`, ``redge_cov`` :class:`BernoulliREDGECov`, ``reindge``
+      :class:`BernoulliREINDGE`, ``concrete`` :class:`RelaxedBernoulli`: a model mixing
+      ``Bernoulli`` and ``OneHotCategorical`` sites takes any estimator name.
     - NumPyro's integer ``Categorical`` (``CategoricalProbs`` / ``CategoricalLogits``) raises a
       ``ValueError``: declare the site ``numpyro_ext.distributions.OneHotCategorical``.
     - Observed sites, already relaxed classes and any other distribution are returned unchanged.
@@ -294,14 +309,7 @@ class RelaxReparam(Reparam):
         return _rewrap(relaxed, wrappers)
 
     def _relaxed_class(self, name: str, leaf: dist.Distribution) -> type[dist.Distribution]:
-        if isinstance(leaf, OneHotCategorical):
-            return ONE_HOT_CLASSES[self.estimator]
-        if self.estimator not in BERNOULLI_CLASSES:
-            raise ValueError(
-                f"site {name!r} is a Bernoulli, which estimator={self.estimator!r} cannot relax: use one of "
-                f"{sorted(BERNOULLI_CLASSES)} for it (relax twice with different sites to mix estimators)"
-            )
-        return BERNOULLI_CLASSES[self.estimator]
+        return (ONE_HOT_CLASSES if isinstance(leaf, OneHotCategorical) else BERNOULLI_CLASSES)[self.estimator]
 
 
 # --- relax ------------------------------------------------------------------------------------
@@ -410,7 +418,7 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
       and a latent integer ``Categorical`` raises a ``ValueError``. See :class:`RelaxReparam`
       for the class each estimator maps to.
     - ``estimator``: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``,
-      ``reindge``, ``concrete`` (``Bernoulli`` sites: ``gumbel``, ``concrete``).
+      ``reindge``, ``concrete``, on ``OneHotCategorical`` and ``Bernoulli`` sites alike.
     - ``**hyper``: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``),
       checked and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A
       value is a number, an array, or a schedule ``f(step) -> value`` in ``jnp`` ops (e.g.

@@ -32,6 +32,11 @@ from scipy import special, stats
 from numpyro_ext.distributions import (
     REDGE,
     REINDGE,
+    BernoulliREDGE,
+    BernoulliREDGECov,
+    BernoulliReinMax,
+    BernoulliREINDGE,
+    BernoulliStraightThrough,
     OneHotCategorical,
     REDGECov,
     ReinMax,
@@ -41,7 +46,7 @@ from numpyro_ext.distributions import (
     RelaxedOneHotCategoricalStraightThrough,
     StraightThrough,
 )
-from numpyro_ext.kl import ONE_HOT_CLASSES as KL_ONE_HOT_CLASSES
+from numpyro_ext.kl import ONE_HOT_CLASSES as KL_ONE_HOT_CLASSES, OUR_BERNOULLI_CLASSES
 from numpyro_ext.relax import BERNOULLI_CLASSES, ONE_HOT_CLASSES, RelaxReparam, exponential_anneal, relax
 from relaxed_dists import schedules
 from relaxed_dists.registry import BERNOULLI_ESTIMATORS, ESTIMATORS
@@ -306,18 +311,25 @@ def test_one_hot_mapping(estimator):
         assert np.all(getattr(default, name) == value), name
 
 
+BERNOULLI_EXPECTED = {
+    "st": BernoulliStraightThrough,
+    "gumbel": RelaxedBernoulliStraightThrough,
+    "reinmax": BernoulliReinMax,
+    "redge": BernoulliREDGE,
+    "redge_cov": BernoulliREDGECov,
+    "reindge": BernoulliREINDGE,
+    "concrete": RelaxedBernoulli,
+}
+
+
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 def test_bernoulli_mapping(estimator):
-    reparam = RelaxReparam(estimator)
-    site = dist.Bernoulli(logits=_LOGITS[0, :, 0])
-    if estimator not in BERNOULLI_ESTIMATORS:
-        message = rf"site 'b' is a Bernoulli.*estimator='{estimator}'.*\['concrete', 'gumbel'\]"
-        with pytest.raises(ValueError, match=message):
-            reparam.relax_distribution("b", site)
-        return
-    fn = reparam.relax_distribution("b", site)
-    assert type(fn) is {"gumbel": RelaxedBernoulliStraightThrough, "concrete": RelaxedBernoulli}[estimator]
-    assert fn.batch_shape == (N,) and fn.temperature == 1.0
+    assert estimator in BERNOULLI_ESTIMATORS  # every estimator has a Bernoulli class
+    _, hyper = ONE_HOT_EXPECTED[estimator]
+    fn = RelaxReparam(estimator, **hyper).relax_distribution("b", dist.Bernoulli(logits=_LOGITS[0, :, 0]))
+    assert type(fn) is BERNOULLI_EXPECTED[estimator] and fn.batch_shape == (N,) and fn.event_shape == ()
+    for name, value in hyper.items():
+        assert np.all(getattr(fn, name) == value), name
 
 
 def test_bad_estimator_and_hyper_errors():
@@ -539,7 +551,7 @@ def test_kl_errors_and_no_ambiguity():
         kl_divergence(REDGE(logits=jnp.zeros(K), hard=False), OneHotCategorical(logits=jnp.zeros(K)))
     with pytest.raises(ValueError, match="equal event shapes"):
         kl_divergence(StraightThrough(logits=jnp.zeros(3)), OneHotCategorical(logits=jnp.zeros(4)))
-    ours = set(KL_ONE_HOT_CLASSES) | {RelaxedBernoulliStraightThrough}
+    ours = set(KL_ONE_HOT_CLASSES) | set(OUR_BERNOULLI_CLASSES)
     assert [pair for pair in ambiguities(kl_divergence.funcs) if ours & set(pair[0] + pair[1])] == []
 
 
