@@ -151,11 +151,11 @@ def main(argv=None) -> dict:
     x_np, y_np, _ = spike.design(seed=args.seed)
     exact, optimum = spike.exact_inclusion(x_np, y_np), spike.mean_field_optimum(x_np, y_np)
     results, skipped = run_all(jnp.asarray(x_np, jnp.float32), jnp.asarray(y_np, jnp.float32), args)
-    notes = ()
-    if any(not math.isfinite(result["loss"]) for result in results.values()):
-        notes = ("", "A loss of inf: NumPyro's `Bernoulli.log_prob` is -inf at a gate value in (0, 1) (called "
-                 "eagerly it warns 'Out-of-support values'; inside the jitted update it is silent), so that "
-                 "baseline's ELBO is -inf at every step; its parameters still move, by the gradients of the finite terms.")
+    infinite = [label for label, result in results.items() if not math.isfinite(result["loss"])]
+    notes = ("", f"A loss of inf ({', '.join(infinite)}): the guide draws gate values inside (0, 1), which "
+             "NumPyro's `Bernoulli.log_prob` scores -inf (called eagerly it warns 'Out-of-support values'; inside "
+             "the jitted update it is silent), so the ELBO is -inf at every step; the parameters still move, by the "
+             "gradients of the finite terms.") if infinite else ()
     spike.finish(exact, optimum, results, skipped, args, name="spike_slab_numpyro", host="NumPyro", baseline=BASELINE,
                  notes=notes)
     return {"exact": exact, "optimum": optimum, "results": results, "skipped": skipped}
