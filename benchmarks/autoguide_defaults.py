@@ -46,6 +46,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from tqdm import tqdm
 
 from pyro_ext import relax
 
@@ -231,7 +232,10 @@ def ising(side: int = 3, coupling: float = 0.6, seed: int = 5) -> Problem:
                    {"s": prior.clone()}, {"s": ("spins", n)})
 
 
-def suite() -> list[Problem]:
+def suite(quick: bool = False) -> list[Problem]:
+    """The study's problems; ``quick``: small versions of the same five, for the tests."""
+    if quick:
+        return [mixture(n=6), mixture_2d(n=5), hmm(t=3), noisy_or(n_causes=4, n_obs=6), ising(side=2)]
     return [mixture(), mixture_2d(), hmm(), noisy_or(), ising()]
 
 
@@ -391,8 +395,8 @@ def _mean_sd(values: torch.Tensor) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run for the tests: 3 configs, 10 steps, 1 seed")
-    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 1000, quick 10)")
+    parser.add_argument("--quick", action="store_true", help="tiny run for the tests: small problems, 3 configs, 5 steps, 1 seed")
+    parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 1000, quick 5)")
     parser.add_argument("--seeds", type=int, default=None, help="independent runs per config (default 3, quick 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "autoguide_defaults.md")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -403,14 +407,17 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    steps = args.steps or (10 if args.quick else 1000)
+    steps = args.steps or (5 if args.quick else 1000)
     seeds = args.seeds or (1 if args.quick else 3)
     grid = QUICK_GRID if args.quick else GRID
-    problems = suite()
+    problems = suite(args.quick)
     tables = {p.name: posterior_table(p) for p in problems}
     cavi = {p.name: cavi_kl(p) for p in problems}
     start = time.perf_counter()
-    kls = {label(e, h): {p.name: train(p, e, h, seeds, steps, table=tables[p.name]) for p in problems} for e, h in grid}
+    kls = {label(e, h): {} for e, h in grid}
+    runs = tqdm(list(itertools.product(grid, problems)), desc="config x problem", disable=args.quick)
+    for (estimator, hyper), problem in runs:
+        kls[label(estimator, hyper)][problem.name] = train(problem, estimator, hyper, seeds, steps, table=tables[problem.name])
     elapsed = time.perf_counter() - start
     command = "python benchmarks/autoguide_defaults.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
     text = markdown(kls, problems, cavi, steps, seeds, elapsed, command.strip())
