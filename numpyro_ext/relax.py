@@ -56,7 +56,7 @@ from .distributions import (
     StraightThrough,
 )
 
-__all__ = ["relax", "RelaxReparam", "exponential_anneal"]
+__all__ = ["relax", "RelaxReparam", "exponential_anneal", "take_one_hot"]
 
 #: estimator name -> the class that replaces a ``OneHotCategorical`` site.
 ONE_HOT_CLASSES: dict[str, type[dist.Distribution]] = {
@@ -103,6 +103,40 @@ def exponential_anneal(step: ArrayLike, rate: float, minimum: float, maximum: fl
     if isinstance(rate, numbers.Real) and rate < 0:
         raise ValueError(out_of_range("rate", rate, ">= 0"))
     return jnp.maximum(minimum, maximum * jnp.exp(-rate * jnp.asarray(step)))
+
+
+# --- using a one-hot value ----------------------------------------------------------------
+
+
+def take_one_hot(table: ArrayLike, value: ArrayLike) -> jax.Array:
+    r"""``table[index]`` for the one-hot ``value`` of ``index``, written as a contraction, so that
+    the gradient reaches ``value`` (and through it a relaxed site's logits).
+
+    ``value.argmax(-1)`` used as an index gives the same forward result and no gradient at all:
+    the ELBO then trains the discrete site from its prior and entropy terms only.
+
+    Shapes: ``value``: ``batch + (K,)``; ``table``: ``(K,) + rest``; returns ``batch + rest``:
+    ``sum_k value[..., k] * table[k]`` (``value @ table`` for a 2-d ``table``). A ``table`` of
+    integers is cast to ``value``'s dtype.
+
+    .. math:: \mathrm{out}_{b, r} = \sum_{k=1}^{K} v_{b, k}\, T_{k, r}
+
+    >>> import jax.numpy as jnp
+    >>> from numpyro_ext.relax import take_one_hot
+    >>> means = jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # (K, D) = (3, 2)
+    >>> z = jnp.eye(3)[jnp.array([2, 0, 2, 1])]  # four one-hots, (4, 3)
+    >>> take_one_hot(means, z).tolist()
+    [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0], [2.0, 3.0]]
+    """
+    table, value = jnp.asarray(table), jnp.asarray(value)
+    if value.ndim < 1 or table.ndim < 1 or table.shape[0] != value.shape[-1]:
+        raise ValueError(
+            f"take_one_hot needs value of shape batch + (K,) and table of shape (K,) + rest, "
+            f"got value.shape={tuple(value.shape)}, table.shape={tuple(table.shape)}"
+        )
+    if not jnp.issubdtype(table.dtype, jnp.inexact):
+        table = table.astype(value.dtype)
+    return jnp.tensordot(value, table, axes=1)
 
 
 # --- unwrapping a site's distribution -------------------------------------------------------
@@ -213,6 +247,17 @@ def _check_step(step) -> int:
 # --- the reparameteriser --------------------------------------------------------------------
 
 
+def _categorical_message(name: str, found: str, one_hot: str) -> str:
+    """The two ways out for a latent integer ``Categorical`` site (an index has no gradient)."""
+    return (
+        f"site {name!r} is a {found} (integer values), which relax cannot reparameterise. Either "
+        f"(1) declare it {one_hot}(logits=...) and use its one-hot value differentiably: "
+        f"take_one_hot(table, value) (or value @ table) for table[index]; value.argmax(-1) as an index "
+        f"cuts the gradient and trains nothing; or (2) keep it {found} and enumerate it: "
+        f"config_enumerate (infer={{'enumerate': 'parallel'}}) with TraceEnum_ELBO"
+    )
+
+
 class RelaxReparam(Reparam):
     r"""A ``Reparam`` that replaces a latent discrete site by an estimator's distribution.
 
@@ -280,11 +325,7 @@ class RelaxReparam(Reparam):
         """:meth:`relax_distribution` with the hyperparameter values ``hyper``."""
         leaf, wrappers = _unwrap(fn)
         if isinstance(leaf, _CATEGORICAL):
-            raise ValueError(
-                f"site {name!r} is a {type(leaf).__name__} (integer values), which relax cannot reparameterise; "
-                f"declare it numpyro_ext.distributions.OneHotCategorical(logits=...) and use value.argmax(-1) "
-                f"as the index"
-            )
+            raise ValueError(_categorical_message(name, type(leaf).__name__, "numpyro_ext.distributions.OneHotCategorical"))
         if not isinstance(leaf, (OneHotCategorical, *_BERNOULLI)):
             return fn
         param = _given_param(leaf)

@@ -52,7 +52,7 @@ from .distributions import (
     StraightThrough,
 )
 
-__all__ = ["relax", "RelaxReparam", "exponential_anneal"]
+__all__ = ["relax", "RelaxReparam", "exponential_anneal", "take_one_hot"]
 
 #: estimator name -> the class that replaces a ``OneHotCategorical`` site.
 ONE_HOT_CLASSES: dict[str, type[Distribution]] = {
@@ -103,6 +103,42 @@ def exponential_anneal(step, rate: float, minimum: float, maximum: float = 1.0) 
     if not step.is_floating_point():
         step = step.to(torch.get_default_dtype())
     return torch.clamp(maximum * torch.exp(-rate * step), min=minimum)
+
+
+# --- using a one-hot value ----------------------------------------------------------------
+
+
+def take_one_hot(table: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    r"""``table[index]`` for the one-hot ``value`` of ``index``, written as a contraction, so that
+    the gradient reaches ``value`` (and through it a relaxed site's logits).
+
+    ``value.argmax(-1)`` used as an index gives the same forward result and no gradient at all:
+    the ELBO then trains the discrete site from its prior and entropy terms only.
+
+    Shapes:
+        ``value``: ``batch + (K,)``; ``table``: ``(K,) + rest``; returns ``batch + rest``:
+        ``sum_k value[..., k] * table[k]`` (``value @ table`` for a 2-d ``table``). A ``table``
+        of integers is cast to ``value``'s dtype.
+
+    .. math:: \mathrm{out}_{b, r} = \sum_{k=1}^{K} v_{b, k}\, T_{k, r}
+
+    Example:
+        >>> means = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # (K, D) = (3, 2)
+        >>> z = torch.eye(3)[torch.tensor([2, 0, 2, 1])]  # four one-hots, (4, 3)
+        >>> take_one_hot(means, z)
+        tensor([[4., 5.],
+                [0., 1.],
+                [4., 5.],
+                [2., 3.]])
+    """
+    if value.dim() < 1 or table.dim() < 1 or table.shape[0] != value.shape[-1]:
+        raise ValueError(
+            f"take_one_hot needs value of shape batch + (K,) and table of shape (K,) + rest, "
+            f"got value.shape={tuple(value.shape)}, table.shape={tuple(table.shape)}"
+        )
+    if not table.is_floating_point() and not table.is_complex():
+        table = table.to(value.dtype)
+    return torch.tensordot(value, table, dims=1)
 
 
 # --- unwrapping a site's distribution -------------------------------------------------------
@@ -195,6 +231,17 @@ def _check_step(step) -> int:
 # --- the reparameteriser --------------------------------------------------------------------
 
 
+def _categorical_message(name: str, found: str, one_hot: str) -> str:
+    """The two ways out for a latent integer ``Categorical`` site (an index has no gradient)."""
+    return (
+        f"site {name!r} is a {found} (integer values), which relax cannot reparameterise. Either "
+        f"(1) declare it {one_hot}(logits=...) and use its one-hot value differentiably: "
+        f"take_one_hot(table, value) (or value @ table) for table[index]; value.argmax(-1) as an index "
+        f"cuts the gradient and trains nothing; or (2) keep it {found} and enumerate it: "
+        f"config_enumerate (infer={{'enumerate': 'parallel'}}) with TraceEnum_ELBO"
+    )
+
+
 class RelaxReparam(Reparam):
     r"""A ``Reparam`` that replaces a latent discrete site by an estimator's distribution.
 
@@ -250,10 +297,7 @@ class RelaxReparam(Reparam):
         """The relaxed replacement of the latent site ``name``'s distribution ``fn`` (or ``fn``)."""
         leaf, wrappers = _unwrap(fn)
         if isinstance(leaf, Categorical):
-            raise ValueError(
-                f"site {name!r} is a Categorical (integer values), which relax cannot reparameterise; "
-                f"declare it OneHotCategorical(logits=...) and use value.argmax(-1) as the index"
-            )
+            raise ValueError(_categorical_message(name, "Categorical", "OneHotCategorical"))
         if leaf.has_rsample or not isinstance(leaf, (OneHotCategorical, Bernoulli)):
             return fn
         cls = self._relaxed_class(name, leaf)

