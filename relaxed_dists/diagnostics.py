@@ -61,6 +61,8 @@ __all__ = [
     "cli_parser",
     "cli_params",
     "check_n_samples",
+    "NoGradientWarning",
+    "no_gradient_message",
 ]
 
 #: Largest ``K^L`` that :func:`all_one_hots` enumerates.
@@ -305,3 +307,21 @@ def check_n_samples(n_samples, minimum: int = 1) -> int:
     if n_samples < minimum:
         raise ValueError(out_of_range("n_samples", n_samples, allowed))
     return int(n_samples)
+
+
+class NoGradientWarning(UserWarning):
+    """A relaxed discrete site whose value gets no gradient from the ELBO (``check_gradients``)."""
+
+
+def no_gradient_message(names: Sequence[str]) -> str:
+    """The warning of ``check_gradients`` for the relaxed sites ``names`` whose values get no gradient.
+
+    >>> no_gradient_message(["z"]).split(":")[0]
+    "no gradient of the ELBO reaches the relaxed value of site(s) ['z']"
+    """
+    return (
+        f"no gradient of the ELBO reaches the relaxed value of site(s) {sorted(names)}: the model uses "
+        f"them only through a step without a derivative (value.argmax(-1) as an index, a comparison, "
+        f"an integer cast), so their logits learn from the prior and the entropy alone. Use the one-hot "
+        f"value itself: take_one_hot(table, value) (or value @ table) for table[index]"
+    )

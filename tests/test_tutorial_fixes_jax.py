@@ -60,3 +60,41 @@ def test_categorical_error_gives_the_two_ways_out():
     assert "site 'c'" in message and "OneHotCategorical(logits=...)" in message
     assert "take_one_hot(table, value)" in message and "value @ table" in message
     assert "config_enumerate" in message and "TraceEnum_ELBO" in message
+
+
+# --- check_gradients: a relaxed value that gets no gradient --------------------------------
+
+MEANS = jnp.array([-2.0, 0.0, 2.0])
+X = jnp.array([-2.1, 0.2, 1.9, 2.2, -1.8])
+
+
+def _mixture(use):
+    def model(x):
+        with numpyro.plate("data", len(x)):
+            z = numpyro.sample("z", OneHotCategorical(logits=jnp.zeros(K)))
+            numpyro.sample("x", dist.Normal(use(z), 1.0), obs=x)
+
+    return model
+
+
+def _guide(x):
+    logits = numpyro.param("logits", jnp.zeros((len(x), K)))
+    with numpyro.plate("data", len(x)):
+        numpyro.sample("z", OneHotCategorical(logits=logits))
+
+
+@pytest.mark.parametrize("estimator", ["gumbel", "concrete"])
+def test_check_gradients_warns_on_argmax_only(estimator):
+    from numpyro_ext.diagnostics import check_gradients
+    from relaxed_dists.diagnostics import NoGradientWarning
+
+    key = jax.random.PRNGKey(0)
+    guide = relax(_guide, estimator=estimator, temperature=0.5)
+    model = relax(_mixture(lambda z: MEANS[z.argmax(-1)]), estimator=estimator, temperature=0.5)
+    with pytest.warns(NoGradientWarning, match=r"site\(s\) \['z'\].*take_one_hot"):
+        assert check_gradients(key, model, guide, X) == {"z": 0.0}
+    # the same model through take_one_hot: a gradient, no warning (warnings are errors here)
+    model = relax(_mixture(lambda z: take_one_hot(MEANS, z)), estimator=estimator, temperature=0.5)
+    params = {"logits": jnp.ones((len(X), K))}  # as svi.get_params returns them
+    norms = check_gradients(key, model, guide, X, params=params)
+    assert list(norms) == ["z"] and norms["z"] > 0.1  # d/dz_k of -(x - mu_k)^2 / 2 is O(1) per point
