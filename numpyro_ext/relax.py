@@ -29,6 +29,7 @@ from __future__ import annotations
 import collections
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 
 import jax
@@ -348,6 +349,15 @@ class RelaxReparam(Reparam):
 # --- relax ------------------------------------------------------------------------------------
 
 
+def _skipped_message(fn: Callable, skipped: set[str]) -> str:
+    name = getattr(fn, "__name__", fn)
+    return (
+        f"relax({name!r}) left the sites {sorted(skipped)} discrete: they are marked "
+        f"infer={{'enumerate': ...}} (config_enumerate), so they stay for TraceEnum_ELBO to enumerate. "
+        f"To relax them, name them: relax({name}, sites={sorted(skipped)!r}, ...) (this warning is given once)"
+    )
+
+
 def _site_names(sites) -> frozenset[str] | None:
     """The names ``sites`` lists (a name or a collection of names), or ``None``; checks its type."""
     if sites is None or callable(sites):
@@ -379,6 +389,8 @@ class _Relaxed:
         self.sites = sites
         self._names = _site_names(sites)
         self.step_site = _step_site_name(fn)
+        self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
+        self._warned = False
 
     @property
     def step(self) -> int:
@@ -409,6 +421,9 @@ class _Relaxed:
         with handlers.reparam(config=functools.partial(self._config, relax_site, seen)):
             result = self.fn(*args, **kwargs)
         self._check_found(seen)
+        if self._skipped and not self._warned:
+            self._warned = True
+            warnings.warn(_skipped_message(self.fn, self._skipped), UserWarning, stacklevel=2)
         if state is not None and state is not init:  # a stored step (svi.update): advance it in place
             state["step"] = state["step"] + 1
         return result
@@ -421,6 +436,8 @@ class _Relaxed:
             return None
         if self.sites is None:
             selected = not msg["infer"].get("enumerate")
+            if not selected and isinstance(_unwrap(fn)[0], (OneHotCategorical, *_BERNOULLI)):
+                self._skipped.add(name)
         elif self._names is not None:
             selected = name in self._names
         else:
@@ -443,7 +460,9 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
 
     - ``fn``: a NumPyro model or guide.
     - ``sites``: which sites to relax: ``None`` (every eligible site, except those marked
-      ``infer={"enumerate": ...}``), a site name, a collection of names, or a predicate
+      ``infer={"enumerate": ...}``, e.g. by ``config_enumerate``: they are left for
+      ``TraceEnum_ELBO``, and the first trace warns, naming them; list them here to relax
+      them), a site name, a collection of names, or a predicate
       ``f(name, fn) -> bool`` on the site's name and distribution (wrappers included). A
       listed name that is no sample site of ``fn`` raises a ``ValueError`` after the call.
       Observed sites are never touched (nor shown to the predicate); selected sites that

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 
 import torch
@@ -318,6 +319,15 @@ class RelaxReparam(Reparam):
 # --- relax ------------------------------------------------------------------------------------
 
 
+def _skipped_message(fn: Callable, skipped: set[str]) -> str:
+    name = getattr(fn, "__name__", fn)
+    return (
+        f"relax({name!r}) left the sites {sorted(skipped)} discrete: they are marked "
+        f"infer={{'enumerate': ...}} (config_enumerate), so they stay for TraceEnum_ELBO to enumerate. "
+        f"To relax them, name them: relax({name}, sites={sorted(skipped)!r}, ...) (this warning is given once)"
+    )
+
+
 def _site_names(sites) -> frozenset[str] | None:
     """The names ``sites`` lists (a name or a collection of names), or ``None``; checks its type."""
     if sites is None or callable(sites):
@@ -341,6 +351,8 @@ class _Relaxed:
         self.sites = sites
         self._names = _site_names(sites)
         self._seen: set[str] = set()
+        self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
+        self._warned = False
         self._handler = poutine.reparam(fn, config=self._config)
 
     def _config(self, msg) -> RelaxReparam | None:
@@ -351,6 +363,8 @@ class _Relaxed:
             return None
         if self.sites is None:
             selected = not msg["infer"].get("enumerate")
+            if not selected and isinstance(_unwrap(fn)[0], (OneHotCategorical, Bernoulli)):
+                self._skipped.add(name)
         elif self._names is not None:
             selected = name in self._names
         else:
@@ -363,6 +377,11 @@ class _Relaxed:
                 f"sites {sorted(self._names - self._seen)} are not sample sites of "
                 f"{getattr(self.fn, '__name__', self.fn)!r}; its sample sites are {sorted(self._seen)}"
             )
+
+    def _warn_skipped(self) -> None:
+        if self._skipped and not self._warned:
+            self._warned = True
+            warnings.warn(_skipped_message(self.fn, self._skipped), UserWarning, stacklevel=3)
 
     @property
     def step(self) -> int:
@@ -386,6 +405,7 @@ class _Relaxed:
         self._seen = set()
         result = self._handler(*args, **kwargs)
         self._check_found()
+        self._warn_skipped()
         self.reparam.step += 1
         return result
 
@@ -399,7 +419,9 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
     Args:
         fn: a Pyro model or guide.
         sites: which sites to relax: ``None`` (every eligible site, except those marked
-            ``infer={"enumerate": ...}``), a site name, a collection of names, or a predicate
+            ``infer={"enumerate": ...}``, e.g. by ``config_enumerate``: they are left for
+            ``TraceEnum_ELBO``, and the first call warns, naming them; list them here to relax
+            them), a site name, a collection of names, or a predicate
             ``f(name, fn) -> bool`` on the site's name and distribution. A listed name that is no
             sample site of ``fn`` raises a ``ValueError`` after the call. Observed sites are never
             touched; selected sites that are neither ``OneHotCategorical`` nor ``Bernoulli`` (or
