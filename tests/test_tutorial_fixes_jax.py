@@ -98,3 +98,25 @@ def test_check_gradients_warns_on_argmax_only(estimator):
     params = {"logits": jnp.ones((len(X), K))}  # as svi.get_params returns them
     norms = check_gradients(key, model, guide, X, params=params)
     assert list(norms) == ["z"] and norms["z"] > 0.1  # d/dz_k of -(x - mu_k)^2 / 2 is O(1) per point
+
+
+# --- AutoNormal on a relaxed model: a clear error instead of a bare NotImplementedError ----
+
+
+def test_autonormal_on_relaxed_model_says_what_to_do():
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer.autoguide import AutoNormal
+
+    from numpyro_ext.distributions import RelaxedBernoulliStraightThrough
+
+    def model(x):
+        loc = numpyro.sample("loc", dist.Normal(jnp.zeros(K), 3.0).to_event(1))
+        with numpyro.plate("data", len(x)):
+            z = numpyro.sample("z", OneHotCategorical(logits=jnp.zeros(K)))
+            numpyro.sample("x", dist.Normal(take_one_hot(loc, z), 1.0), obs=x)
+
+    guide = AutoNormal(relax(model, estimator="reinmax"))
+    with pytest.raises(ValueError, match=r"_ReparametrizedOneHot.*AutoRelaxed\(model, continuous=AutoNormal\)"):
+        handlers.seed(guide, 0)(X)
+    with pytest.raises(ValueError, match=r"_ReparametrizedBoolean.*handlers.block\(model, hide="):
+        biject_to(RelaxedBernoulliStraightThrough(0.5, logits=jnp.zeros(2)).support)
