@@ -4,9 +4,10 @@ reports of an estimator's gradient against it, and the fidelity of its hard samp
 Mirrors :mod:`pyro_ext.diagnostics` name for name; the functions that draw noise take a
 leading PRNG ``key``, as :mod:`numpyro_ext.functional` does; the statistics, tables and plot
 are :mod:`relaxed_dists.diagnostics`.
-Estimators are the keys of :data:`numpyro_ext.functional.SAMPLERS` with the sampler's keyword
-arguments (``tau``, ``n_steps``, ``t_1``), plus ``"reinforce"``: the score function with a
-leave-one-out baseline, unbiased,
+Estimators are the keys of :data:`numpyro_ext.functional.SAMPLERS`, their
+hyperparameters by the names :func:`relax` gives them (``temperature``, ``n_steps``, ``t_1``, with the
+registry's defaults; another name is a ``TypeError`` listing the allowed ones), plus
+``"reinforce"``: the score function with a leave-one-out baseline, unbiased,
 
 .. math::
 
@@ -52,6 +53,7 @@ from relaxed_dists.diagnostics import (
     gradient_markdown,
     no_gradient_message,
     plot_sweep,
+    sampler_params,
     standard_coefficients,
     summarise,
     sweep_grid,
@@ -100,10 +102,11 @@ def estimator_gradients(key: jax.Array, estimator: str, f, logits: jax.Array, n_
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         return _reinforce_gradients(key, f, batch)
-    grad = jax.grad(lambda batch, key: f(SAMPLERS[estimator](key, batch, **params)).sum())
+    grad = jax.grad(lambda batch, key: f(SAMPLERS[estimator](key, batch, **kwargs)).sum())
     return jax.jit(grad)(batch, key)  # one compiled program: much faster than op-by-op dispatch
 
 
@@ -147,11 +150,12 @@ def sample_fidelity(
     (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws."""
     _check_estimator(estimator)
     n_samples = check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         hard = jax.nn.one_hot(jax.random.categorical(key, batch), batch.shape[-1], dtype=batch.dtype)
     else:
-        hard = jax.jit(lambda key, batch: SAMPLERS[estimator](key, batch, **params))(key, batch)
+        hard = jax.jit(lambda key, batch: SAMPLERS[estimator](key, batch, **kwargs))(key, batch)
     return fidelity_report(np.asarray(hard), np.asarray(jax.nn.softmax(logits, axis=-1)), estimator, params)
 
 

@@ -3,9 +3,10 @@ reports of an estimator's gradient against it, and the fidelity of its hard samp
 
 Mirrors :mod:`numpyro_ext.diagnostics` name for name (the JAX functions that draw noise take a
 leading ``key``); the statistics, tables and plot are :mod:`relaxed_dists.diagnostics`.
-Estimators are the keys of :data:`pyro_ext.functional.SAMPLERS` with the sampler's keyword
-arguments (``tau``, ``n_steps``, ``t_1``), plus ``"reinforce"``: the score function with a
-leave-one-out baseline, unbiased,
+Estimators are the keys of :data:`pyro_ext.functional.SAMPLERS`, their
+hyperparameters by the names :func:`relax` gives them (``temperature``, ``n_steps``, ``t_1``, with the
+registry's defaults; another name is a ``TypeError`` listing the allowed ones), plus
+``"reinforce"``: the score function with a leave-one-out baseline, unbiased,
 
 .. math::
 
@@ -50,6 +51,7 @@ from relaxed_dists.diagnostics import (
     gradient_markdown,
     no_gradient_message,
     plot_sweep,
+    sampler_params,
     standard_coefficients,
     summarise,
     sweep_grid,
@@ -100,10 +102,11 @@ def estimator_gradients(estimator: str, f, logits: torch.Tensor, n_samples: int,
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = logits.detach().expand(n_samples, *logits.shape).clone().requires_grad_(True)
     if estimator == REINFORCE:
         return _reinforce_gradients(f, batch)
-    (grad,) = torch.autograd.grad(f(SAMPLERS[estimator](batch, **params)).sum(), batch)
+    (grad,) = torch.autograd.grad(f(SAMPLERS[estimator](batch, **kwargs)).sum(), batch)
     return grad
 
 
@@ -138,12 +141,13 @@ def sample_fidelity(estimator: str, logits: torch.Tensor, n_samples: int = 100_0
     ``n_samples`` must be an integer >= 1 (``ValueError`` / ``TypeError`` otherwise)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = logits.detach().expand(n_samples, *logits.shape)
     with torch.no_grad():
         if estimator == REINFORCE:
             hard = torch.distributions.OneHotCategorical(logits=batch).sample()
         else:
-            hard = SAMPLERS[estimator](batch, **params)
+            hard = SAMPLERS[estimator](batch, **kwargs)
     return fidelity_report(_numpy(hard), _numpy(torch.softmax(logits.detach(), dim=-1)), estimator, params)
 
 
