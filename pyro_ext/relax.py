@@ -36,6 +36,7 @@ from pyro import poutine
 from pyro.distributions import Independent
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.infer.reparam.reparam import Reparam
+from pyro.poutine.messenger import Messenger
 from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
 
 from relaxed_dists.checks import check_positive_scalar, out_of_range
@@ -341,6 +342,35 @@ def _site_names(sites) -> frozenset[str] | None:
     )
 
 
+class _ReplayedValueCheck(Messenger):
+    """After each relaxed site of a model is given its value, checks (under validation) that a hard
+    class got an exact one-hot / 0-1 value: a Concrete guide's relaxed point replayed into a hard
+    model site is a short ``ValueError`` naming the site, not the host's message printing the tensor."""
+
+    def __init__(self, relaxed: "_Relaxed") -> None:
+        super().__init__()
+        self.relaxed = relaxed
+
+    def _pyro_post_sample(self, msg) -> None:
+        leaf = _unwrap(msg["fn"])[0]
+        if msg["is_observed"] or not isinstance(leaf, _hard_classes()) or not leaf._validate_args:
+            return
+        if not bool(torch.all(leaf.support.check(msg["value"]))):
+            raise ValueError(
+                f"site {msg['name']!r} of {getattr(self.relaxed.fn, '__name__', self.relaxed.fn)!r} is relaxed to "
+                f"{type(leaf).__name__}, which takes exact one-hot (or 0/1) values, and was given a value that is not "
+                f"one, as a guide relaxed with estimator='concrete' draws: 'concrete' relaxes the values themselves, "
+                f"so it belongs in model and guide together (relax(model, estimator='concrete') too); or give the "
+                f"guide a hard estimator"
+            )
+
+
+def _hard_classes() -> tuple[type[Distribution], ...]:
+    """The classes of :data:`ONE_HOT_CLASSES` / :data:`BERNOULLI_CLASSES` with exact discrete values."""
+    classes = (*ONE_HOT_CLASSES.values(), *BERNOULLI_CLASSES.values())
+    return tuple(c for c in classes if c not in (RelaxedOneHotCategorical, RelaxedBernoulli))
+
+
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
@@ -353,7 +383,7 @@ class _Relaxed:
         self._seen: set[str] = set()
         self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
         self._warned = False
-        self._handler = poutine.reparam(fn, config=self._config)
+        self._handler = poutine.reparam(_ReplayedValueCheck(self)(fn), config=self._config)
 
     def _config(self, msg) -> RelaxReparam | None:
         """``poutine.reparam``'s config: the reparameteriser for the selected latent sites."""
@@ -429,6 +459,10 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
             ``ValueError``. See :class:`RelaxReparam` for the class each estimator maps to.
         estimator: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``, ``reindge``,
             ``concrete`` (``Bernoulli`` sites: ``gumbel``, ``concrete``).
+            ``concrete`` relaxes the values themselves: relax the model with it too. A model site
+            relaxed to a hard class that is handed a non-one-hot value (under validation) raises a
+            short ``ValueError`` naming the site; an unrelaxed model's own ``OneHotCategorical``
+            validation error is Pyro's.
         **hyper: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``), checked
             and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A value is
             a number, a tensor, or a schedule: a callable ``f(step) -> value``.

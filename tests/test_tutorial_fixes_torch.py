@@ -122,3 +122,18 @@ def test_relaxed_concrete_mixture_at_temperature_0_1_is_finite():
     svi = SVI(model, guide, pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
     losses = torch.tensor([svi.step(x) for _ in range(30)])
     assert torch.isfinite(losses).all() and torch.isfinite(pyro.param("logits")).all()
+
+
+# --- a Concrete guide against a hard relaxed model: a short error naming the site ----------
+
+
+@pytest.mark.parametrize("estimator", ["st", "gumbel"])
+def test_concrete_guide_against_hard_model_is_a_short_error(estimator):
+    from pyro.infer import SVI, Trace_ELBO
+
+    hyper = {"temperature": 0.5} if estimator == "gumbel" else {}
+    model = relax(_mixture(lambda z: take_one_hot(MEANS, z)), estimator=estimator, **hyper)
+    svi = SVI(model, relax(_guide, estimator="concrete", temperature=0.5), pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
+    with pytest.raises(ValueError, match=r"site 'z' of 'model' is relaxed to .*'concrete' relaxes the values.*together") as info:
+        svi.step(X)
+    assert "tensor(" not in str(info.value)  # the host's message printed the whole value
