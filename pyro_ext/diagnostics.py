@@ -205,6 +205,7 @@ def check_gradients(model, guide, *args, params=None, **kwargs) -> dict[str, flo
 
     >>> import pyro, pyro.distributions as dist
     >>> from pyro_ext.relax import relax, take_one_hot
+    >>> pyro.clear_param_store()
     >>> means = torch.tensor([-2.0, 0.0, 2.0])
     >>> def model(x):
     ...     with pyro.plate("data", len(x)):
