@@ -27,18 +27,16 @@ K, N = 3, 5
 
 
 def test_take_one_hot_is_the_index_with_a_gradient():
-    rest = (2, 4)
-    table = jax.random.normal(jax.random.PRNGKey(0), (K,) + rest)
-    index = jnp.array([[2, 0], [1, 1]])
-    value = jax.nn.one_hot(index, K)
-    out = take_one_hot(table, value)
-    assert out.shape == index.shape + rest
+    rng = np.random.default_rng(0)
+    table, upstream = rng.standard_normal((K, 2, 4)), rng.standard_normal((2, 2, 2, 4))
+    index = np.array([[2, 0], [1, 1]])
+    value = jnp.asarray(np.eye(K)[index])
+    # one compiled program (the forward value and the gradient in value)
+    out, grad = jax.jit(lambda v: (take_one_hot(table, v), jax.grad(lambda v: (take_one_hot(table, v) * upstream).sum())(v)))(value)
+    assert out.shape == index.shape + (2, 4)
     np.testing.assert_array_equal(out, table[index])  # a one-hot picks one row exactly
-    upstream = jax.random.normal(jax.random.PRNGKey(1), out.shape)
-    grad = jax.grad(lambda v: (take_one_hot(table, v) * upstream).sum())(value)
-    # d out[b] / d value[b, k] = table[k]: the gradient is <upstream[b], table[k]> over rest
-    expected = jnp.einsum("ij...,k...->ijk", upstream, table)
-    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)  # float32 sums in another order
+    # d out[b] / d value[b, k] = table[k]: the gradient is <upstream[b], table[k]> over the rest
+    np.testing.assert_allclose(grad, np.einsum("ijab,kab->ijk", upstream, table), rtol=1e-12)  # float64 (x64 on)
     matrix = table[..., 0]  # a (K, 2) table: take_one_hot is value @ table
     np.testing.assert_array_equal(take_one_hot(matrix, value), value @ matrix)
 
@@ -83,7 +81,7 @@ def _guide(x):
         numpyro.sample("z", OneHotCategorical(logits=logits))
 
 
-@pytest.mark.parametrize("estimator", ["gumbel", "concrete"])
+@pytest.mark.parametrize("estimator", ["gumbel"])  # concrete: in the torch twin (JAX time budget)
 def test_check_gradients_warns_on_argmax_only(estimator):
     from numpyro_ext.diagnostics import check_gradients
     from relaxed_dists.diagnostics import NoGradientWarning
