@@ -64,10 +64,10 @@ L, K = 3, 4
 TV_K = 10
 SEED = 0
 
-# (row label, sampler key, params): REINFORCE is handled apart (it is not a reparametrisation).
+# (row label, estimator, hyperparameters by relax's names): REINFORCE is handled apart (it is not a reparametrisation).
 ESTIMATORS = (
-    [("st", "st", {}), ("gumbel tau=0.5", "gumbel", {"tau": 0.5}), ("gumbel tau=1.0", "gumbel", {"tau": 1.0})]
-    + [("reinmax tau=1.0", "reinmax", {"tau": 1.0})]
+    [("st", "st", {}), ("gumbel tau=0.5", "gumbel", {"temperature": 0.5}), ("gumbel tau=1.0", "gumbel", {"temperature": 1.0})]
+    + [("reinmax tau=1.0", "reinmax", {"temperature": 1.0})]
     + [
         (f"redge n={n} t_1={t}", "redge", {"n_steps": n, "t_1": t})
         for n, t in itertools.product((3, 5, 9), (0.1, 0.3, 0.5, 0.9, 1.0))

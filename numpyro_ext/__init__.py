@@ -24,7 +24,7 @@ from .distributions import (
     StraightThrough,
 )
 from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
-from .relax import RelaxReparam, exponential_anneal, relax
+from .relax import RelaxReparam, exponential_anneal, relax, take_one_hot
 
 __all__ = [
     "concrete",
@@ -60,4 +60,5 @@ __all__ = [
     "reindge",
     "RelaxReparam",
     "exponential_anneal",
+    "take_one_hot",
 ]

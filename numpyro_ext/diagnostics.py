@@ -4,9 +4,10 @@ reports of an estimator's gradient against it, and the fidelity of its hard samp
 Mirrors :mod:`pyro_ext.diagnostics` name for name; the functions that draw noise take a
 leading PRNG ``key``, as :mod:`numpyro_ext.functional` does; the statistics, tables and plot
 are :mod:`relaxed_dists.diagnostics`.
-Estimators are the keys of :data:`numpyro_ext.functional.SAMPLERS` with the sampler's keyword
-arguments (``tau``, ``n_steps``, ``t_1``), plus ``"reinforce"``: the score function with a
-leave-one-out baseline, unbiased,
+Estimators are the keys of :data:`numpyro_ext.functional.SAMPLERS`, their
+hyperparameters by the names :func:`relax` gives them (``temperature``, ``n_steps``, ``t_1``, with the
+registry's defaults; another name is a ``TypeError`` listing the allowed ones), plus
+``"reinforce"``: the score function with a leave-one-out baseline, unbiased,
 
 .. math::
 
@@ -31,28 +32,34 @@ gradient of one batched sum (sample ``i`` depends on slice ``i`` of the logits o
 from __future__ import annotations
 
 import sys
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro import handlers
 
 from relaxed_dists.diagnostics import (
     FUNCTIONS,
     REINFORCE,
     FidelityReport,
     GradientReport,
+    NoGradientWarning,
     all_one_hots,
     check_n_samples,
     cli_params,
     cli_parser,
     fidelity_report,
     gradient_markdown,
+    no_gradient_message,
     plot_sweep,
+    sampler_params,
     standard_coefficients,
     summarise,
     sweep_grid,
 )
 
+from . import relax as _relax
 from .functional import SAMPLERS
 
 __all__ = [
@@ -65,6 +72,7 @@ __all__ = [
     "sample_fidelity",
     "plot_sweep",
     "standard_problem",
+    "check_gradients",
     "main",
 ]
 
@@ -94,10 +102,11 @@ def estimator_gradients(key: jax.Array, estimator: str, f, logits: jax.Array, n_
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         return _reinforce_gradients(key, f, batch)
-    grad = jax.grad(lambda batch, key: f(SAMPLERS[estimator](key, batch, **params)).sum())
+    grad = jax.grad(lambda batch, key: f(SAMPLERS[estimator](key, batch, **kwargs)).sum())
     return jax.jit(grad)(batch, key)  # one compiled program: much faster than op-by-op dispatch
 
 
@@ -141,11 +150,12 @@ def sample_fidelity(
     (``logits``: ``batch_shape + (K,)``), with the TV expected from exact categorical draws."""
     _check_estimator(estimator)
     n_samples = check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = jnp.broadcast_to(jax.lax.stop_gradient(logits), (n_samples, *logits.shape))
     if estimator == REINFORCE:
         hard = jax.nn.one_hot(jax.random.categorical(key, batch), batch.shape[-1], dtype=batch.dtype)
     else:
-        hard = jax.jit(lambda key, batch: SAMPLERS[estimator](key, batch, **params))(key, batch)
+        hard = jax.jit(lambda key, batch: SAMPLERS[estimator](key, batch, **kwargs))(key, batch)
     return fidelity_report(np.asarray(hard), np.asarray(jax.nn.softmax(logits, axis=-1)), estimator, params)
 
 
@@ -160,6 +170,83 @@ def standard_problem(seed: int = 0) -> tuple[jax.Array, dict]:
         "bump": lambda x: jnp.exp(-2.0 * ((x @ v - 0.45) ** 2).sum(axis=-1)),
     }
     return arrays["logits"], functions
+
+
+def _is_relaxed(site) -> bool:
+    """Whether a trace node is a latent site drawn from a relaxed (estimator) class of :mod:`numpyro_ext.relax`."""
+    if site["type"] != "sample" or site["is_observed"]:
+        return False
+    classes = (*_relax.ONE_HOT_CLASSES.values(), *_relax.BERNOULLI_CLASSES.values())
+    return isinstance(_relax._unwrap(site["fn"])[0], classes)
+
+
+def _log_density_downstream(trace, values: dict) -> jax.Array:
+    """The trace's log density, with each site of ``values`` scored at its value under
+    ``stop_gradient``: what remains of a relaxed value's gradient is what reaches it through the
+    rest of the program."""
+    total = jnp.zeros(())
+    for name, site in trace.items():
+        if site["type"] == "sample":
+            value = jax.lax.stop_gradient(site["value"]) if name in values else site["value"]
+            log_p = site["fn"].log_prob(value)
+            total = total + jnp.sum(log_p if site["scale"] is None else site["scale"] * log_p)
+    return total
+
+
+def check_gradients(key: jax.Array, model, guide, *args, params=None, **kwargs) -> dict[str, float]:
+    r"""Norms of the ELBO's gradient with respect to each relaxed discrete value of ``guide``,
+    and a :class:`~relaxed_dists.diagnostics.NoGradientWarning` naming the sites where it is zero.
+
+    One draw of ``guide`` (a :func:`~numpyro_ext.relax.relax` -ed guide, or one with relaxed
+    classes), seeded with ``key``, is replayed through ``model``, as ``Trace_ELBO`` does; then one
+    ``jax.grad`` of ``log p(x, z) - log q(z)`` with respect to the relaxed values (substituted back
+    at their sites, the same noise elsewhere) gives the gradient at each ``z_s``, with the two terms
+    of the site itself (``log p(z_s | ...)``, ``log q(z_s | ...)``) held fixed: what is left is
+    what the rest of the model (the likelihood, the sites that use ``z_s``) sends back. It is zero
+    when the model reads the value only through a step without a derivative, e.g.
+    ``value.argmax(-1)`` as an index; use :func:`~numpyro_ext.relax.take_one_hot` (or
+    ``value @ table``) instead.
+
+    ``params``: ``{name: value}`` for the ``numpyro.param`` sites of model and guide, as
+    ``svi.get_params(state)`` returns them (``handlers.substitute``); by default their initial values.
+
+    Returns ``{site: ||d ELBO / d z_s||}`` (Python floats).
+
+    >>> import jax, jax.numpy as jnp, numpyro, numpyro.distributions as dist
+    >>> from numpyro_ext.distributions import OneHotCategorical
+    >>> from numpyro_ext.relax import relax, take_one_hot
+    >>> means = jnp.array([-2.0, 0.0, 2.0])
+    >>> def model(x):
+    ...     with numpyro.plate("data", len(x)):
+    ...         z = numpyro.sample("z", OneHotCategorical(logits=jnp.zeros(3)))
+    ...         numpyro.sample("x", dist.Normal(take_one_hot(means, z), 1.0), obs=x)
+    >>> def guide(x):
+    ...     logits = numpyro.param("logits", jnp.zeros((len(x), 3)))
+    ...     with numpyro.plate("data", len(x)):
+    ...         numpyro.sample("z", OneHotCategorical(logits=logits))
+    >>> x = jnp.array([1.0, -1.0])
+    >>> norms = check_gradients(jax.random.PRNGKey(0), model, relax(guide, estimator="st"), x)
+    >>> sorted(norms), norms["z"] > 0
+    (['z'], True)
+    """
+    guide_key, model_key = jax.random.split(key)
+    guide = handlers.seed(handlers.substitute(guide, data=params or {}), guide_key)
+    model = handlers.seed(handlers.substitute(model, data=params or {}), model_key)
+    guide_trace = handlers.trace(guide).get_trace(*args, **kwargs)
+    values = {name: site["value"] for name, site in guide_trace.items() if _is_relaxed(site)}
+
+    def elbo(values):
+        # substitute outside seed: the other sites draw the same noise as in guide_trace
+        guide_trace = handlers.trace(handlers.substitute(guide, data=values)).get_trace(*args, **kwargs)
+        model_trace = handlers.trace(handlers.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        return _log_density_downstream(model_trace, values) - _log_density_downstream(guide_trace, values)
+
+    grads = jax.jit(jax.grad(elbo))(values)  # one compiled program: faster than op-by-op dispatch
+    norms = {name: float(jnp.linalg.norm(grads[name])) for name in values}
+    dead = [name for name, norm in norms.items() if norm == 0.0]
+    if dead:
+        warnings.warn(no_gradient_message(dead), NoGradientWarning, stacklevel=2)
+    return norms
 
 
 def main(argv=None) -> str:

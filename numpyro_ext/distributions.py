@@ -198,6 +198,22 @@ reparametrized_one_hot = _ReparametrizedOneHot()
 reparametrized_boolean = _ReparametrizedBoolean()
 
 
+def _no_bijection(constraint: constraints.Constraint):
+    """``biject_to`` of a relaxed discrete support: a clear ``ValueError`` (NumPyro's registry has
+    no entry and raises a bare ``NotImplementedError`` from ``AutoNormal``'s ``init_to_uniform``)."""
+    raise ValueError(
+        f"a relaxed discrete site (support {type(constraint).__name__}: the exact one-hot or 0/1 values of an "
+        f"estimator class such as ReinMax or REDGE) has no bijection onto the reals, so a continuous autoguide "
+        f"(AutoNormal, AutoDiagonalNormal, ...) or its init_loc_fn cannot place it. Guide the discrete sites "
+        f"with numpyro_ext.autoguide.AutoRelaxed(model, continuous=AutoNormal), or hide them from the continuous "
+        f"autoguide, AutoNormal(handlers.block(model, hide=[...])), and guide them yourself (AutoGuideList)"
+    )
+
+
+biject_to.register(_ReparametrizedOneHot, _no_bijection)
+biject_to.register(_ReparametrizedBoolean, _no_bijection)
+
+
 class _PreImages:
     """Sample array -> the log-space pre-image its transform computed, keyed on identity.
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 
 import jax
@@ -63,7 +64,7 @@ from .distributions import (
     StraightThrough,
 )
 
-__all__ = ["relax", "RelaxReparam", "exponential_anneal"]
+__all__ = ["relax", "RelaxReparam", "exponential_anneal", "take_one_hot"]
 
 #: estimator name -> the class that replaces a ``OneHotCategorical`` site.
 ONE_HOT_CLASSES: dict[str, type[dist.Distribution]] = {
@@ -115,6 +116,40 @@ def exponential_anneal(step: ArrayLike, rate: float, minimum: float, maximum: fl
     if isinstance(rate, numbers.Real) and rate < 0:
         raise ValueError(out_of_range("rate", rate, ">= 0"))
     return jnp.maximum(minimum, maximum * jnp.exp(-rate * jnp.asarray(step)))
+
+
+# --- using a one-hot value ----------------------------------------------------------------
+
+
+def take_one_hot(table: ArrayLike, value: ArrayLike) -> jax.Array:
+    r"""``table[index]`` for the one-hot ``value`` of ``index``, written as a contraction, so that
+    the gradient reaches ``value`` (and through it a relaxed site's logits).
+
+    ``value.argmax(-1)`` used as an index gives the same forward result and no gradient at all:
+    the ELBO then trains the discrete site from its prior and entropy terms only.
+
+    Shapes: ``value``: ``batch + (K,)``; ``table``: ``(K,) + rest``; returns ``batch + rest``:
+    ``sum_k value[..., k] * table[k]`` (``value @ table`` for a 2-d ``table``). A ``table`` of
+    integers is cast to ``value``'s dtype.
+
+    .. math:: \mathrm{out}_{b, r} = \sum_{k=1}^{K} v_{b, k}\, T_{k, r}
+
+    >>> import jax.numpy as jnp
+    >>> from numpyro_ext.relax import take_one_hot
+    >>> means = jnp.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # (K, D) = (3, 2)
+    >>> z = jnp.eye(3)[jnp.array([2, 0, 2, 1])]  # four one-hots, (4, 3)
+    >>> take_one_hot(means, z).tolist()
+    [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0], [2.0, 3.0]]
+    """
+    table, value = jnp.asarray(table), jnp.asarray(value)
+    if value.ndim < 1 or table.ndim < 1 or table.shape[0] != value.shape[-1]:
+        raise ValueError(
+            f"take_one_hot needs value of shape batch + (K,) and table of shape (K,) + rest, "
+            f"got value.shape={tuple(value.shape)}, table.shape={tuple(table.shape)}"
+        )
+    if not jnp.issubdtype(table.dtype, jnp.inexact):
+        table = table.astype(value.dtype)
+    return jnp.tensordot(value, table, axes=1)
 
 
 # --- unwrapping a site's distribution -------------------------------------------------------
@@ -225,6 +260,17 @@ def _check_step(step) -> int:
 # --- the reparameteriser --------------------------------------------------------------------
 
 
+def _categorical_message(name: str, found: str, one_hot: str) -> str:
+    """The two ways out for a latent integer ``Categorical`` site (an index has no gradient)."""
+    return (
+        f"site {name!r} is a {found} (integer values), which relax cannot reparameterise. Either "
+        f"(1) declare it {one_hot}(logits=...) and use its one-hot value differentiably: "
+        f"take_one_hot(table, value) (or value @ table) for table[index]; value.argmax(-1) as an index "
+        f"cuts the gradient and trains nothing; or (2) keep it {found} and enumerate it: "
+        f"config_enumerate (infer={{'enumerate': 'parallel'}}) with TraceEnum_ELBO"
+    )
+
+
 class RelaxReparam(Reparam):
     r"""A ``Reparam`` that replaces a latent discrete site by an estimator's distribution.
 
@@ -295,11 +341,7 @@ class RelaxReparam(Reparam):
         """:meth:`relax_distribution` with the hyperparameter values ``hyper``."""
         leaf, wrappers = _unwrap(fn)
         if isinstance(leaf, _CATEGORICAL):
-            raise ValueError(
-                f"site {name!r} is a {type(leaf).__name__} (integer values), which relax cannot reparameterise; "
-                f"declare it numpyro_ext.distributions.OneHotCategorical(logits=...) and use value.argmax(-1) "
-                f"as the index"
-            )
+            raise ValueError(_categorical_message(name, type(leaf).__name__, "numpyro_ext.distributions.OneHotCategorical"))
         if not isinstance(leaf, (OneHotCategorical, *_BERNOULLI)):
             return fn
         param = _given_param(leaf)
@@ -313,6 +355,15 @@ class RelaxReparam(Reparam):
 
 
 # --- relax ------------------------------------------------------------------------------------
+
+
+def _skipped_message(fn: Callable, skipped: set[str]) -> str:
+    name = getattr(fn, "__name__", fn)
+    return (
+        f"relax({name!r}) left the sites {sorted(skipped)} discrete: they are marked "
+        f"infer={{'enumerate': ...}} (config_enumerate), so they stay for TraceEnum_ELBO to enumerate. "
+        f"To relax them, name them: relax({name}, sites={sorted(skipped)!r}, ...) (this warning is given once)"
+    )
 
 
 def _site_names(sites) -> frozenset[str] | None:
@@ -346,6 +397,8 @@ class _Relaxed:
         self.sites = sites
         self._names = _site_names(sites)
         self.step_site = _step_site_name(fn)
+        self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
+        self._warned = False
 
     @property
     def step(self) -> int:
@@ -376,6 +429,9 @@ class _Relaxed:
         with handlers.reparam(config=functools.partial(self._config, relax_site, seen)):
             result = self.fn(*args, **kwargs)
         self._check_found(seen)
+        if self._skipped and not self._warned:
+            self._warned = True
+            warnings.warn(_skipped_message(self.fn, self._skipped), UserWarning, stacklevel=2)
         if state is not None and state is not init:  # a stored step (svi.update): advance it in place
             state["step"] = state["step"] + 1
         return result
@@ -388,6 +444,8 @@ class _Relaxed:
             return None
         if self.sites is None:
             selected = not msg["infer"].get("enumerate")
+            if not selected and isinstance(_unwrap(fn)[0], (OneHotCategorical, *_BERNOULLI)):
+                self._skipped.add(name)
         elif self._names is not None:
             selected = name in self._names
         else:
@@ -410,7 +468,9 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
 
     - ``fn``: a NumPyro model or guide.
     - ``sites``: which sites to relax: ``None`` (every eligible site, except those marked
-      ``infer={"enumerate": ...}``), a site name, a collection of names, or a predicate
+      ``infer={"enumerate": ...}``, e.g. by ``config_enumerate``: they are left for
+      ``TraceEnum_ELBO``, and the first trace warns, naming them; list them here to relax
+      them), a site name, a collection of names, or a predicate
       ``f(name, fn) -> bool`` on the site's name and distribution (wrappers included). A
       listed name that is no sample site of ``fn`` raises a ``ValueError`` after the call.
       Observed sites are never touched (nor shown to the predicate); selected sites that

@@ -3,9 +3,10 @@ reports of an estimator's gradient against it, and the fidelity of its hard samp
 
 Mirrors :mod:`numpyro_ext.diagnostics` name for name (the JAX functions that draw noise take a
 leading ``key``); the statistics, tables and plot are :mod:`relaxed_dists.diagnostics`.
-Estimators are the keys of :data:`pyro_ext.functional.SAMPLERS` with the sampler's keyword
-arguments (``tau``, ``n_steps``, ``t_1``), plus ``"reinforce"``: the score function with a
-leave-one-out baseline, unbiased,
+Estimators are the keys of :data:`pyro_ext.functional.SAMPLERS`, their
+hyperparameters by the names :func:`relax` gives them (``temperature``, ``n_steps``, ``t_1``, with the
+registry's defaults; another name is a ``TypeError`` listing the allowed ones), plus
+``"reinforce"``: the score function with a leave-one-out baseline, unbiased,
 
 .. math::
 
@@ -29,26 +30,34 @@ torch.Size([3, 4])
 from __future__ import annotations
 
 import sys
+import warnings
 
 import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.util import site_is_subsample
 
 from relaxed_dists.diagnostics import (
     FUNCTIONS,
     REINFORCE,
     FidelityReport,
     GradientReport,
+    NoGradientWarning,
     all_one_hots,
     check_n_samples,
     cli_params,
     cli_parser,
     fidelity_report,
     gradient_markdown,
+    no_gradient_message,
     plot_sweep,
+    sampler_params,
     standard_coefficients,
     summarise,
     sweep_grid,
 )
 
+from . import relax as _relax
 from .functional import SAMPLERS
 
 __all__ = [
@@ -61,6 +70,7 @@ __all__ = [
     "sample_fidelity",
     "plot_sweep",
     "standard_problem",
+    "check_gradients",
     "main",
 ]
 
@@ -92,10 +102,11 @@ def estimator_gradients(estimator: str, f, logits: torch.Tensor, n_samples: int,
     ``sum_i f(X_i)`` gives every per-sample gradient (sample ``i`` depends on slice ``i`` only)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = logits.detach().expand(n_samples, *logits.shape).clone().requires_grad_(True)
     if estimator == REINFORCE:
         return _reinforce_gradients(f, batch)
-    (grad,) = torch.autograd.grad(f(SAMPLERS[estimator](batch, **params)).sum(), batch)
+    (grad,) = torch.autograd.grad(f(SAMPLERS[estimator](batch, **kwargs)).sum(), batch)
     return grad
 
 
@@ -130,12 +141,13 @@ def sample_fidelity(estimator: str, logits: torch.Tensor, n_samples: int = 100_0
     ``n_samples`` must be an integer >= 1 (``ValueError`` / ``TypeError`` otherwise)."""
     _check_estimator(estimator)
     check_n_samples(n_samples)
+    kwargs = sampler_params(estimator, params)
     batch = logits.detach().expand(n_samples, *logits.shape)
     with torch.no_grad():
         if estimator == REINFORCE:
             hard = torch.distributions.OneHotCategorical(logits=batch).sample()
         else:
-            hard = SAMPLERS[estimator](batch, **params)
+            hard = SAMPLERS[estimator](batch, **kwargs)
     return fidelity_report(_numpy(hard), _numpy(torch.softmax(logits.detach(), dim=-1)), estimator, params)
 
 
@@ -150,6 +162,78 @@ def standard_problem(seed: int = 0) -> tuple[torch.Tensor, dict]:
         "bump": lambda x: torch.exp(-2.0 * ((x @ v - 0.45) ** 2).sum(dim=-1)),
     }
     return arrays["logits"], functions
+
+
+def _is_relaxed(site) -> bool:
+    """Whether a trace node is a latent site drawn from a relaxed (estimator) class of :mod:`pyro_ext.relax`."""
+    if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
+        return False
+    classes = (*_relax.ONE_HOT_CLASSES.values(), *_relax.BERNOULLI_CLASSES.values())
+    return isinstance(_relax._unwrap(site["fn"])[0], classes) and site["value"].requires_grad
+
+
+def _log_density_downstream(trace, values: dict) -> torch.Tensor:
+    """The trace's log density, with each site of ``values`` scored at its value detached: what
+    remains of a relaxed value's gradient is what reaches it through the rest of the program."""
+    total = torch.zeros(())
+    for name, site in trace.nodes.items():
+        if site["type"] == "sample" and not site_is_subsample(site):
+            value = site["value"].detach() if name in values else site["value"]
+            log_p = scale_and_mask(site["fn"].log_prob(value, *site["args"], **site["kwargs"]), site["scale"], site["mask"])
+            total = total + log_p.sum()
+    return total
+
+
+def check_gradients(model, guide, *args, params=None, **kwargs) -> dict[str, float]:
+    r"""Norms of the ELBO's gradient with respect to each relaxed discrete value of ``guide``,
+    and a :class:`~relaxed_dists.diagnostics.NoGradientWarning` naming the sites where it is zero.
+
+    One draw of ``guide`` (a :func:`~pyro_ext.relax.relax` -ed guide, or one with relaxed classes)
+    is replayed through ``model``, as ``Trace_ELBO`` does; then one backward pass of
+    ``log p(x, z) - log q(z)`` gives the gradient at each relaxed value ``z_s``, with the two terms
+    of the site itself (``log p(z_s | ...)``, ``log q(z_s | ...)``) held fixed: what is left is
+    what the rest of the model (the likelihood, the sites that use ``z_s``) sends back. It is zero
+    when the model reads the value only through a step without a derivative, e.g.
+    ``value.argmax(-1)`` as an index; use :func:`~pyro_ext.relax.take_one_hot` (or ``value @ table``)
+    instead.
+
+    ``params``: optional ``{name: tensor}`` substituted for ``pyro.param`` sites of model and guide
+    (``poutine.substitute``); by default the param store's values. Sites whose value does not depend
+    on any parameter (nothing to train) are left out.
+
+    Returns ``{site: ||d ELBO / d z_s||}`` (Python floats).
+
+    >>> import pyro, pyro.distributions as dist
+    >>> from pyro_ext.relax import relax, take_one_hot
+    >>> pyro.clear_param_store()
+    >>> means = torch.tensor([-2.0, 0.0, 2.0])
+    >>> def model(x):
+    ...     with pyro.plate("data", len(x)):
+    ...         z = pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(3)))
+    ...         pyro.sample("x", dist.Normal(take_one_hot(means, z), 1.0), obs=x)
+    >>> def guide(x):
+    ...     logits = pyro.param("logits", torch.zeros(len(x), 3))
+    ...     with pyro.plate("data", len(x)):
+    ...         pyro.sample("z", dist.OneHotCategorical(logits=logits))
+    >>> norms = check_gradients(model, relax(guide, estimator="st"), torch.tensor([1.0, -1.0]))
+    >>> sorted(norms), norms["z"] > 0
+    (['z'], True)
+    """
+    if params:
+        model, guide = poutine.substitute(model, data=params), poutine.substitute(guide, data=params)
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+    values = {name: site["value"] for name, site in guide_trace.nodes.items() if _is_relaxed(site)}
+    elbo = _log_density_downstream(model_trace, values) - _log_density_downstream(guide_trace, values)
+    if elbo.requires_grad and values:
+        grads = torch.autograd.grad(elbo, list(values.values()), allow_unused=True)
+    else:
+        grads = [None] * len(values)
+    norms = {name: 0.0 if g is None else float(torch.linalg.norm(g)) for name, g in zip(values, grads)}
+    dead = [name for name, norm in norms.items() if norm == 0.0]
+    if dead:
+        warnings.warn(no_gradient_message(dead), NoGradientWarning, stacklevel=2)
+    return norms
 
 
 def main(argv=None) -> str:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
 
 import torch
@@ -35,6 +36,7 @@ from pyro import poutine
 from pyro.distributions import Independent
 from pyro.distributions.torch_distribution import ExpandedDistribution, MaskedDistribution
 from pyro.infer.reparam.reparam import Reparam
+from pyro.poutine.messenger import Messenger
 from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
 
 from relaxed_dists.checks import check_positive_scalar, out_of_range
@@ -57,7 +59,7 @@ from .distributions import (
     StraightThrough,
 )
 
-__all__ = ["relax", "RelaxReparam", "exponential_anneal"]
+__all__ = ["relax", "RelaxReparam", "exponential_anneal", "take_one_hot"]
 
 #: estimator name -> the class that replaces a ``OneHotCategorical`` site.
 ONE_HOT_CLASSES: dict[str, type[Distribution]] = {
@@ -113,6 +115,42 @@ def exponential_anneal(step, rate: float, minimum: float, maximum: float = 1.0) 
     if not step.is_floating_point():
         step = step.to(torch.get_default_dtype())
     return torch.clamp(maximum * torch.exp(-rate * step), min=minimum)
+
+
+# --- using a one-hot value ----------------------------------------------------------------
+
+
+def take_one_hot(table: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    r"""``table[index]`` for the one-hot ``value`` of ``index``, written as a contraction, so that
+    the gradient reaches ``value`` (and through it a relaxed site's logits).
+
+    ``value.argmax(-1)`` used as an index gives the same forward result and no gradient at all:
+    the ELBO then trains the discrete site from its prior and entropy terms only.
+
+    Shapes:
+        ``value``: ``batch + (K,)``; ``table``: ``(K,) + rest``; returns ``batch + rest``:
+        ``sum_k value[..., k] * table[k]`` (``value @ table`` for a 2-d ``table``). A ``table``
+        of integers is cast to ``value``'s dtype.
+
+    .. math:: \mathrm{out}_{b, r} = \sum_{k=1}^{K} v_{b, k}\, T_{k, r}
+
+    Example:
+        >>> means = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])  # (K, D) = (3, 2)
+        >>> z = torch.eye(3)[torch.tensor([2, 0, 2, 1])]  # four one-hots, (4, 3)
+        >>> take_one_hot(means, z)
+        tensor([[4., 5.],
+                [0., 1.],
+                [4., 5.],
+                [2., 3.]])
+    """
+    if value.dim() < 1 or table.dim() < 1 or table.shape[0] != value.shape[-1]:
+        raise ValueError(
+            f"take_one_hot needs value of shape batch + (K,) and table of shape (K,) + rest, "
+            f"got value.shape={tuple(value.shape)}, table.shape={tuple(table.shape)}"
+        )
+    if not table.is_floating_point() and not table.is_complex():
+        table = table.to(value.dtype)
+    return torch.tensordot(value, table, dims=1)
 
 
 # --- unwrapping a site's distribution -------------------------------------------------------
@@ -205,6 +243,17 @@ def _check_step(step) -> int:
 # --- the reparameteriser --------------------------------------------------------------------
 
 
+def _categorical_message(name: str, found: str, one_hot: str) -> str:
+    """The two ways out for a latent integer ``Categorical`` site (an index has no gradient)."""
+    return (
+        f"site {name!r} is a {found} (integer values), which relax cannot reparameterise. Either "
+        f"(1) declare it {one_hot}(logits=...) and use its one-hot value differentiably: "
+        f"take_one_hot(table, value) (or value @ table) for table[index]; value.argmax(-1) as an index "
+        f"cuts the gradient and trains nothing; or (2) keep it {found} and enumerate it: "
+        f"config_enumerate (infer={{'enumerate': 'parallel'}}) with TraceEnum_ELBO"
+    )
+
+
 class RelaxReparam(Reparam):
     r"""A ``Reparam`` that replaces a latent discrete site by an estimator's distribution.
 
@@ -264,10 +313,7 @@ class RelaxReparam(Reparam):
         """The relaxed replacement of the latent site ``name``'s distribution ``fn`` (or ``fn``)."""
         leaf, wrappers = _unwrap(fn)
         if isinstance(leaf, Categorical):
-            raise ValueError(
-                f"site {name!r} is a Categorical (integer values), which relax cannot reparameterise; "
-                f"declare it OneHotCategorical(logits=...) and use value.argmax(-1) as the index"
-            )
+            raise ValueError(_categorical_message(name, "Categorical", "OneHotCategorical"))
         if leaf.has_rsample or not isinstance(leaf, (OneHotCategorical, Bernoulli)):
             return fn
         cls = self._relaxed_class(name, leaf)
@@ -279,6 +325,15 @@ class RelaxReparam(Reparam):
 
 
 # --- relax ------------------------------------------------------------------------------------
+
+
+def _skipped_message(fn: Callable, skipped: set[str]) -> str:
+    name = getattr(fn, "__name__", fn)
+    return (
+        f"relax({name!r}) left the sites {sorted(skipped)} discrete: they are marked "
+        f"infer={{'enumerate': ...}} (config_enumerate), so they stay for TraceEnum_ELBO to enumerate. "
+        f"To relax them, name them: relax({name}, sites={sorted(skipped)!r}, ...) (this warning is given once)"
+    )
 
 
 def _site_names(sites) -> frozenset[str] | None:
@@ -294,6 +349,35 @@ def _site_names(sites) -> frozenset[str] | None:
     )
 
 
+class _ReplayedValueCheck(Messenger):
+    """After each relaxed site of a model is given its value, checks (under validation) that a hard
+    class got an exact one-hot / 0-1 value: a Concrete guide's relaxed point replayed into a hard
+    model site is a short ``ValueError`` naming the site, not the host's message printing the tensor."""
+
+    def __init__(self, relaxed: "_Relaxed") -> None:
+        super().__init__()
+        self.relaxed = relaxed
+
+    def _pyro_post_sample(self, msg) -> None:
+        leaf = _unwrap(msg["fn"])[0]
+        if msg["is_observed"] or not isinstance(leaf, _hard_classes()) or not leaf._validate_args:
+            return
+        if not bool(torch.all(leaf.support.check(msg["value"]))):
+            raise ValueError(
+                f"site {msg['name']!r} of {getattr(self.relaxed.fn, '__name__', self.relaxed.fn)!r} is relaxed to "
+                f"{type(leaf).__name__}, which takes exact one-hot (or 0/1) values, and was given a value that is not "
+                f"one, as a guide relaxed with estimator='concrete' draws: 'concrete' relaxes the values themselves, "
+                f"so it belongs in model and guide together (relax(model, estimator='concrete') too); or give the "
+                f"guide a hard estimator"
+            )
+
+
+def _hard_classes() -> tuple[type[Distribution], ...]:
+    """The classes of :data:`ONE_HOT_CLASSES` / :data:`BERNOULLI_CLASSES` with exact discrete values."""
+    classes = (*ONE_HOT_CLASSES.values(), *BERNOULLI_CLASSES.values())
+    return tuple(c for c in classes if c not in (RelaxedOneHotCategorical, RelaxedBernoulli))
+
+
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
@@ -304,7 +388,9 @@ class _Relaxed:
         self.sites = sites
         self._names = _site_names(sites)
         self._seen: set[str] = set()
-        self._handler = poutine.reparam(fn, config=self._config)
+        self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
+        self._warned = False
+        self._handler = poutine.reparam(_ReplayedValueCheck(self)(fn), config=self._config)
 
     def _config(self, msg) -> RelaxReparam | None:
         """``poutine.reparam``'s config: the reparameteriser for the selected latent sites."""
@@ -314,6 +400,8 @@ class _Relaxed:
             return None
         if self.sites is None:
             selected = not msg["infer"].get("enumerate")
+            if not selected and isinstance(_unwrap(fn)[0], (OneHotCategorical, Bernoulli)):
+                self._skipped.add(name)
         elif self._names is not None:
             selected = name in self._names
         else:
@@ -326,6 +414,11 @@ class _Relaxed:
                 f"sites {sorted(self._names - self._seen)} are not sample sites of "
                 f"{getattr(self.fn, '__name__', self.fn)!r}; its sample sites are {sorted(self._seen)}"
             )
+
+    def _warn_skipped(self) -> None:
+        if self._skipped and not self._warned:
+            self._warned = True
+            warnings.warn(_skipped_message(self.fn, self._skipped), UserWarning, stacklevel=3)
 
     @property
     def step(self) -> int:
@@ -349,6 +442,7 @@ class _Relaxed:
         self._seen = set()
         result = self._handler(*args, **kwargs)
         self._check_found()
+        self._warn_skipped()
         self.reparam.step += 1
         return result
 
@@ -362,7 +456,9 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
     Args:
         fn: a Pyro model or guide.
         sites: which sites to relax: ``None`` (every eligible site, except those marked
-            ``infer={"enumerate": ...}``), a site name, a collection of names, or a predicate
+            ``infer={"enumerate": ...}``, e.g. by ``config_enumerate``: they are left for
+            ``TraceEnum_ELBO``, and the first call warns, naming them; list them here to relax
+            them), a site name, a collection of names, or a predicate
             ``f(name, fn) -> bool`` on the site's name and distribution. A listed name that is no
             sample site of ``fn`` raises a ``ValueError`` after the call. Observed sites are never
             touched; selected sites that are neither ``OneHotCategorical`` nor ``Bernoulli`` (or
@@ -370,6 +466,10 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
             ``ValueError``. See :class:`RelaxReparam` for the class each estimator maps to.
         estimator: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``, ``reindge``,
             ``concrete``, for ``OneHotCategorical`` and ``Bernoulli`` sites alike.
+            ``concrete`` relaxes the values themselves: relax the model with it too. A model site
+            relaxed to a hard class that is handed a non-one-hot value (under validation) raises a
+            short ``ValueError`` naming the site; an unrelaxed model's own ``OneHotCategorical``
+            validation error is Pyro's.
         **hyper: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``), checked
             and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A value is
             a number, a tensor, or a schedule: a callable ``f(step) -> value``.

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .checks import out_of_range
-from .registry import ESTIMATORS
+from .registry import ESTIMATORS, resolve_hyper
 
 __all__ = [
     "MAX_CONFIGURATIONS",
@@ -61,6 +61,9 @@ __all__ = [
     "cli_parser",
     "cli_params",
     "check_n_samples",
+    "sampler_params",
+    "NoGradientWarning",
+    "no_gradient_message",
 ]
 
 #: Largest ``K^L`` that :func:`all_one_hots` enumerates.
@@ -262,6 +265,28 @@ FUNCTIONS = ("linear", "quadratic", "bump")
 _SAMPLER_NAMES = {"temperature": "tau"}
 
 
+def sampler_params(estimator: str, params: Mapping[str, object]) -> dict:
+    """The keyword arguments of ``SAMPLERS[estimator]`` for the diagnostics' ``**params``.
+
+    The diagnostics take the hyperparameters by the names :func:`~pyro_ext.relax.relax` uses
+    (``temperature``, ``n_steps``, ``t_1``; :data:`relaxed_dists.registry.ESTIMATORS`), with its
+    defaults; a name the estimator does not take is a ``TypeError`` that lists the ones it does.
+    The functional samplers keep the ``redge`` package's ``tau``.
+
+    >>> sampler_params("gumbel", {"temperature": 0.5})
+    {'tau': 0.5}
+    >>> sampler_params("gumbel", {"tau": 0.5})
+    Traceback (most recent call last):
+    ...
+    TypeError: estimator='gumbel' takes hyperparameters ['temperature'], got unexpected ['tau']
+    """
+    if estimator == REINFORCE:
+        if params:
+            raise TypeError(f"estimator={REINFORCE!r} takes hyperparameters none, got unexpected {sorted(params)}")
+        return {}
+    return {_SAMPLER_NAMES.get(name, name): value for name, value in resolve_hyper(estimator, params).items()}
+
+
 def cli_parser(prog: str, samplers: Sequence[str]) -> argparse.ArgumentParser:
     """The command line shared by ``python -m pyro_ext.diagnostics`` and ``python -m numpyro_ext.diagnostics``."""
     parser = argparse.ArgumentParser(
@@ -272,22 +297,21 @@ def cli_parser(prog: str, samplers: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--fidelity-samples", type=int, default=None, help="N, hard samples for the TV (default 10 M)")
     parser.add_argument("--n-steps", type=int, default=None, help="REDGE-family grid size (registry default)")
     parser.add_argument("--t-1", type=float, default=None, help="REDGE-family last grid point (registry default)")
-    parser.add_argument("--tau", type=float, default=None, help="Gumbel / ReinMax temperature (registry default)")
+    parser.add_argument("--temperature", type=float, default=None, help="Gumbel / ReinMax temperature (registry default)")
     parser.add_argument("--function", choices=FUNCTIONS, action="append", help="repeatable; default: all three")
     parser.add_argument("--seed", type=int, default=0)
     return parser
 
 
 def cli_params(args: argparse.Namespace) -> dict:
-    """The sampler keyword arguments of ``args.estimator``: registry defaults, overridden by the flags given.
+    """The hyperparameters of ``args.estimator`` (registry names): its defaults, overridden by the flags given.
 
-    >>> cli_params(argparse.Namespace(estimator="gumbel", n_steps=None, t_1=None, tau=0.5))
-    {'tau': 0.5}
+    >>> cli_params(argparse.Namespace(estimator="gumbel", n_steps=None, t_1=None, temperature=0.5))
+    {'temperature': 0.5}
     """
     defaults = ESTIMATORS.get(args.estimator, {})
-    flags = {"n_steps": args.n_steps, "t_1": args.t_1, "tau": args.tau}
-    params = {_SAMPLER_NAMES.get(name, name): value for name, value in defaults.items()}
-    return {name: flags[name] if flags[name] is not None else value for name, value in params.items()}
+    flags = {"n_steps": args.n_steps, "t_1": args.t_1, "temperature": args.temperature}
+    return {name: flags[name] if flags[name] is not None else value for name, value in defaults.items()}
 
 
 def check_n_samples(n_samples, minimum: int = 1) -> int:
@@ -305,3 +329,21 @@ def check_n_samples(n_samples, minimum: int = 1) -> int:
     if n_samples < minimum:
         raise ValueError(out_of_range("n_samples", n_samples, allowed))
     return int(n_samples)
+
+
+class NoGradientWarning(UserWarning):
+    """A relaxed discrete site whose value gets no gradient from the ELBO (``check_gradients``)."""
+
+
+def no_gradient_message(names: Sequence[str]) -> str:
+    """The warning of ``check_gradients`` for the relaxed sites ``names`` whose values get no gradient.
+
+    >>> no_gradient_message(["z"]).split(":")[0]
+    "no gradient of the ELBO reaches the relaxed value of site(s) ['z']"
+    """
+    return (
+        f"no gradient of the ELBO reaches the relaxed value of site(s) {sorted(names)}: the model uses "
+        f"them only through a step without a derivative (value.argmax(-1) as an index, a comparison, "
+        f"an integer cast), so their logits learn from the prior and the entropy alone. Use the one-hot "
+        f"value itself: take_one_hot(table, value) (or value @ table) for table[index]"
+    )

@@ -28,7 +28,7 @@ torch_diag = importlib.import_module("pyro_ext.diagnostics")
 jax_diag = importlib.import_module("numpyro_ext.diagnostics")
 
 N_SE = 5.0  # standard errors; false-failure rate ~6e-7 per assertion (module docstring)
-KEYED = {"estimator_gradients", "gradient_report", "gradient_sweep", "sample_fidelity"}
+KEYED = {"estimator_gradients", "gradient_report", "gradient_sweep", "sample_fidelity", "check_gradients"}
 
 
 class Backend:
@@ -110,6 +110,18 @@ def test_enumeration_limit():
 def test_unknown_estimator(backend):
     with pytest.raises(ValueError, match="estimator=.nope."):
         backend("gradient_report", "nope", lambda x: x.sum(), backend.array(np.zeros((2, 3))))
+
+
+def test_hyperparameters_by_relax_names(backend):
+    """``temperature`` as ``relax`` names it (the samplers' ``tau`` is no diagnostics keyword);
+    a name the estimator does not take is a TypeError listing the allowed ones, before any draw."""
+    logits = backend.array(np.zeros((1, 3)))
+    report = backend("sample_fidelity", "gumbel", logits[0], n_samples=10, temperature=0.5)
+    assert report.params == {"temperature": 0.5} and "gumbel temperature=0.5" in report.to_markdown()
+    for estimator, wrong, allowed in [("gumbel", "tau", r"\['temperature'\]"), ("redge", "temperature", r"\['n_steps', 't_1'\]"),
+                                      ("st", "temperature", "none"), ("reinforce", "temperature", "none")]:
+        with pytest.raises(TypeError, match=rf"estimator='{estimator}' takes hyperparameters {allowed}, got unexpected \['{wrong}'\]"):
+            backend("gradient_report", estimator, lambda x: x.sum(axis=(-2, -1)), logits, n_samples=2, **{wrong: 0.5})
 
 
 def test_report_fields_st_linear_is_exact(backend):
