@@ -217,6 +217,8 @@ class AutoRelaxed(AutoGuide):
             order.append("discrete")
             discrete[name] = {"kind": kind, "site": site, "leaf": leaf, "wrappers": wrappers}
             for frame in site["cond_indep_stack"]:
+                # a plate hidden by handlers.block(model, expose=[...]): its full size is unknown here
+                self._prototype_frame_full_sizes.setdefault(frame.name, frame.size)
                 if frame.name in self._prototype_frames:
                     assert frame == self._prototype_frames[frame.name], (
                         f"The plate {frame.name} has inconsistent dim or size. Please check your model again."
