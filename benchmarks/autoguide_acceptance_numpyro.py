@@ -28,6 +28,7 @@ import numpyro.distributions as dist
 import optax
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
+from numpyro.infer.initialization import init_to_median
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -70,9 +71,15 @@ def run_fixed(estimator, seed, steps):
     return mixtures.mean_kl(exact, q), mixtures.mean_kl(q, exact)
 
 
-def run_unknown(seed, steps):
-    guide = AutoRelaxed(unknown_model, continuous=AutoNormal)
-    svi = SVI(unknown_model, guide, optax.adam(0.05), Trace_ELBO(num_particles=8))
+def run_unknown(seed, steps, tuned=False):
+    """``tuned``: ``init_loc_fn=init_to_median`` (the means start at the prior's) and a learning rate
+    decaying from 0.05 to 0.005, instead of the host's ``init_to_uniform`` and a constant 0.05."""
+    if tuned:
+        guide = AutoRelaxed(unknown_model, continuous=AutoNormal, init_loc_fn=init_to_median)
+        optim = optax.adam(optax.exponential_decay(0.05, steps, 0.1))
+    else:
+        guide, optim = AutoRelaxed(unknown_model, continuous=AutoNormal), optax.adam(0.05)
+    svi = SVI(unknown_model, guide, optim, Trace_ELBO(num_particles=8))
     result = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(mixtures.UNKNOWN["x"]), progress_bar=False)
     assign, means = mixtures.unknown_posterior()
     q = np.asarray(guide.probs(result.params)["z"])
@@ -110,13 +117,16 @@ def main(argv=None):
         "",
         f"## (b) unknown means, `continuous=AutoNormal` ({steps_b} steps), defaults",
         "",
-        "| seed | max abs(mean - exact) (< 0.3) | max abs(assignment prob - exact) (< 0.1) |",
-        "| ---: | ---: | ---: |",
+        "as given: `init_to_uniform`, adam 0.05; tuned: `init_loc_fn=init_to_median`, adam 0.05 decaying to 0.005.",
+        "",
+        "| set-up | seed | max abs(mean - exact) (< 0.3) | max abs(assignment prob - exact) (< 0.1) |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    for s in seeds:
-        mean_err, prob_err = run_unknown(s, steps_b)
-        lines.append(f"| {s} | {mean_err:.3f} | {prob_err:.3f} |")
-        print(lines[-1], flush=True)
+    for tuned in (False, True):
+        for s in seeds:
+            mean_err, prob_err = run_unknown(s, steps_b, tuned)
+            lines.append(f"| {'tuned' if tuned else 'as given'} | {s} | {mean_err:.3f} | {prob_err:.3f} |")
+            print(lines[-1], flush=True)
     lines += ["", f"Wall time: {time.time() - start:.0f} s (CPU)."]
     out = ROOT / "benchmarks" / "results" / "autoguide_acceptance_numpyro.md"
     if not args.quick:
