@@ -4,7 +4,8 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`pyro_ext` name for name.
 """
 
-from . import concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax
+from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax
+from .autoguide import AutoRelaxed
 from .distributions import (
     REDGE,
     REINDGE,
@@ -27,6 +28,7 @@ from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, rei
 from .relax import RelaxReparam, exponential_anneal, relax, take_one_hot
 
 __all__ = [
+    "autoguide",
     "concrete",
     "diagnostics",
     "diffusion",
@@ -61,4 +63,5 @@ __all__ = [
     "RelaxReparam",
     "exponential_anneal",
     "take_one_hot",
+    "AutoRelaxed",
 ]
