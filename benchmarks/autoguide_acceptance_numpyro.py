@@ -14,6 +14,7 @@ Writes ``benchmarks/results/autoguide_acceptance_numpyro.md``.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import pathlib
 import sys
@@ -28,7 +29,7 @@ import numpyro.distributions as dist
 import optax
 from numpyro.infer import SVI, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
-from numpyro.infer.initialization import init_to_median
+from numpyro.infer.initialization import init_to_uniform
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,17 +72,17 @@ def run_fixed(estimator, seed, steps):
     return mixtures.mean_kl(exact, q), mixtures.mean_kl(q, exact)
 
 
-def run_unknown(seed, steps, tuned=False):
-    """``tuned``: ``init_loc_fn=init_to_median`` (the means start at the prior's) and a learning rate
-    decaying from 0.05 to 0.005, instead of the host's ``init_to_uniform`` and a constant 0.05."""
-    if tuned:
-        guide = AutoRelaxed(unknown_model, continuous=AutoNormal, init_loc_fn=init_to_median)
-        optim = optax.adam(optax.exponential_decay(0.05, steps, 0.1))
-    else:
-        guide, optim = AutoRelaxed(unknown_model, continuous=AutoNormal), optax.adam(0.05)
-    svi = SVI(unknown_model, guide, optim, Trace_ELBO(num_particles=8))
-    result = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(mixtures.UNKNOWN["x"]), progress_bar=False)
-    assign, means = mixtures.unknown_posterior()
+def run_unknown(seed, steps, uniform=False, problem=mixtures.UNKNOWN):
+    """``AutoRelaxed(model, continuous=AutoNormal)`` with its defaults (``init_to_median``), or with
+    ``uniform``: ``init_loc_fn=init_to_uniform`` (NumPyro ``AutoNormal``'s own default); Adam 0.05
+    decaying geometrically to 0.001 over the run (as the Pyro benchmark's ``ClippedAdam``)."""
+    model = functools.partial(unknown_model, problem=problem)
+    kw = {"init_loc_fn": init_to_uniform} if uniform else {}
+    guide = AutoRelaxed(model, continuous=AutoNormal, **kw)
+    optim = optax.adam(optax.exponential_decay(0.05, steps, 0.02))
+    svi = SVI(model, guide, optim, Trace_ELBO(num_particles=8))
+    result = svi.run(jax.random.PRNGKey(seed), steps, jnp.asarray(problem["x"]), progress_bar=False)
+    assign, means = mixtures.unknown_posterior(problem)
     q = np.asarray(guide.probs(result.params)["z"])
     mu = np.asarray(guide.median(result.params)["mu"])
     return float(np.abs(mu - means).max()), float(np.abs(q - assign).max())
@@ -113,20 +114,30 @@ def main(argv=None):
         name = f"defaults ({defaults.AUTO_RELAXED_ESTIMATOR})" if estimator is None else estimator
         lines.append(f"| {name} | {worst[0]:.4f} | {worst[1]:.4f} | {'yes' if worst.max() < 0.05 else 'no'} |")
         print(lines[-1], flush=True)
-    lines += [
-        "",
-        f"## (b) unknown means, `continuous=AutoNormal` ({steps_b} steps), defaults",
-        "",
-        "as given: `init_to_uniform`, adam 0.05; tuned: `init_loc_fn=init_to_median`, adam 0.05 decaying to 0.005.",
-        "",
-        "| set-up | seed | max abs(mean - exact) (< 0.3) | max abs(assignment prob - exact) (< 0.1) |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for tuned in (False, True):
-        for s in seeds:
-            mean_err, prob_err = run_unknown(s, steps_b, tuned)
-            lines.append(f"| {'tuned' if tuned else 'as given'} | {s} | {mean_err:.3f} | {prob_err:.3f} |")
-            print(lines[-1], flush=True)
+    for key in ("UNKNOWN", "UNKNOWN_CLEAR"):
+        problem = getattr(mixtures, key)
+        cavi_mu, cavi_r = mixtures.cavi_unknown(problem)
+        assign, means = mixtures.unknown_posterior(problem)
+        floor = np.abs(cavi_r - assign).max()
+        lines += [
+            "",
+            f"## (b) unknown means, `{key}` (x = {np.array2string(problem['x'], precision=1)}), "
+            f"`continuous=AutoNormal` ({steps_b} steps), defaults",
+            "",
+            "defaults: `AutoRelaxed(model, continuous=AutoNormal)` (`init_to_median`); `init_to_uniform`: the same with "
+            "NumPyro AutoNormal's own default `init_loc_fn`; adam 0.05 decaying to 0.001 over the run. "
+            f"The mean-field optimum (`_mixtures.cavi_unknown`) is itself {np.abs(cavi_mu - means).max():.3f} off in the "
+            f"means and {floor:.3f} in the assignment probabilities"
+            + (" (no mean-field guide can meet the 0.1 bound here)." if floor >= 0.1 else "."),
+            "",
+            "| set-up | seed | max abs(mean - exact) (< 0.3) | max abs(assignment prob - exact) (< 0.1) |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for uniform in (False, True):
+            for s in seeds:
+                mean_err, prob_err = run_unknown(s, steps_b, uniform, problem)
+                lines.append(f"| {'init_to_uniform' if uniform else 'defaults'} | {s} | {mean_err:.3f} | {prob_err:.3f} |")
+                print(lines[-1], flush=True)
     lines += ["", f"Wall time: {time.time() - start:.0f} s (CPU)."]
     out = ROOT / "benchmarks" / "results" / "autoguide_acceptance_numpyro.md"
     if not args.quick:
