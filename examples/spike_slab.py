@@ -35,6 +35,7 @@ import torch
 from pyro import poutine
 from pyro.infer import SVI, Trace_ELBO
 from pyro.infer.autoguide import AutoGuideList, AutoNormal
+from pyro.infer.autoguide.initialization import init_to_feasible
 from tqdm.auto import tqdm
 
 try:
@@ -87,7 +88,8 @@ def fits(args) -> dict[str, tuple[str, dict]]:
 def make_guide(kind: str, options: dict):
     """The only lines that differ between fits."""
     if kind == "auto":
-        return AutoRelaxed(model, continuous=AutoNormal, estimator=options["estimator"])
+        # effects start at 0, as the baseline's AutoNormal (init_to_feasible) and the NumPyro twin start them
+        return AutoRelaxed(model, continuous=AutoNormal, estimator=options["estimator"], init_loc_fn=init_to_feasible)
     return baseline_guide(options["temperature"])
 
 
