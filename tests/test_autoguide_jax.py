@@ -6,8 +6,12 @@ jitted ``svi.update``, and convergence on the fixed-means mixture of ``benchmark
 
 ``filterwarnings = error`` (pyproject); the tests that go through ``SVI.init`` ignore its
 "Currently, SVI with ... discrete latent variables" warning, which the model's one-hot prior
-triggers and which does not apply to this guide. Eager ``Trace_ELBO().loss`` calls keep the jit
-compiles to three (two ``svi.run``, one jitted ``svi.update``).
+triggers and which does not apply to this guide.
+
+Time: most of it is XLA compiling. Run eagerly, every new op (shape, dtype) is a compile of its
+own; so the losses, gradients and traces of every estimator are computed in one module-scoped
+``jax.jit`` (``estimator_runs``), each other test's traces, gradients, summaries and draws in one
+``jax.jit`` of its own, and validation is off where it is not the subject.
 """
 
 from __future__ import annotations
@@ -95,29 +99,62 @@ def _params(trace):
     return {name: site["value"] for name, site in trace.items() if site["type"] == "param"}
 
 
-def _loss_and_grads(guide, params, model=_model, elbo=Trace_ELBO(), key=_key(1)):
-    # eager, validation off: no jit compile, and far fewer one-off op compiles (the same program for both guides)
+def _loss_and_grads(guide, params, model=_model, elbo=Trace_ELBO(), key=_key(1), wrt=None):
+    """The loss and its gradients with respect to every parameter, or to those named in ``wrt``
+    (the others held fixed: a smaller program to compile). Validation off (not the subject here)."""
+    wrt = sorted(params) if wrt is None else wrt
     with numpyro.validation_enabled(False):
-        return jax.value_and_grad(lambda p: elbo.loss(key, p, model, guide, DATA))(params)
+        loss_fn = lambda sub: elbo.loss(key, {**params, **sub}, model, guide, DATA)  # noqa: E731
+        return jax.value_and_grad(loss_fn)({name: params[name] for name in wrt})
+
+
+GRAD_ESTIMATORS = ["st", "gumbel", "reinmax", "redge", "redge_cov", "reindge"]
+
+
+@pytest.fixture(scope="module")
+def estimator_runs():
+    """For every estimator: the guide's first-call trace (its ``b`` value and initial parameters),
+    and the loss and gradients at the parameters moved off the prior (+0.3), of AutoRelaxed and (for
+    the estimators in HYPER) of the hand-written guide under ``relax``. The prototype (the model's
+    trace) is set up eagerly, everything else in one ``jax.jit`` (one compile, not hundreds of one-op
+    ones; validation off, not the subject here)."""
+    guides = {e: AutoRelaxed(_model, estimator=e, **HYPER.get(e, {})) for e in GRAD_ESTIMATORS}
+    hand_guide = _make_hand_guide()
+    with numpyro.validation_enabled(False):
+        for guide in guides.values():
+            with handlers.seed(rng_seed=_key(9)):
+                guide._setup_prototype(DATA)  # what the first call does before drawing
+
+    @jax.jit
+    def run_all():
+        with numpyro.validation_enabled(False):
+            hand_init = _params(handlers.trace(handlers.seed(hand_guide, 0)).get_trace(DATA))
+            out = {}
+            for e, guide in guides.items():
+                trace = handlers.trace(handlers.seed(guide, _key(9))).get_trace(DATA)
+                init = _params(trace)
+                moved = jax.tree.map(lambda v: v + 0.3, init)  # away from the prior: the KL term has a gradient
+                out[e] = {"b": trace["b"]["value"], "init": init, "hand_init": hand_init}
+                # the Bernoulli-sites test reads only the loss and the gradient of b's logits
+                out[e]["auto"] = _loss_and_grads(guide, moved, wrt=None if e in HYPER else ["b_auto_logits"])
+                if e in HYPER:
+                    out[e]["hand"] = _loss_and_grads(relax(hand_guide, estimator=e, **HYPER[e]), moved)
+        return out
+
+    return run_all()
 
 
 # --- the acceptance property: the same gradients as the hand-written guide -----------------------
 
 
 @pytest.mark.parametrize("estimator", sorted(HYPER))
-def test_gradients_equal_hand_written_guide(estimator):
-    # Bernoulli sites take only gumbel/concrete until the Bernoulli estimator classes land
-    with_b = "reinmax" in BERNOULLI_CLASSES or estimator == "gumbel"
-    model, hand_guide = _make_model(with_b), _make_hand_guide(with_b)
-    guide, trace = _ready(AutoRelaxed(model, estimator=estimator, **HYPER[estimator]), DATA)
-    params = _params(trace)
-    hand_params = _params(handlers.trace(handlers.seed(hand_guide, 0)).get_trace(DATA))
+def test_gradients_equal_hand_written_guide(estimator, estimator_runs):
+    run = estimator_runs[estimator]
+    params, hand_params = run["init"], run["hand_init"]
     assert sorted(params) == sorted(hand_params)
     for name in params:  # initialised at the prior's logits, broadcast to the site's shape
         np.testing.assert_array_equal(params[name], hand_params[name])
-    params = jax.tree.map(lambda v: v + 0.3, params)  # away from the prior, so the KL term has a gradient
-    loss, grads = _loss_and_grads(guide, params, model=model)
-    hand_loss, hand_grads = _loss_and_grads(relax(hand_guide, estimator=estimator, **HYPER[estimator]), params, model)
+    (loss, grads), (hand_loss, hand_grads) = run["auto"], run["hand"]
     assert loss == hand_loss and np.isfinite(loss)  # same key, class, parameters: the same program
     for name in params:
         np.testing.assert_array_equal(grads[name], hand_grads[name])
@@ -149,17 +186,25 @@ def test_subsampling_indexes_the_full_logits():
             numpyro.sample("x", dist.Normal(z @ LOCS, 1.0), obs=data[idx])
 
     data = jnp.linspace(-3, 3, size)
-    guide, trace = _ready(AutoRelaxed(model), data)
-    params = _params(trace)
-    assert params["z_auto_logits"].shape == (size, K)  # full plate size, the prior repeated
-    np.testing.assert_array_equal(params["z_auto_logits"], jnp.broadcast_to(prior, (size, K)))
+    guide = AutoRelaxed(model)
+    with handlers.seed(rng_seed=_key(9)):
+        guide._setup_prototype(data)  # eagerly, what the first call does before drawing; the rest in one jit
     params = {"z_auto_logits": jax.random.normal(_key(3), (size, K))}
-    trace = handlers.trace(handlers.seed(handlers.substitute(guide, params), _key(4))).get_trace(data)
-    idx = trace["data"]["value"]
-    assert trace["z"]["value"].shape == (batch, K) and trace["z"]["scale"] == size / batch
-    np.testing.assert_array_equal(trace["z"]["fn"].logits, params["z_auto_logits"][idx])
-    with numpyro.validation_enabled(False):
-        grads = jax.grad(lambda p: Trace_ELBO().loss(_key(4), p, model, guide, data))(params)["z_auto_logits"]
+
+    @jax.jit  # one compile for the traces and the gradients, not one per op
+    def traces_and_grads(params):
+        init = _params(handlers.trace(handlers.seed(guide, _key(9))).get_trace(data))
+        trace = handlers.trace(handlers.seed(handlers.substitute(guide, params), _key(4))).get_trace(data)
+        with numpyro.validation_enabled(False):
+            grads = jax.grad(lambda p: Trace_ELBO().loss(_key(4), p, model, guide, data))(params)["z_auto_logits"]
+        z = trace["z"]
+        return init, trace["data"]["value"], z["value"], z["scale"], z["fn"].logits, grads
+
+    init, idx, value, scale, logits, grads = traces_and_grads(params)
+    assert init["z_auto_logits"].shape == (size, K)  # full plate size, the prior repeated
+    np.testing.assert_array_equal(init["z_auto_logits"], jnp.broadcast_to(prior, (size, K)))
+    assert value.shape == (batch, K) and scale == size / batch
+    np.testing.assert_array_equal(logits, params["z_auto_logits"][idx])
     untouched = np.setdiff1d(np.arange(size), np.asarray(idx))
     assert np.all(grads[untouched] == 0) and np.count_nonzero(grads[np.asarray(idx)]) > 0
 
@@ -215,10 +260,10 @@ def test_defaults_read_at_construction(monkeypatch):
     not hasattr(nd, "BernoulliReinMax"), reason="the Bernoulli estimator classes (BernoulliReinMax...) have not landed"
 )
 @pytest.mark.parametrize("estimator", ["st", "reinmax", "redge", "redge_cov", "reindge"])
-def test_every_estimator_on_bernoulli_sites(estimator):
-    guide, trace = _ready(AutoRelaxed(_model, estimator=estimator), DATA)
-    assert trace["b"]["value"].shape == (3,) and set(np.unique(trace["b"]["value"])) <= {0.0, 1.0}
-    loss, grads = _loss_and_grads(guide, _params(trace))
+def test_every_estimator_on_bernoulli_sites(estimator, estimator_runs):
+    run = estimator_runs[estimator]
+    assert run["b"].shape == (3,) and set(np.unique(run["b"])) <= {0.0, 1.0}
+    loss, grads = run["auto"]
     assert np.isfinite(loss) and np.count_nonzero(grads["b_auto_logits"]) > 0
 
 
@@ -238,13 +283,15 @@ def _unknown_means(data):
 def test_continuous_autoguides(continuous):
     guide = AutoRelaxed(_unknown_means, continuous=continuous, init_scale=0.05)
     svi = SVI(_unknown_means, guide, optax.sgd(1e-3), Trace_ELBO())
-    params = svi.get_params(svi.init(_key(5), DATA))
+    with numpyro.validation_enabled(False):  # not the subject: fewer one-op compiles
+        params = svi.get_params(svi.init(_key(5), DATA))
     assert "z_auto_logits" in params
     assert isinstance(guide.continuous_guide, continuous) and "z" not in guide.continuous_guide.prototype_trace
     assert guide._init_scale == 0.05 and guide.continuous_guide._init_scale == 0.05
-    median = guide.median(params)
+    median, samples = jax.jit(  # one compile, not one per op
+        lambda params: (guide.median(params), guide.sample_posterior(_key(6), params, DATA, sample_shape=(7,)))
+    )(params)
     assert median["mu"].shape == (3,) and median["sigma"] > 0 and median["z"].shape == (N, 3)
-    samples = guide.sample_posterior(_key(6), params, DATA, sample_shape=(7,))
     assert samples["mu"].shape == (7, 3) and samples["z"].shape == (7, N, 3)
     np.testing.assert_array_equal(samples["z"].sum(-1), 1.0)
 
@@ -257,15 +304,21 @@ def test_inside_the_users_auto_guide_list_and_predictive():
     guide.append(AutoNormal(handlers.block(_unknown_means, hide=["z"])))
     guide.append(AutoRelaxed(handlers.block(_unknown_means, expose=["z"])))
     svi = SVI(_unknown_means, guide, optax.sgd(1e-3), Trace_ELBO())
-    state = svi.init(_key(5), DATA)
+    with numpyro.validation_enabled(False):  # not the subject: fewer one-op compiles
+        state = svi.init(_key(5), DATA)
     params = svi.get_params(state)
     assert {"z_auto_logits", "mu_auto_loc", "sigma_auto_loc"} <= set(params)
-    with numpyro.validation_enabled(False):
-        grads = jax.grad(lambda p: Trace_ELBO().loss(_key(1), p, _unknown_means, guide, DATA))(params)
-    assert all(np.all(np.isfinite(g)) for g in grads.values()) and np.count_nonzero(grads["z_auto_logits"]) > 0
-    assert sorted(guide.median(params)) == ["mu", "sigma", "z"]
     predictive = Predictive(_unknown_means, guide=guide, params=params, num_samples=6, return_sites=["z", "x"])
-    draws = predictive(_key(7), None)
+
+    @jax.jit  # one compile, not one per op
+    def grads_median_draws(params):
+        with numpyro.validation_enabled(False):
+            grads = jax.grad(lambda p: Trace_ELBO().loss(_key(1), p, _unknown_means, guide, DATA))(params)
+        return grads, guide.median(params), predictive(_key(7), None)
+
+    grads, median, draws = grads_median_draws(params)
+    assert all(np.all(np.isfinite(g)) for g in grads.values()) and np.count_nonzero(grads["z_auto_logits"]) > 0
+    assert sorted(median) == ["mu", "sigma", "z"]
     assert draws["z"].shape == (6, N, 3) and draws["x"].shape == (6, N)
     np.testing.assert_array_equal(draws["z"].sum(-1), 1.0)
 
@@ -312,7 +365,8 @@ def test_schedule_steps_inside_jitted_update():
     model = handlers.block(_model, hide=["b"])
     guide = AutoRelaxed(model, estimator="gumbel", temperature=schedule)
     svi = SVI(model, guide, optax.sgd(1e-3), Trace_ELBO())
-    state = svi.init(_key(13), DATA)
+    with numpyro.validation_enabled(False):  # not the subject: fewer one-op compiles
+        state = svi.init(_key(13), DATA)
     update = jax.jit(svi.update)
     for _ in range(3):
         state, loss = update(state, DATA)
@@ -333,6 +387,7 @@ def test_converges_on_the_fixed_means_mixture():
 
     guide = AutoRelaxed(model)
     svi = SVI(model, guide, optax.adam(0.05), Trace_ELBO(num_particles=8))
-    result = svi.run(_key(14), 300, jnp.asarray(problem["x"]), progress_bar=False)
+    with numpyro.validation_enabled(False):  # not the subject: fewer one-op compiles in SVI.init
+        result = svi.run(_key(14), 300, jnp.asarray(problem["x"]), progress_bar=False)
     kl = mixtures.mean_kl(mixtures.fixed_posterior(), np.asarray(guide.probs(result.params)["z"]))
     assert kl < 0.1, kl  # loose: the acceptance benchmark asks 0.05 after 1500 steps (measured 0.008)
