@@ -11,6 +11,23 @@ import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+# Under pytest-xdist (README's `-n auto`: one worker per core) each worker, and every example it
+# starts in a subprocess, computes on one thread: torch's and XLA's own thread pools would
+# otherwise put two busy threads on every core (measured on 2 cores: the suite took 600 s with
+# both pools on, the JAX examples three times their single-process time).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false").strip()
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # the JAX-only install
+        pass
+
 # Fresh by construction: every test session (and every example it starts in a subprocess) gets
 # an empty cache and matplotlib config directory, as a new CI machine has. Libraries that act
 # once per machine or per day (ArviZ 0.23's daily FutureWarning, stamped in
