@@ -944,9 +944,10 @@ class ReinMax(_OneHotEstimator):
         return estimators.reinmax(logits, self.temperature, self._gumbels(shape))[0]
 
 
-class _REDGEBase(_OneHotEstimator):
-    arg_constraints = {**_OneHotEstimator.arg_constraints, "t_1": _t_1_interval}
-    _hyper = ("t_1",)
+class _REDGEKnobs:
+    """``n_steps`` and ``t_1`` of the REDGE family, shared by the one-hot and the Bernoulli classes:
+    their checks, the bias warning, ``expand`` and the measured sample law. Put first among the
+    bases, before the estimator base whose ``__init__`` takes ``t_1`` as a hyperparameter."""
 
     def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
         self.n_steps = check_n_steps(n_steps)
@@ -966,16 +967,18 @@ class _REDGEBase(_OneHotEstimator):
 
     @property
     def sample_law_tv(self) -> float:
-        """Measured worst-case TV between the law of this class's samples and the nominal
-        ``Cat(probs)`` at its ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`; at
-        the smallest ``t_1`` of a batch; reads a tensor ``t_1``, a device sync)."""
+        """Measured worst-case TV between the law of this class's samples and the nominal one at its
+        ``(n_steps, t_1)`` (:func:`relaxed_dists.sample_law.tv_bound`, measured on the one-hot class
+        over K from 2 to 100: for a Bernoulli class a bound); at the smallest ``t_1`` of a batch
+        (reads a tensor ``t_1``, a device sync)."""
         t_1 = self._py_t_1 if self._py_t_1 is not None else float(self.t_1.detach().min())
         return tv_bound(self._law_name, self.n_steps, t_1)
 
     def sample_law(self, n_samples: int = 10_000) -> torch.Tensor:
-        """Monte-Carlo estimate, ``batch_shape + (K,)``, of the law that ``sample`` follows on these
-        logits (the frequencies of ``n_samples`` draws, standard error at most
-        ``0.5 / sqrt(n_samples)``); compare it with ``probs``, the law ``log_prob`` describes."""
+        """Monte-Carlo estimate of the law that ``sample`` follows on these logits: the mean of
+        ``n_samples`` draws (one-hot: the class frequencies, ``batch_shape + (K,)``; Bernoulli:
+        ``P(h = 1)``, ``batch_shape``), standard error at most ``0.5 / sqrt(n_samples)``; compare it
+        with ``probs``, the law ``log_prob`` describes."""
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
         with torch.no_grad():
@@ -983,6 +986,11 @@ class _REDGEBase(_OneHotEstimator):
 
     def _t_1(self):
         return self._py_t_1 if self._py_t_1 is not None else self.t_1
+
+
+class _REDGEBase(_REDGEKnobs, _OneHotEstimator):
+    arg_constraints = {**_OneHotEstimator.arg_constraints, "t_1": _t_1_interval}
+    _hyper = ("t_1",)
 
     def _noise(self, shape):
         """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise."""
@@ -1309,43 +1317,9 @@ class BernoulliReinMax(_BernoulliEstimator):
         return estimators.binary_reinmax(logits, self.temperature, self._logistic(shape))[0]
 
 
-class _BernoulliREDGEBase(_BernoulliEstimator):
+class _BernoulliREDGEBase(_REDGEKnobs, _BernoulliEstimator):
     arg_constraints = {**_BernoulliEstimator.arg_constraints, "t_1": _t_1_interval}
     _hyper = ("t_1",)
-
-    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
-        self.n_steps = check_n_steps(n_steps)
-        if _validating(validate_args):  # tensors: by arg_constraints, under validation too
-            check_t_1(t_1)
-        # a Python-float t_1 is kept as such (a schedule of floats); a tensor t_1 is differentiable
-        self._py_t_1 = float(t_1) if isinstance(t_1, (int, float)) else None
-        super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
-        if self._py_t_1 is not None:  # a tensor t_1 is not read here (a device sync; traced)
-            warn_if_biased(self._law_name, self.n_steps, self._py_t_1)
-
-    def expand(self, batch_shape, _instance=None):
-        new = super().expand(batch_shape, _instance)
-        new.n_steps = self.n_steps
-        return new
-
-    @property
-    def sample_law_tv(self) -> float:
-        """Measured worst-case TV of the one-hot class at this ``(n_steps, t_1)``
-        (:func:`relaxed_dists.sample_law.tv_bound`, over K from 2 to 100: for K = 2 a bound);
-        at the smallest ``t_1`` of a batch (reads a tensor ``t_1``, a device sync)."""
-        t_1 = self._py_t_1 if self._py_t_1 is not None else float(self.t_1.detach().min())
-        return tv_bound(self._law_name, self.n_steps, t_1)
-
-    def sample_law(self, n_samples: int = 10_000) -> torch.Tensor:
-        """Monte-Carlo estimate, ``batch_shape``, of ``P(h = 1)`` for the samples on these logits
-        (standard error at most ``0.5 / sqrt(n_samples)``); compare it with ``probs``."""
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
-        with torch.no_grad():
-            return self.sample((n_samples,)).mean(0)
-
-    def _t_1(self):
-        return self._py_t_1 if self._py_t_1 is not None else self.t_1
 
     def _noise(self, shape):
         """``(eps, L)``: the chain's start ``eps_1 - eps_0 ~ N(0, 2)`` and the final draw's logistic noise."""
