@@ -5,7 +5,7 @@ clamping policy and the float64 NumPy reference math (``reference``) that the Py
 This package imports NumPy and the standard library only.
 """
 
-from . import checks, clamping, diagnostics, diffusion, reference, registry, schedules, shapes
+from . import checks, clamping, diagnostics, diffusion, reference, registry, schedules, selection, shapes
 from .checks import (
     check_event_size,
     check_n_steps,
@@ -28,6 +28,7 @@ __all__ = [
     "reference",
     "registry",
     "schedules",
+    "selection",
     "shapes",
     "check_event_size",
     "check_n_steps",
