@@ -15,10 +15,18 @@ acceptance models of issues 10 and 16 were held out of the suite.
 
 from __future__ import annotations
 
-__all__ = ["AUTO_RELAXED_ESTIMATOR", "AUTO_RELAXED_HYPER"]
+__all__ = ["AUTO_RELAXED_ESTIMATOR", "AUTO_RELAXED_HYPER", "RELAX_ESTIMATOR", "RELAX_HYPER"]
 
 #: registry name of the estimator AutoRelaxed uses by default.
 AUTO_RELAXED_ESTIMATOR: str = "reinmax"
 
 #: its hyperparameters (completed with the registry's defaults by ``resolve_hyper``).
 AUTO_RELAXED_HYPER: dict[str, object] = {"temperature": 1.0}
+
+#: registry name of the estimator :func:`pyro_ext.relax.relax` / :class:`~pyro_ext.relax.RelaxReparam`
+#: (and their NumPyro twins) use when the user names none. Provisional: the same measurement as
+#: AutoRelaxed's until ``benchmarks/defaults.py`` (issue 10) decides over its larger suite.
+RELAX_ESTIMATOR: str = AUTO_RELAXED_ESTIMATOR
+
+#: its hyperparameters.
+RELAX_HYPER: dict[str, object] = dict(AUTO_RELAXED_HYPER)
