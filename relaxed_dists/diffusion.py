@@ -40,6 +40,7 @@ __all__ = [
     "check_guidance_args",
     "check_routing_noise",
     "guidance_hyper",
+    "check_normalize",
     "loss_weight",
     "noisy_fraction",
     "noisy_count",
@@ -89,6 +90,14 @@ def check_guidance_args(n_opt, lr, kl_weight, n_samples) -> None:
     check_positive_scalar("kl_weight", kl_weight)
     if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
         raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
+
+
+def check_normalize(normalize) -> bool:
+    """Guidance's ``normalize``: a Python ``bool`` (divide the reward by its detached per-sequence
+    mean absolute value at every Adam step, or not)."""
+    if not isinstance(normalize, (bool, np.bool_)):
+        raise TypeError(out_of_range("normalize", normalize, "True or False"))
+    return bool(normalize)
 
 
 #: Guidance's estimator defaults where they differ from the registry's (the REDGE authors'
