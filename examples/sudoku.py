@@ -155,7 +155,8 @@ def guidance_for(method: str, args) -> Guidance | None:
     if estimator is None:
         return None
     knobs = knobs or {"n_opt": args.n_opt, "lr": args.lr, "kl_weight": args.kl_weight}
-    return Guidance(reward, estimator, use_prior=use_prior, **knobs)
+    # normalize=False: the CLI knobs and the results were tuned and measured on the raw reward
+    return Guidance(reward, estimator, use_prior=use_prior, normalize=False, **knobs)
 
 
 def solve(denoiser, puzzle: torch.Tensor, method: str, seed: int, args) -> dict:

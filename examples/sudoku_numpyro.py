@@ -123,7 +123,8 @@ def load_params(path: Path) -> dict:
 
 def methods(args) -> dict[str, dict]:
     """Name -> keyword arguments of ``sample``: the same ``n_steps`` (denoiser calls) for all."""
-    guided = dict(n_opt=args.n_opt, lr=args.lr, kl_weight=args.kl_weight)
+    # normalize=False: the CLI knobs and the results were tuned and measured on the raw reward
+    guided = dict(n_opt=args.n_opt, lr=args.lr, kl_weight=args.kl_weight, normalize=False)
     return {
         "adaptive, unguided": {},
         "adaptive + gumbel": {"guidance": Guidance(reward, "gumbel", **guided)},

@@ -315,7 +315,7 @@ def test_guidance_objective_is_the_tilted_svi_loss(estimator, hyper):
     def reward(x):  # non-linear in x, batch dimensions pass through
         return (x @ weights).sum(-1) + 0.3 * x[..., 0].sum(-1) ** 2
 
-    guidance = Guidance(reward, estimator, kl_weight=kappa, **hyper)
+    guidance = Guidance(reward, estimator, kl_weight=kappa, normalize=False, **hyper)  # the raw reward: exactly the ELBO
 
     def model():
         with numpyro.plate("cells", L):
@@ -467,3 +467,33 @@ def test_torch_noisy_counts_match_the_core_where_float32_rounds_down():
     (_, trace_jax), (_, trace_torch) = _both_traces(22, 22, "linear")
     assert [int(s["n_noisy"][0]) for s in trace_jax] == noisy_counts(22, 22, "linear")
     assert [int(s["n_noisy"][0]) for s in trace_torch] == noisy_counts(22, 22, "linear")
+
+
+# --- reward normalisation ------------------------------------------------------------------------
+
+
+def _mixed_sign_reward(scale):
+    weights = jax.random.normal(jax.random.key(3), (L, K))
+    return lambda x: scale * ((x * weights).sum((-1, -2)) - jnp.square(x.sum(-2) - 1.25).sum(-1))
+
+
+def test_normalized_objective_and_tilt_are_invariant_to_the_reward_scale():
+    estimator = "gumbel"  # REDGE's scale invariance is checked in torch; its JAX compile costs ~10 s here
+    prior, phi0 = jax.nn.log_softmax(_logits(1), -1), _logits(2)
+    key = jax.random.key(7)  # the same estimator noise for every scale
+
+    def grad(scale, normalize):
+        guidance = Guidance(_mixed_sign_reward(scale), estimator, normalize=normalize)
+        return jax.grad(lambda phi: guidance.objective(key, phi, prior).sum())(phi0)
+
+    for scale in (10.0, 0.1):
+        np.testing.assert_allclose(grad(scale, True), grad(1.0, True), rtol=1e-10, atol=1e-12)
+    assert not np.allclose(grad(10.0, False), grad(1.0, False))  # the raw reward's gradient does scale
+    tilted = [tilt(jax.random.key(8), prior, Guidance(_mixed_sign_reward(s), estimator, n_opt=3)) for s in (1.0, 10.0)]
+    np.testing.assert_allclose(tilted[1], tilted[0], rtol=1e-9, atol=1e-9)  # float64: the same Adam updates
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_normalize_rejects_non_booleans(bad):
+    with pytest.raises(TypeError, match="normalize"):
+        Guidance(_count_of_token_0, normalize=bad)

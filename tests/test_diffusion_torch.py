@@ -193,7 +193,7 @@ def test_guidance_objective_is_the_negative_elbo_of_the_tilted_model(kl_weight):
     phi = torch.randn(batch, length, K, dtype=torch.float64)
     weights = torch.randn(length, K, dtype=torch.float64)
     reward = lambda x: (x * weights).sum((-1, -2)) - (x.sum(-2) - 1.25).pow(2).sum(-1)  # noqa: E731
-    guidance = Guidance(reward, "redge", kl_weight=kl_weight)
+    guidance = Guidance(reward, "redge", kl_weight=kl_weight, normalize=False)  # the raw reward: exactly the ELBO
 
     def model():
         with pyro.plate("batch", batch, dim=-2), pyro.plate("pos", length, dim=-1):
@@ -258,3 +258,38 @@ def test_bad_inputs_name_the_culprit():
         Guidance(_count_zeros, n_opt=-1)
     with pytest.raises(TypeError, match="temperature"):
         Guidance(_count_zeros, "redge", temperature=0.5)
+
+
+# --- reward normalisation ---------------------------------------------------------------------
+
+
+def _mixed_sign_reward(scale):
+    weights = torch.randn(L, K, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    return lambda x: scale * ((x * weights).sum((-1, -2)) - (x.sum(-2) - 1.25).pow(2).sum(-1))
+
+
+@pytest.mark.parametrize("estimator", ["redge", "gumbel"])
+def test_normalized_objective_and_tilt_are_invariant_to_the_reward_scale(estimator):
+    prior = torch.randn(3, L, K, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    phi0 = torch.randn(3, L, K, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+
+    def grad(scale, normalize):
+        phi = phi0.clone().requires_grad_(True)
+        torch.manual_seed(7)  # the same estimator noise for every scale
+        Guidance(_mixed_sign_reward(scale), estimator, normalize=normalize).objective(phi, prior.log_softmax(-1)).sum().backward()
+        return phi.grad
+
+    for scale in (10.0, 0.1):
+        torch.testing.assert_close(grad(scale, True), grad(1.0, True), rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(grad(10.0, False), grad(1.0, False))  # the raw reward's gradient does scale
+    tilted = []
+    for scale in (1.0, 10.0):
+        torch.manual_seed(8)
+        tilted.append(tilt(prior, Guidance(_mixed_sign_reward(scale), estimator, n_opt=5)))
+    torch.testing.assert_close(tilted[1], tilted[0], rtol=1e-9, atol=1e-9)  # float64: the same Adam updates
+
+
+def test_normalize_rejects_non_booleans():
+    for bad in ("yes", 1, None):
+        with pytest.raises(TypeError, match="normalize"):
+            Guidance(_count_zeros, normalize=bad)
