@@ -478,18 +478,17 @@ def _mixed_sign_reward(scale):
 
 
 def test_normalized_objective_and_tilt_are_invariant_to_the_reward_scale():
-    estimator = "gumbel"  # REDGE's scale invariance is checked in torch; its JAX compile costs ~10 s here
+    # Gumbel-ST only: REDGE's invariance is checked in torch, and each Guidance here costs a compile.
     prior, phi0 = jax.nn.log_softmax(_logits(1), -1), _logits(2)
     key = jax.random.key(7)  # the same estimator noise for every scale
 
     def grad(scale, normalize):
-        guidance = Guidance(_mixed_sign_reward(scale), estimator, normalize=normalize)
+        guidance = Guidance(_mixed_sign_reward(scale), "gumbel", normalize=normalize)
         return jax.grad(lambda phi: guidance.objective(key, phi, prior).sum())(phi0)
 
-    for scale in (10.0, 0.1):
-        np.testing.assert_allclose(grad(scale, True), grad(1.0, True), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(grad(10.0, True), grad(1.0, True), rtol=1e-10, atol=1e-12)
     assert not np.allclose(grad(10.0, False), grad(1.0, False))  # the raw reward's gradient does scale
-    tilted = [tilt(jax.random.key(8), prior, Guidance(_mixed_sign_reward(s), estimator, n_opt=3)) for s in (1.0, 10.0)]
+    tilted = [tilt(jax.random.key(8), prior, Guidance(_mixed_sign_reward(s), "gumbel", n_opt=3)) for s in (1.0, 10.0)]
     np.testing.assert_allclose(tilted[1], tilted[0], rtol=1e-9, atol=1e-9)  # float64: the same Adam updates
 
 
