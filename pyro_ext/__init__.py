@@ -4,7 +4,7 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`numpyro_ext` name for name.
 """
 
-from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax
+from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax, selection
 from .autoguide import AutoRelaxed
 from .distributions import (
     REDGE,
