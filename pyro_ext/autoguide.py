@@ -154,6 +154,7 @@ class AutoRelaxed(AutoGuide):
         self._calls = 0
         self._selecting = False
         self._external = False
+        self.selection_options = {}  # extra keyword arguments of select_estimator (num_particles=..., ...)
         self._continuous_factory = continuous
         self.init_loc_fn = init_loc_fn
         self._init_scale = float(init_scale)
@@ -187,7 +188,7 @@ class AutoRelaxed(AutoGuide):
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
         with poutine.block():
-            report = select_estimator(self.model, self, *args, **kwargs)
+            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
         estimator, hyper = report.best
         step_now = self._reparam.step
         self._reparam = RelaxReparam(estimator, **hyper)

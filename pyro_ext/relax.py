@@ -400,6 +400,7 @@ class _Relaxed:
         self.selections: list = []
         self._calls = 0
         self._external = False
+        self.selection_options: dict = {}  # extra keyword arguments of select_estimator (num_particles=..., ...)
         self.reparam = RelaxReparam(None if self._auto else estimator, **hyper)
         self.sites = sites
         self._names = _site_names(sites)
@@ -461,7 +462,7 @@ class _Relaxed:
         from .selection import select_estimator
 
         with poutine.block():
-            report = select_estimator(self.model, self, *args, **getattr(self, "selection_options", {}), **kwargs)
+            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
         estimator, hyper = report.best
         old_step = self.reparam.step
         self.reparam = RelaxReparam(estimator, **hyper)

@@ -55,6 +55,7 @@ from pyro.poutine.util import site_is_subsample
 from torch.distributions import Bernoulli, OneHotCategorical, biject_to, constraints
 
 from relaxed_dists.checks import out_of_range
+from relaxed_dists.sample_law import SampleLawWarning
 from relaxed_dists.selection import (
     MAX_REFERENCE_CONFIGURATIONS,
     SelectionReport,
@@ -270,7 +271,8 @@ def _score_reference(problem: _Problem, m: int, groups: int):
 
 def _candidate_gradients(problem: _Problem, estimator, hyper, num_samples):
     grads, times = [], []
-    with _guide_with(problem.guide, estimator, hyper) as guide:
+    with _guide_with(problem.guide, estimator, hyper) as guide, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleLawWarning)  # the candidate's law is what is being measured
         for _ in range(num_samples):
             t0 = time.perf_counter()
             gt, mt = problem.traces(guide)
