@@ -6,8 +6,11 @@
 - :func:`mixture`: issue 10's fixed-means mixture (``benchmarks/_mixtures.py``'s ``FIXED``:
   6 points, 4 components), guide ``OneHotCategorical(logits=q)`` per point.
 - :func:`expectation`: the ELBO gradient equals ``grad E_q[f(z)]`` exactly: model and guide share
-  the ``(3, 4)`` logits parameter, the model scores ``z`` under the same law (so
-  ``log p(z) - log q(z) = 0`` identically, value and gradient) and adds ``pyro.factor("f", f(z))``
+  the ``(3, 4)`` logits parameter, the model scores ``z`` under the same law with the same
+  function of ``(z, theta)`` as the estimator classes' ``log_prob``
+  (:func:`pyro_ext.concrete.categorical_log_prob`; torch's ``OneHotCategorical.log_prob`` has no
+  gradient in the value, theirs has one, so they would not cancel) so ``log p(z) - log q(z) = 0``
+  identically, value and gradient, and adds ``pyro.factor("f", f(z))``
   with ``f`` one of :func:`pyro_ext.diagnostics.standard_problem`'s functions; so the exact
   reference must equal :func:`pyro_ext.diagnostics.exact_gradient` (``f``, the logits).
 """
@@ -20,6 +23,9 @@ import pathlib
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro import poutine
+
+from pyro_ext.concrete import categorical_log_prob
 
 from pyro_ext.diagnostics import standard_problem
 
@@ -64,7 +70,9 @@ def expectation(name: str = "quadratic", seed: int = 0):
 
     def model():
         theta = pyro.param("theta", logits.clone())
-        z = pyro.sample("z", dist.OneHotCategorical(logits=theta).to_event(1))
+        with poutine.mask(mask=False):  # scored below by the same function of (z, theta) as the guide's classes use
+            z = pyro.sample("z", dist.OneHotCategorical(logits=theta).to_event(1))
+        pyro.factor("log_p", categorical_log_prob(z, theta).sum(-1))
         pyro.factor("f", f(z))
 
     return model, guide, ()
