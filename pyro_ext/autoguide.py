@@ -126,8 +126,17 @@ class AutoRelaxed(AutoGuide):
         init_loc_fn=init_to_median,
         init_scale=0.1,
         create_plates=None,
+        reselect_every=None,
         **hyper,
     ):
+        from .relax import _check_reselect_every
+
+        _check_reselect_every(reselect_every)
+        auto = estimator == "auto"
+        if auto:
+            if hyper:
+                raise TypeError(f"AutoRelaxed(estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+            estimator = None
         if estimator is None:
             estimator = defaults.AUTO_RELAXED_ESTIMATOR
             hyper = {**defaults.AUTO_RELAXED_HYPER, **hyper}
@@ -138,6 +147,14 @@ class AutoRelaxed(AutoGuide):
         check_positive_scalar("init_scale", init_scale)
         super().__init__(model, create_plates=create_plates)
         self._reparam = RelaxReparam(estimator, **hyper)
+        self._auto = auto
+        self.reselect_every = reselect_every
+        self.selection = None
+        self.selections = []
+        self._calls = 0
+        self._selecting = False
+        self._external = False
+        self.selection_options = {}  # extra keyword arguments of select_estimator (num_particles=..., ...)
         self._continuous_factory = continuous
         self.init_loc_fn = init_loc_fn
         self._init_scale = float(init_scale)
@@ -162,6 +179,23 @@ class AutoRelaxed(AutoGuide):
     @property
     def estimator(self) -> str:
         return self._reparam.estimator
+
+    def select(self, *args, step=None, **kwargs):
+        """Runs :func:`pyro_ext.selection.select_estimator` on the model and this guide now and
+        applies its choice (the step counter kept); returns the report."""
+        from .selection import select_estimator
+
+        if self.prototype_trace is None:
+            self._setup_prototype(*args, **kwargs)
+        with poutine.block():
+            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
+        estimator, hyper = report.best
+        step_now = self._reparam.step
+        self._reparam = RelaxReparam(estimator, **hyper)
+        self._reparam.step = step_now
+        self.selection = report
+        self.selections.append((self._calls if step is None else step, estimator, hyper))
+        return report
 
     # --- set-up -----------------------------------------------------------------------------
 
@@ -260,6 +294,10 @@ class AutoRelaxed(AutoGuide):
         """The guide, with the model's ``*args, **kwargs``; returns ``{site: value}`` for every guided site."""
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
+        if self._auto and not self._selecting and not self._external:
+            if self._calls == 0 or (self.reselect_every and self._calls % self.reselect_every == 0):
+                self.select(*args, **kwargs)
+            self._calls += 1
         plates = self._create_plates(*args, **kwargs)
         result = {}
         for name, (kind, wrappers, frames) in self._sites.items():

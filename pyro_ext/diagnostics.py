@@ -237,7 +237,13 @@ def check_gradients(model, guide, *args, params=None, **kwargs) -> dict[str, flo
 
 
 def main(argv=None) -> str:
-    """Prints and returns the markdown report of one estimator (and REINFORCE) on the standard problem."""
+    """Prints and returns the markdown report of one estimator (and REINFORCE) on the standard problem;
+    ``select module:function ...`` runs :func:`pyro_ext.selection.main` instead."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "select":
+        from .selection import main as select_main
+
+        return select_main(argv[1:])
     args = cli_parser("python -m pyro_ext.diagnostics", list(SAMPLERS)).parse_args(argv)
     params = cli_params(args)
     logits, functions = standard_problem(args.seed)

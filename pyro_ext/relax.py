@@ -291,7 +291,16 @@ class RelaxReparam(Reparam):
         ('RelaxedBernoulliStraightThrough', torch.Size([2]))
     """
 
-    def __init__(self, estimator: str = "redge", **hyper) -> None:
+    def __init__(self, estimator: str | None = None, **hyper) -> None:
+        if estimator is None:
+            from relaxed_dists import defaults
+
+            estimator, hyper = defaults.RELAX_ESTIMATOR, {**defaults.RELAX_HYPER, **hyper}
+        if estimator == "auto":
+            raise ValueError(
+                "RelaxReparam(estimator='auto') is not available: 'auto' selects by measuring a model and guide; "
+                "use relax(guide, estimator='auto', model=model) or AutoRelaxed(model, estimator='auto')"
+            )
         self.hyper = _Hyper(estimator, hyper)
         self.estimator = estimator
         self._step = 0
@@ -381,10 +390,18 @@ def _hard_classes() -> tuple[type[Distribution], ...]:
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
-    def __init__(self, fn: Callable, sites, estimator: str, hyper: Mapping[str, object]) -> None:
+    def __init__(self, fn: Callable, sites, estimator, hyper: Mapping[str, object], model=None, reselect_every=None) -> None:
         functools.update_wrapper(self, fn, updated=())  # name and doc; never fn's __dict__
         self.fn = fn
-        self.reparam = RelaxReparam(estimator, **hyper)
+        self._auto = estimator == "auto"
+        self.model = model
+        self.reselect_every = reselect_every
+        self.selection = None
+        self.selections: list = []
+        self._calls = 0
+        self._external = False
+        self.selection_options: dict = {}  # extra keyword arguments of select_estimator (num_particles=..., ...)
+        self.reparam = RelaxReparam(None if self._auto else estimator, **hyper)
         self.sites = sites
         self._names = _site_names(sites)
         self._seen: set[str] = set()
@@ -438,7 +455,26 @@ class _Relaxed:
     def estimator(self) -> str:
         return self.reparam.estimator
 
+    def select(self, *args, step=None, **kwargs):
+        """Runs :func:`pyro_ext.selection.select_estimator` now (model and this guide at the current
+        parameters) and applies its choice; returns the report. Options of the selection can be set
+        in ``self.selection_options`` (a dict)."""
+        from .selection import select_estimator
+
+        with poutine.block():
+            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
+        estimator, hyper = report.best
+        old_step = self.reparam.step
+        self.reparam = RelaxReparam(estimator, **hyper)
+        self.reparam.step = old_step
+        self.selection = report
+        self.selections.append((self._calls if step is None else step, estimator, hyper))
+        return report
+
     def __call__(self, *args, **kwargs):
+        if self._auto and not self._external and (self._calls == 0 or (self.reselect_every and self._calls % self.reselect_every == 0)):
+            self.select(*args, **kwargs)
+        self._calls += 1
         self._seen = set()
         result = self._handler(*args, **kwargs)
         self._check_found()
@@ -450,7 +486,14 @@ class _Relaxed:
         return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
 
 
-def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callable:
+def _check_reselect_every(reselect_every) -> None:
+    if reselect_every is None:
+        return
+    if isinstance(reselect_every, bool) or not isinstance(reselect_every, numbers.Integral) or reselect_every < 1:
+        raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
+
+
+def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper) -> Callable:
     r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
 
     Args:
@@ -465,7 +508,12 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
             already reparameterised) are left alone, and a latent integer ``Categorical`` raises a
             ``ValueError``. See :class:`RelaxReparam` for the class each estimator maps to.
         estimator: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``, ``reindge``,
-            ``concrete``, for ``OneHotCategorical`` and ``Bernoulli`` sites alike.
+            ``concrete``, for ``OneHotCategorical`` and ``Bernoulli`` sites alike; ``None`` (default):
+            :data:`relaxed_dists.defaults.RELAX_ESTIMATOR` with ``RELAX_HYPER`` (read at call time);
+            ``"auto"``: chosen by :func:`pyro_ext.selection.select_estimator` on ``model`` and this
+            guide at the first call and every ``reselect_every`` calls (``guide.selection`` the last
+            report, ``guide.selections`` the log ``[(call, estimator, hyper)]``, ``guide.select(*args)``
+            selects now).
             ``concrete`` relaxes the values themselves: relax the model with it too. A model site
             relaxed to a hard class that is handed a non-one-hot value (under validation) raises a
             short ``ValueError`` naming the site; an unrelaxed model's own ``OneHotCategorical``
@@ -504,4 +552,10 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
         >>> pyro.poutine.trace(relaxed).get_trace().nodes["z"]["fn"].temperature
         tensor([0.3000, 0.3000, 0.3000])
     """
-    return _Relaxed(fn, sites, estimator, hyper)
+    _check_reselect_every(reselect_every)
+    if estimator == "auto":
+        if model is None:
+            raise ValueError("relax(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
+        if hyper:
+            raise TypeError(f"relax(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+    return _Relaxed(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)

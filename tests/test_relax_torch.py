@@ -111,12 +111,12 @@ def test_enumerated_sites_skipped_unless_named():
         pyro.sample("e", dist.OneHotCategorical(logits=torch.zeros(K)), infer={"enumerate": "parallel"})
         pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(K)))
 
-    relaxed = relax(program)
+    relaxed = relax(program, estimator="redge")
     with pytest.warns(UserWarning, match=r"left the sites \['e'\] discrete.*sites=\['e'\]"):
         nodes = _trace(relaxed)
     assert type(nodes["e"]["fn"]) is dist.OneHotCategorical and type(nodes["z"]["fn"]) is REDGE
     _trace(relaxed)  # warned once: a second call is silent (warnings are errors here)
-    assert type(_trace(relax(program, "e"))["e"]["fn"]) is REDGE  # named: relaxed, no warning
+    assert type(_trace(relax(program, "e", estimator="redge"))["e"]["fn"]) is REDGE  # named: relaxed, no warning
 
 
 def test_observed_sites_untouched():
@@ -613,3 +613,18 @@ def test_docstring_examples_run(module):
     # by module path: the package exports the function ``relax``, which hides the module name
     result = doctest.testmod(importlib.import_module(f"pyro_ext.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_default_estimator_read_from_defaults_at_call_time(monkeypatch):
+    from relaxed_dists import defaults
+
+    def program():
+        pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(K)))
+
+    monkeypatch.setattr(defaults, "RELAX_ESTIMATOR", "redge")
+    monkeypatch.setattr(defaults, "RELAX_HYPER", {"n_steps": 3, "t_1": 0.25})
+    fn = _trace(relax(program))["z"]["fn"]
+    assert type(fn) is REDGE and relax(program).hyper["t_1"] == 0.25 and RelaxReparam().estimator == "redge"
+    monkeypatch.setattr(defaults, "RELAX_ESTIMATOR", "gumbel")
+    monkeypatch.setattr(defaults, "RELAX_HYPER", {"temperature": 0.7})
+    assert relax(program).estimator == "gumbel" and relax(program).hyper["temperature"] == 0.7
