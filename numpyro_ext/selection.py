@@ -51,6 +51,7 @@ import math
 import statistics
 import sys
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -64,6 +65,7 @@ from numpyro.infer.svi import SVIRunResult
 from numpyro.infer.util import compute_log_probs
 
 from relaxed_dists.checks import out_of_range
+from relaxed_dists.sample_law import SampleLawWarning
 from relaxed_dists.selection import (
     MAX_REFERENCE_CONFIGURATIONS,
     SelectionReport,
@@ -277,7 +279,9 @@ _FAST_COMPILE = {"xla_backend_optimization_level": 0}
 def _candidate_gradients(key, problem: _Problem, estimator, hyper, num_samples) -> tuple[np.ndarray, float]:
     """``(num_samples, D)`` single-particle ELBO gradients and the seconds per gradient of the
     batched program (after compilation, its wall time over ``num_samples``)."""
-    with _guide_with(problem.guide, estimator, hyper) as guide:
+    with _guide_with(problem.guide, estimator, hyper) as guide, warnings.catch_warnings():
+        # a candidate's sample-law warning is no news here: its gradient is what is measured
+        warnings.simplefilter("ignore", SampleLawWarning)
         grad = jax.grad(_objective(problem, guide))
         keys = jax.random.split(key, num_samples)
         batch = jax.jit(jax.vmap(grad, (None, 0))).lower(problem.flat0, keys).compile(compiler_options=_FAST_COMPILE)
@@ -297,7 +301,8 @@ def _objective(problem, guide):
 
 def _step_seconds(key, problem: _Problem, estimator, hyper) -> float:
     """Median wall time of the jitted single-key gradient (as ``svi.update`` compiles it), after compilation."""
-    with _guide_with(problem.guide, estimator, hyper) as guide:
+    with _guide_with(problem.guide, estimator, hyper) as guide, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SampleLawWarning)
         single = jax.jit(jax.grad(_objective(problem, guide)))
         single(problem.flat0, key).block_until_ready()  # compile
         times = []
