@@ -190,7 +190,7 @@ class _Problem:
                 total = total + (w * logits).sum()
             return total
 
-        grads = jax.grad(projection)({n: jnp.asarray(self.params[n]) for n in candidates})
+        grads = jax.jit(jax.grad(projection))({n: jnp.asarray(self.params[n]) for n in candidates})  # eager: one compile per op
         names = [n for n in candidates if bool(jnp.any(grads[n] != 0))]
         if not names:
             raise ValueError("select_estimator found no guide parameter that feeds the discrete sites' logits")
