@@ -1,7 +1,6 @@
 """numpyro_ext.selection: select_estimator's references and statistics, the "auto" guides and
 run_svi, the CLI. Small shapes (2 x 3 logits, 2-4 candidates) keep jit compile time low."""
 
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +16,6 @@ from numpyro_ext.distributions import OneHotCategorical
 from numpyro_ext.relax import RelaxReparam, relax
 from relaxed_dists.selection import SelectionReport, candidate_result
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 LOGITS = jnp.array([[0.3, -0.5, 1.0], [-1.0, 0.2, 0.4]])
 A = jnp.array(np.random.default_rng(0).normal(size=(2, 2, 3, 3)))
 QUADRATIC = lambda x: jnp.einsum("...lk,lmkj,...mj->...", x, A, x)  # noqa: E731
