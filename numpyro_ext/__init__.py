@@ -4,7 +4,7 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`pyro_ext` name for name.
 """
 
-from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax
+from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax, selection
 from .autoguide import AutoRelaxed
 from .distributions import (
     REDGE,
@@ -26,6 +26,7 @@ from .distributions import (
 )
 from .functional import SAMPLERS, gumbel_softmax, redge, redge_cov, reindge, reinmax, straight_through
 from .relax import RelaxReparam, exponential_anneal, relax, take_one_hot
+from .selection import select_estimator
 
 __all__ = [
     "autoguide",
@@ -37,6 +38,7 @@ __all__ = [
     "functional",
     "kl",
     "relax",
+    "selection",
     "ExpRelaxedOneHotCategorical",
     "RelaxedOneHotCategorical",
     "RelaxedOneHotCategoricalStraightThrough",
@@ -64,4 +66,5 @@ __all__ = [
     "exponential_anneal",
     "take_one_hot",
     "AutoRelaxed",
+    "select_estimator",
 ]

@@ -34,7 +34,16 @@ from relaxed_dists import defaults
 from . import kl  # noqa: F401  (registers the KL divergences TraceMeanField_ELBO uses)
 from ._ops import one_hot_argmax
 from .distributions import OneHotCategorical, one_hot, reparametrized_boolean
-from .relax import _BERNOULLI, _CATEGORICAL, RelaxReparam, _rewrap, _step_site_name, _unwrap
+from .relax import (
+    _BERNOULLI,
+    _CATEGORICAL,
+    RelaxReparam,
+    _AutoSelection,
+    _rewrap,
+    _step_site_name,
+    _unwrap,
+    check_reselect_every,
+)
 
 __all__ = ["AutoRelaxed"]
 
@@ -76,7 +85,7 @@ def _accepts(factory: Callable, name: str) -> bool:
     return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
-class AutoRelaxed(AutoGuide):
+class AutoRelaxed(_AutoSelection, AutoGuide):
     r"""A mean-field guide on every latent ``OneHotCategorical`` / ``Bernoulli`` site, drawn by an estimator.
 
     - ``model``: a NumPyro model (relaxed or not: a latent site already drawn from one of the
@@ -98,6 +107,14 @@ class AutoRelaxed(AutoGuide):
       that random start 1 of 3 seeds ended in a label-swapped optimum on the held-out unknown-means
       mixtures (``benchmarks/results/autoguide_acceptance_numpyro.md``).
     - ``create_plates``: as the host's (subsampling).
+    - ``estimator="auto"``: the estimator and its hyperparameters are chosen by
+      :func:`numpyro_ext.selection.select_estimator` on the model and this guide (no ``**hyper``:
+      ``TypeError``). NumPyro cannot select inside ``jit``: train with
+      :func:`numpyro_ext.selection.run_svi`, which selects at step 0 and every ``reselect_every``
+      steps (a positive int; ``None``: step 0 only) and recompiles the update only when the choice
+      changes. Called before any selection, the guide raises a ``RuntimeError`` saying so.
+      :attr:`selection` (the last report), :attr:`selections` (``[(step, estimator, hyper)]``),
+      :meth:`select` ``(key, params, *args)`` and ``selection_options`` as for :func:`~numpyro_ext.relax.relax`.
 
     Each discrete site ``name`` gets a ``numpyro.param`` ``f"{name}_auto_logits"`` of the site's full
     shape (``batch_shape + event_shape``, plates at full size; under subsampling the plate indexes it,
@@ -144,8 +161,15 @@ class AutoRelaxed(AutoGuide):
         init_loc_fn: Callable = init_to_median,
         init_scale: float = 0.1,
         create_plates: Callable | None = None,
+        reselect_every: int | None = None,
         **hyper,
     ) -> None:
+        check_reselect_every(reselect_every)
+        auto = estimator == "auto"
+        if auto:
+            if hyper:
+                raise TypeError(f"AutoRelaxed(estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+            estimator = None  # a placeholder until the first selection
         if estimator is None:
             estimator, hyper = defaults.AUTO_RELAXED_ESTIMATOR, {**defaults.AUTO_RELAXED_HYPER, **hyper}
         if continuous is not None and not callable(continuous):
@@ -160,6 +184,7 @@ class AutoRelaxed(AutoGuide):
         self._discrete: dict[str, dict] = {}
         self._continuous_first = False
         super().__init__(model, prefix="auto", init_loc_fn=init_loc_fn, create_plates=create_plates)
+        self._init_auto(auto, model, reselect_every)
 
     # --- attributes as relax's -------------------------------------------------------------
 
@@ -258,6 +283,7 @@ class AutoRelaxed(AutoGuide):
     # --- the guide ---------------------------------------------------------------------------
 
     def __call__(self, *args, **kwargs) -> dict:
+        self._check_selected()
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
         result = {}

@@ -19,6 +19,7 @@ Shapes: ``logits`` is ``batch_shape + (L, K)`` (``L`` independent variables); ``
 gradient of one batched sum (sample ``i`` depends on slice ``i`` of the logits only).
 
     python -m numpyro_ext.diagnostics --estimator redge --n-steps 5 --t-1 0.5 --samples 20000
+    python -m numpyro_ext.diagnostics select benchmarks._selection_problems_numpyro:mixture --samples 128
 
 >>> import jax
 >>> logits, functions = standard_problem()
@@ -251,7 +252,13 @@ def check_gradients(key: jax.Array, model, guide, *args, params=None, **kwargs) 
 
 def main(argv=None) -> str:
     """Prints and returns the markdown report of one estimator (and REINFORCE) on the standard problem,
-    in float64."""
+    in float64. ``main(["select", "module:function", ...])`` runs :func:`numpyro_ext.selection.main`
+    (the selection table for a user's model and guide) instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "select":
+        from .selection import main as select_main
+
+        return select_main(argv[1:])
     jax.config.update("jax_enable_x64", True)
     args = cli_parser("python -m numpyro_ext.diagnostics", list(SAMPLERS)).parse_args(argv)
     params = cli_params(args)

@@ -42,6 +42,7 @@ from numpyro import handlers
 from numpyro.infer.reparam import Reparam
 from numpyro.primitives import mutable
 
+from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar, out_of_range
 from relaxed_dists.registry import resolve_hyper
 
@@ -295,6 +296,10 @@ class RelaxReparam(Reparam):
     around it are re-applied, so ``batch_shape``, ``event_shape`` and the mask are unchanged
     (plates, ``handlers.scale`` and ``handlers.mask`` act on the message and stay as they are).
 
+    ``estimator`` ``None`` (default) takes :data:`relaxed_dists.defaults.RELAX_ESTIMATOR` with
+    ``RELAX_HYPER`` (read at each construction), which ``**hyper`` overrides; ``"auto"`` is a
+    ``ValueError``: selection needs a model and guide (:func:`relax`, ``AutoRelaxed``).
+
     ``hyper`` holds the estimator's hyperparameters (defaults filled in by
     :func:`relaxed_dists.registry.resolve_hyper`); a callable value is a schedule, called with
     :attr:`step` each time a site is relaxed. Used on its own (``handlers.reparam(config=...)``)
@@ -314,7 +319,14 @@ class RelaxReparam(Reparam):
     ('ReinMax', (3,), (3, 4))
     """
 
-    def __init__(self, estimator: str = "redge", **hyper) -> None:
+    def __init__(self, estimator: str | None = None, **hyper) -> None:
+        if estimator is None:  # read at call time, so a study can set it
+            estimator, hyper = defaults.RELAX_ESTIMATOR, {**defaults.RELAX_HYPER, **hyper}
+        if estimator == "auto":
+            raise ValueError(
+                "RelaxReparam(estimator='auto') is not available: 'auto' selects by measuring a model and guide; "
+                "use relax(guide, estimator='auto', model=model) or AutoRelaxed(model, estimator='auto')"
+            )
         self.hyper = _Hyper(estimator, hyper)
         self.estimator = estimator
         self._step = 0
@@ -387,13 +399,76 @@ def _step_site_name(fn: Callable) -> str:
     return base if _STEP_SITES[base] == 1 else f"{base}_{_STEP_SITES[base]}"
 
 
-class _Relaxed:
+def check_reselect_every(reselect_every) -> None:
+    """``reselect_every``: ``None`` or an int >= 1 (``ValueError`` naming it otherwise)."""
+    if reselect_every is None:
+        return
+    if isinstance(reselect_every, bool) or not isinstance(reselect_every, numbers.Integral) or reselect_every < 1:
+        raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
+
+
+def not_selected_message(what: str) -> str:
+    """Why an ``"auto"`` guide cannot be traced before its first selection, and the two ways on."""
+    return (
+        f"{what} with estimator='auto' has not selected an estimator yet, and NumPyro cannot select inside jit "
+        f"(svi.init / svi.update / svi.run). Train with numpyro_ext.selection.run_svi(key, svi, num_steps, *args), "
+        f"which selects at step 0 and every reselect_every steps, or call guide.select(key, params, *args) first"
+    )
+
+
+class _AutoSelection:
+    """The readable log of an ``"auto"`` guide (:func:`relax`, ``AutoRelaxed``): ``selection`` (the last
+    :class:`~relaxed_dists.selection.SelectionReport`), ``selections`` (``[(step, estimator, hyper)]``),
+    ``selection_options`` (passed to :func:`~numpyro_ext.selection.select_estimator`), and :meth:`select`."""
+
+    def _init_auto(self, auto: bool, model, reselect_every) -> None:
+        self._auto = auto
+        self.model = model
+        self.reselect_every = reselect_every
+        self.selection = None
+        self.selections: list[tuple[int, str, dict]] = []
+        self.selection_options: dict = {}
+        self._selecting = False  # True while select_estimator traces this guide with a candidate
+
+    def _check_selected(self) -> None:
+        if self._auto and self.selection is None and not self._selecting:
+            fn = getattr(self, "fn", None)
+            what = type(self).__name__ if fn is None else f"relax({getattr(fn, '__name__', fn)!r})"
+            raise RuntimeError(not_selected_message(what))
+
+    def select(self, key: jax.Array, params: dict | None, *args, step: int | None = None, **kwargs):
+        """Runs :func:`numpyro_ext.selection.select_estimator` on ``self.model`` and this guide at
+        ``params`` (``svi.get_params(state)``; ``None``: initial values) and applies its choice;
+        logs ``(step, estimator, hyper)`` in :attr:`selections` (``step`` default: the last logged
+        step, or 0) and returns the report."""
+        return self._select(key, params, args, kwargs, step, self.selection_options)
+
+    def _select(self, key, params, args, kwargs, step, options):
+        from .selection import select_estimator
+
+        report = select_estimator(key, self.model, self, *args, params=params, **options, **kwargs)
+        estimator, hyper = report.best
+        reparam = RelaxReparam(estimator, **hyper)
+        reparam.step = self.reparam.step
+        self.reparam = reparam
+        self.selection = report
+        if step is None:
+            step = self.selections[-1][0] if self.selections else 0
+        self.selections.append((int(step), estimator, hyper))
+        return report
+
+
+class _Relaxed(_AutoSelection):
     """``fn`` under :class:`RelaxReparam`, with a mutable-site step for its schedules (see :func:`relax`)."""
 
-    def __init__(self, fn: Callable, sites, estimator: str, hyper: Mapping[str, object]) -> None:
+    def __init__(
+        self, fn: Callable, sites, estimator, hyper: Mapping[str, object], model=None, reselect_every=None
+    ) -> None:
         functools.update_wrapper(self, fn, updated=())  # name and doc; never fn's __dict__
         self.fn = fn
-        self.reparam = RelaxReparam(estimator, **hyper)
+        auto = estimator == "auto"
+        self.reparam = RelaxReparam(None if auto else estimator, **hyper)  # auto: a placeholder until selected
+        self._init_auto(auto, model, reselect_every)
         self.sites = sites
         self._names = _site_names(sites)
         self.step_site = _step_site_name(fn)
@@ -419,6 +494,7 @@ class _Relaxed:
         return self.reparam.estimator
 
     def __call__(self, *args, **kwargs):
+        self._check_selected()
         state = None
         if self.hyper.has_schedules():
             init = {"step": jnp.asarray(self.step, jnp.int32)}
@@ -463,7 +539,7 @@ class _Relaxed:
         return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
 
 
-def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callable:
+def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper) -> Callable:
     r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
 
     - ``fn``: a NumPyro model or guide.
@@ -478,7 +554,19 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
       and a latent integer ``Categorical`` raises a ``ValueError``. See :class:`RelaxReparam`
       for the class each estimator maps to.
     - ``estimator``: one of ``st``, ``gumbel``, ``reinmax``, ``redge``, ``redge_cov``,
-      ``reindge``, ``concrete``, on ``OneHotCategorical`` and ``Bernoulli`` sites alike.
+      ``reindge``, ``concrete``, on ``OneHotCategorical`` and ``Bernoulli`` sites alike;
+      ``None`` (default): :data:`relaxed_dists.defaults.RELAX_ESTIMATOR` with ``RELAX_HYPER``
+      (read at call time); ``"auto"``: chosen by
+      :func:`numpyro_ext.selection.select_estimator` on ``model`` (required, ``ValueError``
+      without) and this guide. NumPyro cannot select inside ``jit``: train with
+      :func:`numpyro_ext.selection.run_svi`, which selects at step 0 and every
+      ``reselect_every`` steps (``None``: step 0 only) and recompiles the update only when the
+      choice changes; a call before any selection raises a ``RuntimeError`` saying so.
+      ``guide.selection`` is the last report, ``guide.selections`` the log
+      ``[(step, estimator, hyper)]``, ``guide.select(key, params, *args)`` selects now,
+      ``guide.selection_options`` (a dict) is passed to ``select_estimator``. No ``**hyper``
+      with ``"auto"`` (``TypeError``).
+    - ``model``, ``reselect_every``: for ``"auto"`` only (``reselect_every`` a positive int or ``None``).
     - ``**hyper``: the estimator's hyperparameters (``temperature``; ``n_steps``, ``t_1``),
       checked and completed with defaults by :func:`relaxed_dists.registry.resolve_hyper`. A
       value is a number, an array, or a schedule ``f(step) -> value`` in ``jnp`` ops (e.g.
@@ -523,4 +611,10 @@ def relax(fn: Callable, sites=None, estimator: str = "redge", **hyper) -> Callab
     >>> float(site["fn"].base_dist.temperature), relaxed.step  # a bare call: step 0, unchanged
     (1.0, 0)
     """
-    return _Relaxed(fn, sites, estimator, hyper)
+    check_reselect_every(reselect_every)
+    if estimator == "auto":
+        if model is None:
+            raise ValueError("relax(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
+        if hyper:
+            raise TypeError(f"relax(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+    return _Relaxed(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)
