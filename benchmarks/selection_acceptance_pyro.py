@@ -61,7 +61,6 @@ def part_a():
     kl, _ = fit(relax(problems.mixture_guide))
     rows.append(("relax(guide) defaults", kl))
     guide = relax(problems.mixture_guide, estimator="auto", model=problems.mixture_model, reselect_every=RESELECT)
-    guide.selection_options = {"num_particles": 8}
     kl_auto, auto_seconds = fit(guide)
     rows.append(('estimator="auto"', kl_auto))
     for est, hyper in DEFAULT_CANDIDATES:

@@ -446,6 +446,7 @@ class _AutoSelection:
     def _select(self, key, params, args, kwargs, step, options):
         from .selection import select_estimator
 
+        options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **options}
         report = select_estimator(key, self.model, self, *args, params=params, **options, **kwargs)
         estimator, hyper = report.best
         reparam = RelaxReparam(estimator, **hyper)

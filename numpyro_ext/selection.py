@@ -436,7 +436,7 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
     When ``svi.guide`` is an ``"auto"`` guide (``relax(..., estimator="auto")``,
     ``AutoRelaxed(estimator="auto")``), it is initialised under a placeholder estimator, then
     :func:`select_estimator` runs (outside ``jit``, at ``svi.get_params(state)``, ranking for
-    ``svi.loss.num_particles`` particles; ``guide.selection_options`` passed on) at step 0 and every
+    ``defaults.AUTO_AVERAGED_GRADIENTS`` averaged gradients; ``guide.selection_options`` passed on) at step 0 and every
     ``guide.reselect_every`` steps; each choice is logged in ``guide.selections`` and by
     ``logging`` (``numpyro_ext.selection``). The jitted update is rebuilt only when the choice
     changes. ``args`` are passed to the jitted update (``kwargs`` are closed over, static).
@@ -451,7 +451,7 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
             state = svi.init(init_key, *args, **kwargs)
     else:
         state = svi.init(init_key, *args, **kwargs)
-    options = {"num_particles": getattr(svi.loss, "num_particles", 1), **getattr(guide, "selection_options", {})}
+    options = dict(getattr(guide, "selection_options", {}))
     steps = range(num_steps)
     if progress_bar:
         from tqdm.auto import tqdm

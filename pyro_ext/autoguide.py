@@ -188,7 +188,8 @@ class AutoRelaxed(AutoGuide):
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
         with poutine.block():
-            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
+            options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **self.selection_options}
+            report = select_estimator(self.model, self, *args, **options, **kwargs)
         estimator, hyper = report.best
         step_now = self._reparam.step
         self._reparam = RelaxReparam(estimator, **hyper)

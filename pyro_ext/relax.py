@@ -39,6 +39,7 @@ from pyro.infer.reparam.reparam import Reparam
 from pyro.poutine.messenger import Messenger
 from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCategorical
 
+from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar, out_of_range
 from relaxed_dists.registry import resolve_hyper
 
@@ -293,8 +294,6 @@ class RelaxReparam(Reparam):
 
     def __init__(self, estimator: str | None = None, **hyper) -> None:
         if estimator is None:
-            from relaxed_dists import defaults
-
             estimator, hyper = defaults.RELAX_ESTIMATOR, {**defaults.RELAX_HYPER, **hyper}
         if estimator == "auto":
             raise ValueError(
@@ -462,7 +461,8 @@ class _Relaxed:
         from .selection import select_estimator
 
         with poutine.block():
-            report = select_estimator(self.model, self, *args, **self.selection_options, **kwargs)
+            options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **self.selection_options}
+            report = select_estimator(self.model, self, *args, **options, **kwargs)
         estimator, hyper = report.best
         old_step = self.reparam.step
         self.reparam = RelaxReparam(estimator, **hyper)

@@ -15,7 +15,7 @@ acceptance models of issues 10 and 16 were held out of the suite.
 
 from __future__ import annotations
 
-__all__ = ["AUTO_RELAXED_ESTIMATOR", "AUTO_RELAXED_HYPER", "RELAX_ESTIMATOR", "RELAX_HYPER"]
+__all__ = ["AUTO_RELAXED_ESTIMATOR", "AUTO_RELAXED_HYPER", "RELAX_ESTIMATOR", "RELAX_HYPER", "AUTO_AVERAGED_GRADIENTS"]
 
 #: registry name of the estimator AutoRelaxed uses by default.
 AUTO_RELAXED_ESTIMATOR: str = "reinmax"
@@ -30,3 +30,13 @@ RELAX_ESTIMATOR: str = AUTO_RELAXED_ESTIMATOR
 
 #: its hyperparameters.
 RELAX_HYPER: dict[str, object] = dict(AUTO_RELAXED_HYPER)
+
+#: ``estimator="auto"`` ranks candidates by the mean squared error of the average of this many
+#: single-particle gradients (``select_estimator(num_particles=...)``), not of one gradient. An
+#: optimiser moves by the sum of many steps' gradients: over ``H`` steps of ``P`` particles the
+#: bias adds up ``H`` times while the noise grows as ``sqrt(H)``, so the error of the displacement
+#: per step is ``bias^2 + var / (H P)``. 2000 is 250 SVI steps of 8 particles. Measured on issue
+#: 10's mixture (``benchmarks/selection_acceptance_*.py``): ranking one gradient (or 8) picks
+#: low-variance biased candidates (Gumbel T=1, REDGE t_1=1: final KL 0.24-0.28 nats per point);
+#: ranking 2000 picks ReinMax / REINDGE (0.006-0.014). Override with ``guide.selection_options``.
+AUTO_AVERAGED_GRADIENTS: int = 2000

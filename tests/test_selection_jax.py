@@ -14,6 +14,7 @@ from numpyro_ext import diagnostics, selection
 from numpyro_ext.autoguide import AutoRelaxed
 from numpyro_ext.distributions import OneHotCategorical
 from numpyro_ext.relax import RelaxReparam, relax
+from relaxed_dists import defaults
 from relaxed_dists.selection import SelectionReport, candidate_result
 
 LOGITS = jnp.array([[0.3, -0.5, 1.0], [-1.0, 0.2, 0.4]])
@@ -150,6 +151,7 @@ def test_run_svi_reselects_on_schedule_and_recompiles_only_on_change(caplog, mon
         result = selection.run_svi(jax.random.PRNGKey(0), svi, 5, x, progress_bar=False)
     assert result.losses.shape == (5,) and np.all(np.isfinite(result.losses))
     assert [s for s, _, _ in auto.selections] == [0, 3] and auto.selection is not None
+    assert auto.selection.num_particles == defaults.AUTO_AVERAGED_GRADIENTS
     assert sum("selected" in r.message for r in caplog.records) == 2
     changes = sum(a[1:] != b[1:] for a, b in zip(auto.selections, auto.selections[1:]))
     assert len(traces) == 1 + changes  # one trace of the jitted update per distinct choice in a row

@@ -13,6 +13,7 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
+from relaxed_dists import defaults
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
@@ -134,6 +135,8 @@ def test_auto_relax_selects_first_call_and_on_schedule():
         svi.step(*args)
     assert [s[0] for s in auto.selections] == [0, 3, 6] and auto.selection is not None
     assert (auto.estimator, dict(auto.hyper)) == tuple(auto.selections[-1][1:]) and auto.step == 7
+    # ranked for the average of defaults.AUTO_AVERAGED_GRADIENTS gradients (bias weighs over steps)
+    assert auto.selection.num_particles == defaults.AUTO_AVERAGED_GRADIENTS
 
 
 def test_run_svi_schedules_in_steps_and_autorelaxed_restores_reparam():
