@@ -135,6 +135,21 @@ def _max_plate_nesting(*traces) -> int:
     return max([len(s["fn"].batch_shape) for t in traces for s in t.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)] + [0])
 
 
+@contextlib.contextmanager
+def _own_plate_dims():
+    """Runs the selection with Pyro's plate-dimension allocator empty, then restores it. The
+    selection's traces are under ``poutine.block()``, so enclosing plates (``Trace_ELBO``'s
+    vectorised particle plate when an auto guide selects at its first call) never see its sites;
+    without this their dims would still collide with the selection's own outer plate."""
+    from pyro.poutine.runtime import _DIM_ALLOCATOR
+
+    saved, _DIM_ALLOCATOR._stack = _DIM_ALLOCATOR._stack, []
+    try:
+        yield
+    finally:
+        _DIM_ALLOCATOR._stack = saved
+
+
 class _Problem:
     """Model and guide at fixed parameters: unconstrained leaves ``u`` substituted as constrained values."""
 
@@ -325,48 +340,49 @@ def select_estimator(
         raise ValueError(f"reference_samples must be a multiple of num_groups, got {reference_samples=}, {num_groups=}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
-    problem = _Problem(model, guide, args, kwargs, params)
-    n_conf = problem.n_configurations()
-    kind = reference
-    if reference == "auto":
-        kind = "exact" if n_conf <= max_configurations and not problem.continuous else "score"
-    if kind == "exact":
-        if problem.continuous:
-            raise ValueError(f"reference='exact' needs a guide without continuous latent sites, found {problem.continuous}")
-        if n_conf > max_configurations:
-            raise ValueError(
-                f"reference='exact': the guide's discrete sites have {n_conf} joint configurations, more than "
-                f"max_configurations={max_configurations}; use reference='score' or raise max_configurations"
-            )
-    base = int(torch.randint(0, 2**62, ()))
-    with torch.random.fork_rng():
-        torch.manual_seed(base)
+    with _own_plate_dims():  # called from a guide inside SVI's particle plate: that plate is blocked out
+        problem = _Problem(model, guide, args, kwargs, params)
+        n_conf = problem.n_configurations()
+        kind = reference
+        if reference == "auto":
+            kind = "exact" if n_conf <= max_configurations and not problem.continuous else "score"
         if kind == "exact":
-            ref, ref_se = _exact_reference(problem), 0.0
-        else:
-            ref, ref_se = _score_reference(problem, reference_samples, num_groups)
-    results = []
-    per = num_samples // num_groups
-    for est, hyper in cands:
+            if problem.continuous:
+                raise ValueError(f"reference='exact' needs a guide without continuous latent sites, found {problem.continuous}")
+            if n_conf > max_configurations:
+                raise ValueError(
+                    f"reference='exact': the guide's discrete sites have {n_conf} joint configurations, more than "
+                    f"max_configurations={max_configurations}; use reference='score' or raise max_configurations"
+                )
+        base = int(torch.randint(0, 2**62, ()))
         with torch.random.fork_rng():
             torch.manual_seed(base)
-            grads, seconds = _candidate_gradients(problem, est, hyper, num_samples)
-        groups = grads.reshape(num_groups, per, -1).mean(1)
-        results.append(candidate_result(est, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles))
-    results.sort(key=rank_key(rule))
-    return SelectionReport(
-        results=results,
-        reference=kind,
-        reference_norm=float(np.linalg.norm(ref)),
-        reference_se=ref_se,
-        reference_samples=reference_samples if kind == "score" else 0,
-        n_configurations=n_conf if kind == "exact" else None,
-        params=list(problem.names),
-        num_particles=num_particles,
-        rule=rule,
-        seconds=time.perf_counter() - start,
-        step_seconds=results[0].seconds,
-    )
+            if kind == "exact":
+                ref, ref_se = _exact_reference(problem), 0.0
+            else:
+                ref, ref_se = _score_reference(problem, reference_samples, num_groups)
+        results = []
+        per = num_samples // num_groups
+        for est, hyper in cands:
+            with torch.random.fork_rng():
+                torch.manual_seed(base)
+                grads, seconds = _candidate_gradients(problem, est, hyper, num_samples)
+            groups = grads.reshape(num_groups, per, -1).mean(1)
+            results.append(candidate_result(est, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles))
+        results.sort(key=rank_key(rule))
+        return SelectionReport(
+            results=results,
+            reference=kind,
+            reference_norm=float(np.linalg.norm(ref)),
+            reference_se=ref_se,
+            reference_samples=reference_samples if kind == "score" else 0,
+            n_configurations=n_conf if kind == "exact" else None,
+            params=list(problem.names),
+            num_particles=num_particles,
+            rule=rule,
+            seconds=time.perf_counter() - start,
+            step_seconds=results[0].seconds,
+        )
 
 
 def run_svi(svi, num_steps, *args, progress_bar=True, **kwargs) -> list[float]:

@@ -156,3 +156,16 @@ def test_cli_prints_table(capsys):
     text = diagnostics_main(["select", "benchmarks._selection_problems:mixture", "--candidates", "st", "gumbel", "--samples", "16", "--groups", "8"])
     out = capsys.readouterr().out
     assert "| rank |" in out and "exact enumeration of 4096" in text and out.count("\n| ") >= 3
+
+
+def test_auto_guide_selects_inside_vectorised_particles():
+    # the first call selects from inside Trace_ELBO's particle plate (dim -2 here): the selection's
+    # own outer plate must not collide with it, and the particle plate must not reach its sites
+    model, guide, args = problems.mixture()
+    auto = relax(guide, estimator="auto", model=model)
+    auto.selection_options = {"candidates": ["st", "reinmax"], "num_samples": 16, "num_groups": 8}
+    elbo = Trace_ELBO(num_particles=3, vectorize_particles=True, max_plate_nesting=1)
+    svi = SVI(model, auto, Adam({"lr": 0.05}), elbo)
+    losses = [svi.step(*args) for _ in range(2)]
+    assert np.all(np.isfinite(losses)) and [s[0] for s in auto.selections] == [0]
+    assert auto.selection.reference == "exact" and auto.selection.n_configurations == 4**6
