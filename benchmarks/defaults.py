@@ -217,20 +217,22 @@ def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> 
         m = "**" if c == winner else ""
         lines.append(f"| {m}{c}{m} | " + " | ".join(f"{reg[c][n]:.2e}" for n in names) + f" | {m}{max(reg[c].values()):.2e}{m} |")
     if auto is not None:
-        a_reg = {n: float(np.mean(auto[n]["kl"])) - best[n] for n in names}
-        lines.append(f"| auto (not in the rule) | " + " | ".join(f"{a_reg[n]:.2e}" for n in names) + f" | {max(a_reg.values()):.2e} |")
+        a_reg = {n: float(np.mean(auto[n]["kl"])) - best[n] for n in names if n in auto}
+        lines.append("| auto (not in the rule) | " + " | ".join(f"{a_reg[n]:.2e}" if n in auto else "not run" for n in names)
+                     + f" | {max(a_reg.values()):.2e}{'' if len(a_reg) == len(names) else ' (of those run)'} |")
     lines += ["", "## Final exact KL (nats per latent variable), mean ± sd over seeds", "",
               "| config | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
     for c in order:
         lines.append(f"| {c} | " + " | ".join(ad._mean_sd(kls[c][n]) for n in names) + " |")
     if auto is not None:
-        lines.append("| auto | " + " | ".join(ad._mean_sd(torch.tensor(auto[n]["kl"])) for n in names) + " |")
-        lines += ["", "## estimator=\"auto\" (per seed: relax(guide, estimator=\"auto\", model=model), pyro SVI)", "",
+        lines.append("| auto | " + " | ".join(ad._mean_sd(torch.tensor(auto[n]["kl"])) if n in auto else "not run" for n in names) + " |")
+        lines += ["", "## estimator=\"auto\" (per seed: relax(guide, estimator=\"auto\", model=model), pyro SVI, same steps; "
+                  f"{len(next(iter(auto.values()))['kl'])} seed(s))", "",
                   "Within 10%: auto's mean final exact -ELBO (= KL - log p(x), per variable) within 10% of the best fixed "
                   "config's; the KL regret is the same number in nats.", "",
                   "| problem | auto KL | best fixed KL | regret (nats/var) | KL auto / best | -ELBO auto / best | within 10% (-ELBO) | choices (seed: estimator) | selection cost (SVI steps) | selection share of time |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
-        for p in problems:
+        for p in [p for p in problems if p.name in auto]:
             a = auto[p.name]
             log_px = a["log_px"]
             na, nb = float(np.mean(a["kl"])) - log_px, best[p.name] - log_px
@@ -287,7 +289,16 @@ def run(args) -> tuple[dict, list[Problem], list, int, int, float, dict | None]:
             auto[problem.name] = {"kl": [r[0] for r in rows], "log_px": log_evidence_per_var(problem, tables[problem.name]),
                                   **{k: [r[1][k] for r in rows] for k in rows[0][1]}}
             print(f"auto {problem.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            if args.only == "auto":  # saved after every problem, so a cut-short run keeps what it measured
+                save(args.out.with_suffix(".auto.json"), kls, auto, steps, seeds, time.perf_counter() - start)
     return kls, problems, grid, steps, seeds, time.perf_counter() - start, auto
+
+
+def save(path: Path, kls, auto, steps, seeds, elapsed) -> None:
+    payload = {"kls": {c: {n: v.tolist() for n, v in row.items()} for c, row in kls.items()}, "auto": auto,
+               "steps": steps, "seeds": seeds, "elapsed": elapsed}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, default=str))
 
 
 def main(argv=None) -> str:
@@ -304,10 +315,7 @@ def main(argv=None) -> str:
     else:
         kls, problems, grid, steps, seeds, elapsed, auto = run(args)
     if args.only:
-        payload = {"kls": {c: {n: v.tolist() for n, v in row.items()} for c, row in kls.items()}, "auto": auto,
-                   "steps": steps, "seeds": seeds, "elapsed": elapsed}
-        raw[args.only].parent.mkdir(parents=True, exist_ok=True)
-        raw[args.only].write_text(json.dumps(payload, default=str))
+        save(raw[args.only], kls, auto, steps, seeds, elapsed)
         return ""
     command = "python benchmarks/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(kls, problems, grid, steps, seeds, elapsed, command.strip(), auto)
