@@ -237,14 +237,14 @@ def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> 
                   f"{len(next(iter(auto.values()))['kl'])} seed(s))", "",
                   "Within 10%: auto's mean final exact -ELBO (= KL - log p(x), per variable) within 10% of the best fixed "
                   "config's; the KL regret is the same number in nats.", "",
-                  "| problem | auto KL | best fixed KL | regret (nats/var) | KL auto / best | -ELBO auto / best | within 10% (-ELBO) | choices (seed: estimator) | selection cost (SVI steps) | selection share of time |",
+                  "| problem | auto KL | best fixed KL | regret (nats/var) | KL auto / best | -ELBO auto / best | within 10% (-ELBO) | choices per seed (step: estimator) | last selection's cost (SVI steps) | last selection's share of run time |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
         for p in [p for p in problems if p.name in auto]:
             a = auto[p.name]
             log_px = a["log_px"]
             na, nb = float(np.mean(a["kl"])) - log_px, best[p.name] - log_px
             ratio = na / nb if nb else math.inf
-            choices = "; ".join(f"{s}: {label(sel[-1][1], sel[-1][2])}" for s, sel in enumerate(a["selections"]))
+            choices = "; ".join(" -> ".join(f"step {st}: {label(e, h)}" for st, e, h in sel) for sel in a["selections"])
             share = np.mean(a["selection_seconds"]) / np.mean(a["total_seconds"])
             lines.append(f"| {p.name} | {np.mean(a['kl']):.3g} | {best[p.name]:.3g} | {np.mean(a['kl']) - best[p.name]:.2e} | "
                          f"{np.mean(a['kl']) / best[p.name]:.3g} | {ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.1 else 'no'} | {choices} | {np.mean(a['cost_in_steps']):.0f} | {share:.0%} |")
