@@ -33,6 +33,7 @@ from pyro.optim import Adam
 from pyro_ext.diagnostics import gradient_report, standard_problem
 from pyro_ext.relax import relax
 from pyro_ext.selection import run_svi, select_estimator
+from relaxed_dists import defaults
 from relaxed_dists.selection import DEFAULT_CANDIDATES, candidate_label, spearman
 
 _spec = importlib.util.spec_from_file_location("_selection_problems", pathlib.Path(__file__).with_name("_selection_problems.py"))
@@ -93,7 +94,7 @@ def main() -> str:
     pyro.clear_param_store()
     torch.manual_seed(0)
     model, mguide, args = problems.mixture()
-    report = select_estimator(model, mguide, *args, num_particles=8)
+    report = select_estimator(model, mguide, *args, num_particles=defaults.AUTO_AVERAGED_GRADIENTS)  # auto's rule
     svi = SVI(model, relax(mguide, estimator=report.best[0], **report.best[1]), Adam({"lr": 0.05}), Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1))
     svi.step(*args)
     ts = []
