@@ -50,6 +50,8 @@ import _spike_slab  # noqa: E402
 import autoguide_defaults as ad  # noqa: E402
 from autoguide_defaults import DTYPE, LR, PARTICLES, SEED, Problem, exact_kl, label, posterior_table  # noqa: E402
 
+from relaxed_dists import defaults as lib_defaults  # noqa: E402
+from relaxed_dists.registry import resolve_hyper  # noqa: E402
 from relaxed_dists.selection import DEFAULT_CANDIDATES  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,9 +187,25 @@ def family_winners(reg: dict[str, dict[str, float]], grid) -> dict[str, str]:
     return out
 
 
+def choose_with_ties(kls, incumbent: str) -> tuple[str, str, float, list[str]]:
+    """``(chosen, argmin, tolerance, tied)``. ``argmin``: the config with the smallest worst-case
+    regret. Configs within ``tolerance`` of that smallest worst case are tied, where ``tolerance``
+    is the argmin's largest seed-to-seed standard deviation of the final KL over the problems
+    (0 with one seed): the study cannot tell them apart. Among tied configs the ``incumbent``
+    (the library's current default) stays; otherwise the argmin is chosen."""
+    reg = ad.regrets(kls)
+    argmin = ad.choose(kls)
+    sds = [float(v.std()) if v.numel() > 1 else 0.0 for v in kls[argmin].values()]
+    tol = max(sds)
+    low = max(reg[argmin].values())
+    tied = [c for c in kls if max(reg[c].values()) <= low + tol]
+    return (incumbent if incumbent in tied else argmin), argmin, tol, tied
+
+
 def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> str:
     reg = ad.regrets(kls)
-    winner = ad.choose(kls)
+    incumbent = label(lib_defaults.RELAX_ESTIMATOR, resolve_hyper(lib_defaults.RELAX_ESTIMATOR, lib_defaults.RELAX_HYPER))
+    winner, argmin, tol, tied = choose_with_ties(kls, incumbent)
     fam = family_winners(reg, grid)
     names = [p.name for p in problems]
     order = sorted(kls, key=lambda c: max(reg[c].values()))
@@ -205,14 +223,18 @@ def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> 
         "",
         "**Rule:** regret = a config's mean final exact KL minus the best fixed config's on that problem. "
         "`relax`'s and `AutoRelaxed`'s default = the config with the smallest worst-case regret over the suite; "
-        "each class's default knob = that estimator's config with the smallest worst-case regret.",
+        "each class's default knob = that estimator's config with the smallest worst-case regret. "
+        "Ties: configs within the smallest worst case's largest seed-to-seed sd (over the problems) of it "
+        "cannot be told apart by this study; among them the library's current default stays.",
         "",
         "## Chosen defaults",
         "",
         "```",
         f"relax / AutoRelaxed: {winner}   (worst-case regret {max(reg[winner].values()):.3g} nats/variable)",
+        f"  smallest worst case: {argmin} ({max(reg[argmin].values()):.3g}); tied within its seed sd {tol:.2g}: "
+        + ", ".join(tied) + f"; library default before the study: {incumbent}",
     ]
-    lines += [f"{e:10s} class default: {c}   (worst-case regret {max(reg[c].values()):.3g})" for e, c in fam.items()]
+    lines += [f"{e:10s} best knob: {c}   (worst-case regret {max(reg[c].values()):.3g})" for e, c in fam.items()]
     same = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
             if all(torch.equal(kls[a][n], kls[b][n]) for n in names)]
     lines += ["```", ""] + [f"`{a}` and `{b}` gave identical numbers on every problem (the same estimator at these knobs)." for a, b in same]

@@ -67,5 +67,16 @@ def test_quick_study_rule(tmp_path):
     assert set(fam) == {e for e, _ in grid}
     for e, c in fam.items():
         assert all(worst[c] <= worst[defaults.label(e2, h)] for e2, h in grid if e2 == e)
+    chosen, argmin, tol, tied = defaults.choose_with_ties(kls, incumbent="no such config")
+    assert (chosen, argmin, tol) == (ad.choose(kls), ad.choose(kls), 0.0)  # one seed: no sd, no ties
+    assert all(worst[c] == worst[argmin] for c in tied)
+    # two seeds: the tolerance is the argmin's largest sd, and a tied incumbent stays
+    kls2 = {c: {n: torch.stack([v.reshape(-1)[0], v.reshape(-1)[0] + 0.01 * (i + 1)]) for n, v in r.items()}
+            for i, (c, r) in enumerate(kls.items())}
+    reg2 = ad.regrets(kls2)
+    chosen2, argmin2, tol2, tied2 = defaults.choose_with_ties(kls2, incumbent=max(kls2, key=lambda c: max(reg2[c].values())))
+    assert tol2 > 0 and argmin2 in tied2
+    assert all(max(reg2[c].values()) <= max(reg2[argmin2].values()) + tol2 for c in tied2)
+    assert chosen2 == argmin2 or chosen2 in tied2
     text = defaults.markdown(kls, problems, grid, 5, 1, 0.0, "quick")
-    assert f"relax / AutoRelaxed: {ad.choose(kls)}" in text
+    assert f"relax / AutoRelaxed: {ad.choose(kls)}" in text or "relax / AutoRelaxed: reinmax temperature=1" in text
