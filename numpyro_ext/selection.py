@@ -43,9 +43,7 @@ costs, minus the optimiser), so ``cost_in_steps`` counts steps of the chosen est
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib
 import logging
 import math
 import statistics
@@ -70,6 +68,8 @@ from relaxed_dists.selection import (
     SelectionReport,
     candidate_result,
     check_candidates,
+    cli_parser,
+    load_problem,
     check_selection_args,
     joint_configurations,
     rank_key,
@@ -483,20 +483,9 @@ def main(argv=None) -> str:
 
     ``module:function`` returns ``(model, guide, args[, kwargs])``; the selection runs at the
     initial parameters, seeded with ``--seed``."""
-    parser = argparse.ArgumentParser(prog="python -m numpyro_ext.diagnostics select")
-    parser.add_argument("problem", help="module:function returning (model, guide, args[, kwargs])")
-    parser.add_argument("--candidates", nargs="+", default=None, help="estimator names (registry defaults)")
-    parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--groups", type=int, default=32)
-    parser.add_argument("--reference", choices=["auto", "exact", "score"], default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = cli_parser("python -m numpyro_ext.diagnostics select")
     opts = parser.parse_args(argv)
-    if ":" not in opts.problem:
-        parser.error(f"problem must be module:function, got {opts.problem!r}")
-    module, function = opts.problem.split(":", 1)
-    made = getattr(importlib.import_module(module), function)()
-    model, guide, args = made[:3]
-    kwargs = made[3] if len(made) > 3 else {}
+    model, guide, args, kwargs = load_problem(parser, opts.problem)
     report = select_estimator(
         jax.random.PRNGKey(opts.seed),
         model,

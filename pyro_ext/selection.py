@@ -38,9 +38,7 @@ random numbers across candidates: one base seed from torch's global generator, t
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import importlib
 import math
 import statistics
 import sys
@@ -61,6 +59,8 @@ from relaxed_dists.selection import (
     SelectionReport,
     candidate_result,
     check_candidates,
+    cli_parser,
+    load_problem,
     check_selection_args,
     joint_configurations,
     rank_key,
@@ -420,20 +420,9 @@ def run_svi(svi, num_steps, *args, progress_bar=True, **kwargs) -> list[float]:
 
 def main(argv=None) -> str:
     """``python -m pyro_ext.diagnostics select module:function [...]``: prints and returns the table."""
-    parser = argparse.ArgumentParser(prog="python -m pyro_ext.diagnostics select")
-    parser.add_argument("problem", help="module:function returning (model, guide, args[, kwargs])")
-    parser.add_argument("--candidates", nargs="+", default=None, help="estimator names (registry defaults)")
-    parser.add_argument("--samples", type=int, default=256)
-    parser.add_argument("--groups", type=int, default=32)
-    parser.add_argument("--reference", choices=["auto", "exact", "score"], default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = cli_parser("python -m pyro_ext.diagnostics select")
     opts = parser.parse_args(argv)
-    if ":" not in opts.problem:
-        parser.error(f"problem must be module:function, got {opts.problem!r}")
-    module, function = opts.problem.split(":", 1)
-    made = getattr(importlib.import_module(module), function)()
-    model, guide, args = made[:3]
-    kwargs = made[3] if len(made) > 3 else {}
+    model, guide, args, kwargs = load_problem(parser, opts.problem)
     pyro.clear_param_store()
     torch.manual_seed(opts.seed)
     report = select_estimator(

@@ -33,7 +33,9 @@ Imports NumPy and the standard library only.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 
@@ -56,6 +58,8 @@ __all__ = [
     "rank_key",
     "spearman",
     "joint_configurations",
+    "cli_parser",
+    "load_problem",
 ]
 
 #: Estimators that selection compares: every hard estimator of the registry (``concrete``
@@ -296,3 +300,30 @@ def joint_configurations(sizes: Sequence[int]) -> np.ndarray:
     total = math.prod(sizes)
     grids = np.meshgrid(*[np.arange(s) for s in sizes], indexing="ij")
     return np.stack([g.reshape(total) for g in grids], axis=-1) if sizes else np.zeros((1, 0), dtype=np.int64)
+
+
+def cli_parser(prog: str) -> argparse.ArgumentParser:
+    """The ``select`` subcommand's arguments, the same in both backends."""
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("problem", help="module:function returning (model, guide, args[, kwargs])")
+    parser.add_argument("--candidates", nargs="+", default=None, help="estimator names (registry defaults)")
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--groups", type=int, default=32)
+    parser.add_argument("--reference", choices=["auto", "exact", "score"], default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def load_problem(parser: argparse.ArgumentParser, spec: str) -> tuple:
+    """``(model, guide, args, kwargs)`` from ``"module:function"`` (the function returns
+    ``(model, guide, args[, kwargs])``); a malformed spec is the parser's error."""
+    if ":" not in spec:
+        parser.error(f"problem must be module:function, got {spec!r}")
+    module, function = spec.split(":", 1)
+    made = getattr(importlib.import_module(module), function)()
+    if not isinstance(made, tuple) or len(made) not in (3, 4) or not callable(made[0]) or not callable(made[1]) or (
+        len(made) == 4 and not isinstance(made[3], Mapping)
+    ):
+        parser.error(f"{spec} must return (model, guide, args[, kwargs]), got {type(made).__name__}")
+    model, guide, args = made[:3]
+    return model, guide, tuple(args), dict(made[3]) if len(made) > 3 else {}

@@ -169,3 +169,12 @@ def test_auto_guide_selects_inside_vectorised_particles():
     losses = [svi.step(*args) for _ in range(2)]
     assert np.all(np.isfinite(losses)) and [s[0] for s in auto.selections] == [0]
     assert auto.selection.reference == "exact" and auto.selection.n_configurations == 4**6
+
+
+def test_cli_rejects_a_malformed_problem(capsys):
+    with pytest.raises(SystemExit):
+        diagnostics_main(["select", "benchmarks._selection_problems.mixture"])  # no ':'
+    assert "module:function" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        diagnostics_main(["select", "benchmarks._selection_problems:mixture_args"])  # returns 4 tensors, not a problem
+    assert "must return (model, guide, args" in capsys.readouterr().err
