@@ -5,6 +5,8 @@ returns ``(model, guide, args)``.
 
 ``mixture``: issue 10's fixed-means mixture (``benchmarks/_mixtures.py``: 6 points, 4 components),
 guide ``OneHotCategorical(logits=q)`` with ``q`` a ``(6, 4)`` ``numpyro.param`` starting at 0.
+``expectation_model_guide(f, logits)``: a model and guide whose ELBO gradient is exactly
+``grad E_q[f(z)]`` (the JAX twin of ``_selection_problems.expectation``).
 """
 
 from __future__ import annotations
@@ -41,3 +43,19 @@ def mixture_guide(x):
 def mixture():
     """``(model, guide, (x,))`` of issue 10's mixture."""
     return mixture_model, mixture_guide, (jnp.asarray(FIXED["x"]),)
+
+
+def expectation_model_guide(f, logits):
+    """A model and guide whose ELBO gradient is grad E_q[f(z)]: the model's prior on ``z`` is the
+    guide's own ``q`` (so ``log p(z) - log q(z)`` is 0 for every ``z`` and ``q``), plus ``factor(f(z))``."""
+
+    def model():
+        q = numpyro.param("q", logits)
+        z = numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
+        numpyro.factor("f", f(z))
+
+    def guide():
+        q = numpyro.param("q", logits)
+        numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
+
+    return model, guide

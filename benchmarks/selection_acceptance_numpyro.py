@@ -65,20 +65,7 @@ def train(guide, steps, seed, auto=False):
     return kls(result.params), time.perf_counter() - t0
 
 
-def standard_model_guide(f, logits):
-    """A model and guide whose ELBO gradient is grad E_q[f(z)]: the model's prior on ``z`` is the
-    guide's own ``q`` (so ``log p(z) - log q(z)`` is 0 for every ``z`` and ``q``), plus ``factor(f(z))``."""
-
-    def model():
-        q = numpyro.param("q", logits)
-        z = numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
-        numpyro.factor("f", f(z))
-
-    def guide():
-        q = numpyro.param("q", logits)
-        numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
-
-    return model, guide
+standard_model_guide = problems.expectation_model_guide
 
 
 def main(argv=None):

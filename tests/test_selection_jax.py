@@ -2,6 +2,9 @@
 run_svi, the CLI. Small shapes (2 x 3 logits, 2-4 candidates) keep jit compile time low."""
 
 
+import importlib.util
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,24 +20,20 @@ from numpyro_ext.relax import RelaxReparam, relax
 from relaxed_dists import defaults
 from relaxed_dists.selection import SelectionReport, candidate_result
 
+_spec = importlib.util.spec_from_file_location(
+    "_selection_problems_numpyro", pathlib.Path(__file__).parents[1] / "benchmarks" / "_selection_problems_numpyro.py"
+)
+problems = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(problems)
+
 LOGITS = jnp.array([[0.3, -0.5, 1.0], [-1.0, 0.2, 0.4]])
 A = jnp.array(np.random.default_rng(0).normal(size=(2, 2, 3, 3)))
 QUADRATIC = lambda x: jnp.einsum("...lk,lmkj,...mj->...", x, A, x)  # noqa: E731
 
 
 def _model_guide(f, logits=LOGITS):
-    """ELBO gradient = grad E_q[f(z)]: the model's prior on z is the guide's own q (log p - log q = 0)."""
-
-    def model():
-        q = numpyro.param("q", logits)
-        z = numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
-        numpyro.factor("f", f(z))
-
-    def guide():
-        q = numpyro.param("q", logits)
-        numpyro.sample("z", OneHotCategorical(logits=q).to_event(1))
-
-    return model, guide
+    """ELBO gradient = grad E_q[f(z)] (log p - log q = 0): benchmarks/_selection_problems_numpyro.py."""
+    return problems.expectation_model_guide(f, logits)
 
 
 @pytest.fixture(scope="module")
