@@ -40,7 +40,7 @@ from torch.distributions import Categorical
 from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar
 
-from .relax import RelaxReparam, _rewrap, _unwrap
+from .relax import RelaxReparam, _rewrap, _select_into, _unwrap
 
 __all__ = ["AutoRelaxed"]
 
@@ -183,19 +183,9 @@ class AutoRelaxed(AutoGuide):
     def select(self, *args, step=None, **kwargs):
         """Runs :func:`pyro_ext.selection.select_estimator` on the model and this guide now and
         applies its choice (the step counter kept); returns the report."""
-        from .selection import select_estimator
-
         if self.prototype_trace is None:
             self._setup_prototype(*args, **kwargs)
-        with poutine.block():
-            options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **self.selection_options}
-            report = select_estimator(self.model, self, *args, **options, **kwargs)
-        estimator, hyper = report.best
-        step_now = self._reparam.step
-        self._reparam = RelaxReparam(estimator, **hyper)
-        self._reparam.step = step_now
-        self.selection = report
-        self.selections.append((self._calls if step is None else step, estimator, hyper))
+        report, self._reparam = _select_into(self, self._reparam, args, kwargs, step)
         return report
 
     # --- set-up -----------------------------------------------------------------------------

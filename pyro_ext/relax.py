@@ -386,6 +386,25 @@ def _hard_classes() -> tuple[type[Distribution], ...]:
     return tuple(c for c in classes if c not in (RelaxedOneHotCategorical, RelaxedBernoulli))
 
 
+def _select_into(guide, reparam: RelaxReparam, args, kwargs, step) -> tuple:
+    """One selection for an auto guide (``relax(..., "auto")`` or ``AutoRelaxed``): runs
+    :func:`pyro_ext.selection.select_estimator` on ``guide.model`` and ``guide`` (hidden from
+    enclosing handlers, ranked for ``defaults.AUTO_AVERAGED_GRADIENTS`` averaged gradients unless
+    ``guide.selection_options`` says otherwise), logs it in ``guide.selection`` /
+    ``guide.selections`` and returns ``(report, the chosen RelaxReparam with reparam's step)``."""
+    from .selection import select_estimator
+
+    with poutine.block():
+        options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **guide.selection_options}
+        report = select_estimator(guide.model, guide, *args, **options, **kwargs)
+    estimator, hyper = report.best
+    chosen = RelaxReparam(estimator, **hyper)
+    chosen.step = reparam.step
+    guide.selection = report
+    guide.selections.append((guide._calls if step is None else step, estimator, hyper))
+    return report, chosen
+
+
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
@@ -458,17 +477,7 @@ class _Relaxed:
         """Runs :func:`pyro_ext.selection.select_estimator` now (model and this guide at the current
         parameters) and applies its choice; returns the report. Options of the selection can be set
         in ``self.selection_options`` (a dict)."""
-        from .selection import select_estimator
-
-        with poutine.block():
-            options = {"num_particles": defaults.AUTO_AVERAGED_GRADIENTS, **self.selection_options}
-            report = select_estimator(self.model, self, *args, **options, **kwargs)
-        estimator, hyper = report.best
-        old_step = self.reparam.step
-        self.reparam = RelaxReparam(estimator, **hyper)
-        self.reparam.step = old_step
-        self.selection = report
-        self.selections.append((self._calls if step is None else step, estimator, hyper))
+        report, self.reparam = _select_into(self, self.reparam, args, kwargs, step)
         return report
 
     def __call__(self, *args, **kwargs):
