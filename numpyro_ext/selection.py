@@ -61,18 +61,22 @@ from numpyro.infer import Trace_ELBO
 from numpyro.infer.svi import SVIRunResult
 from numpyro.infer.util import compute_log_probs
 
-from relaxed_dists.checks import out_of_range
 from relaxed_dists.sample_law import SampleLawWarning
 from relaxed_dists.selection import (
     MAX_REFERENCE_CONFIGURATIONS,
     SelectionReport,
     candidate_result,
     check_candidates,
-    cli_parser,
-    load_problem,
+    check_int,
     check_selection_args,
+    cli_parser,
+    group_means,
     joint_configurations,
+    load_problem,
+    make_report,
+    mean_and_relative_se,
     rank_key,
+    reference_kind,
 )
 
 from . import relax as _relax
@@ -263,11 +267,7 @@ def _score_reference(key, problem: _Problem, m: int, groups: int) -> tuple[np.nd
             return jax.vmap(jax.grad(surrogate), (None, 0, 0, 0))(flat, values, keys, jax.lax.stop_gradient(baseline))
 
     grads = np.asarray(jax.jit(per_sample)(problem.flat0), dtype=np.float64)
-    mean = grads.mean(0)
-    group_means = grads.reshape(groups, m // groups, -1).mean(1)
-    se = math.sqrt(((group_means - mean) ** 2).sum() / (groups - 1) / groups)
-    norm = float(np.linalg.norm(mean))
-    return mean, se / norm if norm > 0 else math.nan
+    return mean_and_relative_se(group_means(grads, groups))
 
 
 #: XLA options for the selection's own programs: each is run once, so compile time dominates
@@ -313,13 +313,6 @@ def _step_seconds(key, problem: _Problem, estimator, hyper) -> float:
     return statistics.median(times)
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(out_of_range(name, value, f"an integer >= {low}"))
-    if value < low:
-        raise ValueError(out_of_range(name, value, f"an integer >= {low}"))
-
-
 def select_estimator(
     key: jax.Array,
     model,
@@ -362,33 +355,15 @@ def select_estimator(
     selection runs eagerly (outside ``jit``), compiling one batched gradient per candidate and one single gradient for the winner.
     """
     start = time.perf_counter()
-    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations)
+    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params)
     cands = check_candidates(candidates)
-    _check_int("reference_samples", reference_samples, 2 * num_groups)
-    if reference_samples % num_groups:
-        raise ValueError(
-            f"reference_samples must be a multiple of num_groups, got {reference_samples=}, {num_groups=}"
-        )
-    if params is not None and not isinstance(params, dict):
-        raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
     if not callable(model) or not callable(guide):
         raise TypeError(f"model and guide must be callables, got model={model!r}, guide={guide!r}")
     setup_key, ref_key, sample_key = jax.random.split(key, 3)
     problem = _Problem(setup_key, model, guide, args, kwargs, params)
     n_conf = problem.n_configurations()
-    kind = reference
-    if reference == "auto":
-        kind = "exact" if n_conf <= max_configurations and not problem.continuous else "score"
+    kind = reference_kind(reference, n_conf, problem.continuous, max_configurations)
     if kind == "exact":
-        if problem.continuous:
-            raise ValueError(
-                f"reference='exact' needs a guide without continuous latent sites, found {problem.continuous}"
-            )
-        if n_conf > max_configurations:
-            raise ValueError(
-                f"reference='exact': the guide's discrete sites have {n_conf} joint configurations, more than "
-                f"max_configurations={max_configurations}; use reference='score' or raise max_configurations"
-            )
         ref, ref_se = _exact_reference(problem), 0.0
     else:
         ref, ref_se = _score_reference(ref_key, problem, reference_samples, num_groups)
@@ -396,24 +371,14 @@ def select_estimator(
     per = num_samples // num_groups
     for estimator, hyper in cands:
         grads, seconds = _candidate_gradients(sample_key, problem, estimator, hyper, num_samples)
-        groups = grads.reshape(num_groups, per, -1).mean(1)
         results.append(
-            candidate_result(estimator, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles)
+            candidate_result(estimator, hyper, group_means(grads, num_groups), ref, seconds, particles_per_group=per, num_particles=num_particles)
         )
-    results.sort(key=rank_key(rule))
-    step_seconds = _step_seconds(sample_key, problem, results[0].estimator, results[0].hyper)
-    return SelectionReport(
-        results=results,
-        reference=kind,
-        reference_norm=float(np.linalg.norm(ref)),
-        reference_se=ref_se,
-        reference_samples=reference_samples if kind == "score" else 0,
-        n_configurations=n_conf if kind == "exact" else None,
-        params=list(problem.names),
-        num_particles=num_particles,
-        rule=rule,
-        seconds=time.perf_counter() - start,
-        step_seconds=step_seconds,
+    best = min(results, key=rank_key(rule))
+    return make_report(
+        results, ref, ref_se, kind=kind, n_configurations=n_conf, reference_samples=reference_samples,
+        params=problem.names, num_particles=num_particles, rule=rule, start=start,
+        step_seconds=_step_seconds(sample_key, problem, best.estimator, best.hyper),
     )
 
 
@@ -441,7 +406,7 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
     ``logging`` (``numpyro_ext.selection``). The jitted update is rebuilt only when the choice
     changes. ``args`` are passed to the jitted update (``kwargs`` are closed over, static).
     """
-    _check_int("num_steps", num_steps, 0)
+    check_int("num_steps", num_steps, 0)
     guide = svi.guide
     auto = getattr(guide, "_auto", False)
     every = getattr(guide, "reselect_every", None)

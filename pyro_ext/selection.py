@@ -59,11 +59,14 @@ from relaxed_dists.selection import (
     SelectionReport,
     candidate_result,
     check_candidates,
-    cli_parser,
-    load_problem,
     check_selection_args,
+    cli_parser,
+    group_means,
     joint_configurations,
-    rank_key,
+    load_problem,
+    make_report,
+    mean_and_relative_se,
+    reference_kind,
 )
 
 from .relax import RelaxReparam, _Relaxed, _unwrap
@@ -278,10 +281,7 @@ def _score_reference(problem: _Problem, m: int, groups: int):
     surrogate = f + (f - baseline).detach() * log_q_disc
     per = m // groups
     grads = np.stack([problem.flat_grad(surrogate[i * per : (i + 1) * per].sum() / per, retain_graph=True) for i in range(groups)])
-    g = grads.mean(0)
-    se = math.sqrt(((grads - g) ** 2).sum() / (groups - 1) / groups)
-    norm = float(np.linalg.norm(g))
-    return g, se / norm if norm > 0 else math.nan
+    return mean_and_relative_se(grads)
 
 
 def _candidate_gradients(problem: _Problem, estimator, hyper, num_samples):
@@ -332,28 +332,12 @@ def select_estimator(
         reference_samples: draws of the score reference, a multiple of ``num_groups``.
     """
     start = time.perf_counter()
-    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations)
+    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params)
     cands = check_candidates(candidates)
-    if isinstance(reference_samples, bool) or not isinstance(reference_samples, int) or reference_samples < 2 * num_groups:
-        raise ValueError(out_of_range("reference_samples", reference_samples, f"an integer >= 2 * num_groups = {2 * num_groups}"))
-    if reference_samples % num_groups:
-        raise ValueError(f"reference_samples must be a multiple of num_groups, got {reference_samples=}, {num_groups=}")
-    if params is not None and not isinstance(params, dict):
-        raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
     with _own_plate_dims():  # called from a guide inside SVI's particle plate: that plate is blocked out
         problem = _Problem(model, guide, args, kwargs, params)
         n_conf = problem.n_configurations()
-        kind = reference
-        if reference == "auto":
-            kind = "exact" if n_conf <= max_configurations and not problem.continuous else "score"
-        if kind == "exact":
-            if problem.continuous:
-                raise ValueError(f"reference='exact' needs a guide without continuous latent sites, found {problem.continuous}")
-            if n_conf > max_configurations:
-                raise ValueError(
-                    f"reference='exact': the guide's discrete sites have {n_conf} joint configurations, more than "
-                    f"max_configurations={max_configurations}; use reference='score' or raise max_configurations"
-                )
+        kind = reference_kind(reference, n_conf, problem.continuous, max_configurations)
         base = int(torch.randint(0, 2**62, ()))
         with torch.random.fork_rng():
             torch.manual_seed(base)
@@ -367,21 +351,11 @@ def select_estimator(
             with torch.random.fork_rng():
                 torch.manual_seed(base)
                 grads, seconds = _candidate_gradients(problem, est, hyper, num_samples)
-            groups = grads.reshape(num_groups, per, -1).mean(1)
+            groups = group_means(grads, num_groups)
             results.append(candidate_result(est, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles))
-        results.sort(key=rank_key(rule))
-        return SelectionReport(
-            results=results,
-            reference=kind,
-            reference_norm=float(np.linalg.norm(ref)),
-            reference_se=ref_se,
-            reference_samples=reference_samples if kind == "score" else 0,
-            n_configurations=n_conf if kind == "exact" else None,
-            params=list(problem.names),
-            num_particles=num_particles,
-            rule=rule,
-            seconds=time.perf_counter() - start,
-            step_seconds=results[0].seconds,
+        return make_report(
+            results, ref, ref_se, kind=kind, n_configurations=n_conf, reference_samples=reference_samples,
+            params=problem.names, num_particles=num_particles, rule=rule, start=start,
         )
 
 

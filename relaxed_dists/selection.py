@@ -37,6 +37,7 @@ import argparse
 import dataclasses
 import importlib
 import math
+import time
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -52,6 +53,11 @@ __all__ = [
     "SelectionReport",
     "check_candidates",
     "check_selection_args",
+    "check_int",
+    "reference_kind",
+    "group_means",
+    "mean_and_relative_se",
+    "make_report",
     "candidate_result",
     "candidate_label",
     "selection_markdown",
@@ -115,24 +121,68 @@ def check_candidates(candidates) -> list[tuple[str, dict[str, object]]]:
     return out
 
 
-def check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations) -> None:
-    """Range checks of :func:`select_estimator`'s numeric and string options, naming the argument."""
+def check_int(name: str, value, low: int) -> None:
+    """``value`` an integer ``>= low`` (``TypeError`` / ``ValueError`` naming ``name`` otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(out_of_range(name, value, f"an integer >= {low}"))
+    if value < low:
+        raise ValueError(out_of_range(name, value, f"an integer >= {low}"))
+
+
+def check_selection_args(
+    num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples=2048, params=None
+) -> None:
+    """Range checks of :func:`select_estimator`'s options, naming the argument."""
     for name, value, low in (
         ("num_samples", num_samples, 2),
         ("num_groups", num_groups, 2),
         ("num_particles", num_particles, 1),
         ("max_configurations", max_configurations, 1),
     ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(out_of_range(name, value, f"an integer >= {low}"))
-        if value < low:
-            raise ValueError(out_of_range(name, value, f"an integer >= {low}"))
+        check_int(name, value, low)
     if num_samples % num_groups:
         raise ValueError(f"num_samples must be a multiple of num_groups, got num_samples={num_samples}, num_groups={num_groups}")
     if reference not in _REFERENCES:
         raise ValueError(out_of_range("reference", reference, f"one of {list(_REFERENCES)}"))
     if rule not in _RULES:
         raise ValueError(out_of_range("rule", rule, f"one of {list(_RULES)}"))
+    check_int("reference_samples", reference_samples, 2 * num_groups)
+    if reference_samples % num_groups:
+        raise ValueError(f"reference_samples must be a multiple of num_groups, got {reference_samples=}, {num_groups=}")
+    if params is not None and not isinstance(params, dict):
+        raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
+
+
+def reference_kind(reference: str, n_configurations: int, continuous: Sequence[str], max_configurations: int) -> str:
+    """``"exact"`` or ``"score"`` for ``reference`` (``"auto"``: exact when the guide has no
+    continuous latent site and at most ``max_configurations`` joint discrete values); an
+    impossible ``"exact"`` is a ``ValueError`` saying why."""
+    if reference == "auto":
+        return "exact" if n_configurations <= max_configurations and not continuous else "score"
+    if reference == "exact":
+        if continuous:
+            raise ValueError(f"reference='exact' needs a guide without continuous latent sites, found {list(continuous)}")
+        if n_configurations > max_configurations:
+            raise ValueError(
+                f"reference='exact': the guide's discrete sites have {n_configurations} joint configurations, more than "
+                f"max_configurations={max_configurations}; use reference='score' or raise max_configurations"
+            )
+    return reference
+
+
+def group_means(grads, num_groups: int) -> np.ndarray:
+    """``(num_groups, D)`` means of consecutive groups of ``(N, D)`` gradients."""
+    g = np.asarray(grads, dtype=np.float64)
+    return g.reshape(num_groups, g.shape[0] // num_groups, -1).mean(1)
+
+
+def mean_and_relative_se(groups) -> tuple[np.ndarray, float]:
+    """The mean of ``(B, D)`` group means and its standard error relative to its norm (``nan`` at 0)."""
+    g = np.asarray(groups, dtype=np.float64)
+    mean = g.mean(0)
+    se = math.sqrt(((g - mean) ** 2).sum() / (g.shape[0] - 1) / g.shape[0])
+    norm = float(np.linalg.norm(mean))
+    return mean, se / norm if norm > 0 else math.nan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,6 +291,38 @@ class SelectionReport:
 
     def __str__(self) -> str:
         return self.table()
+
+
+def make_report(
+    results: list[CandidateResult],
+    reference,
+    reference_se: float,
+    *,
+    kind: str,
+    n_configurations: int,
+    reference_samples: int,
+    params: Sequence[str],
+    num_particles: int,
+    rule: str,
+    start: float,
+    step_seconds: float | None = None,
+) -> SelectionReport:
+    """The :class:`SelectionReport`, results sorted by ``rule``, ``seconds`` counted from ``start``
+    (``time.perf_counter()``); ``step_seconds`` defaults to the winner's measured ``seconds``."""
+    results = sorted(results, key=rank_key(rule))
+    return SelectionReport(
+        results=results,
+        reference=kind,
+        reference_norm=float(np.linalg.norm(reference)),
+        reference_se=reference_se,
+        reference_samples=reference_samples if kind == "score" else 0,
+        n_configurations=n_configurations if kind == "exact" else None,
+        params=list(params),
+        num_particles=num_particles,
+        rule=rule,
+        seconds=time.perf_counter() - start,
+        step_seconds=results[0].seconds if step_seconds is None else step_seconds,
+    )
 
 
 def selection_markdown(report: SelectionReport) -> str:

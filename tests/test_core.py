@@ -146,3 +146,28 @@ def test_reference_concrete_k2_is_binary_concrete():
         R.binary_concrete_log_prob(x, logits[0] - logits[1], 0.3),
         rtol=1e-12,
     )
+
+
+def test_selection_reference_kind_and_group_statistics():
+    import numpy as np
+    import pytest
+
+    from relaxed_dists.selection import check_selection_args, group_means, mean_and_relative_se, reference_kind
+
+    assert reference_kind("auto", 4096, [], 4096) == "exact"
+    assert reference_kind("auto", 4097, [], 4096) == "score"
+    assert reference_kind("auto", 4, ["mu"], 4096) == "score"
+    with pytest.raises(ValueError, match="max_configurations=16"):
+        reference_kind("exact", 17, [], 16)
+    with pytest.raises(ValueError, match="continuous"):
+        reference_kind("exact", 4, ["mu"], 16)
+    g = np.random.default_rng(0).normal(size=(12, 3)) + 1.0
+    groups = group_means(g, 4)
+    assert groups.shape == (4, 3) and np.allclose(groups[1], g[3:6].mean(0))
+    mean, rel_se = mean_and_relative_se(groups)
+    se = np.sqrt(groups.var(0, ddof=1).sum() / 4)
+    assert np.allclose(mean, g.mean(0)) and np.isclose(rel_se, se / np.linalg.norm(mean))
+    with pytest.raises(ValueError, match="reference_samples"):
+        check_selection_args(64, 8, "auto", "mse", 1, 16, reference_samples=100)
+    with pytest.raises(TypeError, match="params"):
+        check_selection_args(64, 8, "auto", "mse", 1, 16, params=[1.0])
