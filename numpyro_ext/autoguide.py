@@ -30,6 +30,7 @@ from numpyro.infer.initialization import init_to_median
 from numpyro.primitives import mutable
 
 from relaxed_dists import defaults
+from relaxed_dists.selection import check_auto_args
 
 from . import kl  # noqa: F401  (registers the KL divergences TraceMeanField_ELBO uses)
 from ._ops import one_hot_argmax
@@ -42,7 +43,6 @@ from .relax import (
     _rewrap,
     _step_site_name,
     _unwrap,
-    check_reselect_every,
 )
 
 __all__ = ["AutoRelaxed"]
@@ -164,11 +164,9 @@ class AutoRelaxed(_AutoSelection, AutoGuide):
         reselect_every: int | None = None,
         **hyper,
     ) -> None:
-        check_reselect_every(reselect_every)
+        check_auto_args(estimator, model, hyper, reselect_every, where="AutoRelaxed")
         auto = estimator == "auto"
         if auto:
-            if hyper:
-                raise TypeError(f"AutoRelaxed(estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
             estimator = None  # a placeholder until the first selection
         if estimator is None:
             estimator, hyper = defaults.AUTO_RELAXED_ESTIMATOR, {**defaults.AUTO_RELAXED_HYPER, **hyper}

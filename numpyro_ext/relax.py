@@ -45,6 +45,7 @@ from numpyro.primitives import mutable
 from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar, out_of_range
 from relaxed_dists.registry import resolve_hyper
+from relaxed_dists.selection import check_auto_args
 
 from . import kl  # noqa: F401  (registers the KL divergences TraceMeanField_ELBO uses)
 from .distributions import (
@@ -399,14 +400,6 @@ def _step_site_name(fn: Callable) -> str:
     return base if _STEP_SITES[base] == 1 else f"{base}_{_STEP_SITES[base]}"
 
 
-def check_reselect_every(reselect_every) -> None:
-    """``reselect_every``: ``None`` or an int >= 1 (``ValueError`` naming it otherwise)."""
-    if reselect_every is None:
-        return
-    if isinstance(reselect_every, bool) or not isinstance(reselect_every, numbers.Integral) or reselect_every < 1:
-        raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
-
-
 def not_selected_message(what: str) -> str:
     """Why an ``"auto"`` guide cannot be traced before its first selection, and the two ways on."""
     return (
@@ -612,10 +605,5 @@ def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None,
     >>> float(site["fn"].base_dist.temperature), relaxed.step  # a bare call: step 0, unchanged
     (1.0, 0)
     """
-    check_reselect_every(reselect_every)
-    if estimator == "auto":
-        if model is None:
-            raise ValueError("relax(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
-        if hyper:
-            raise TypeError(f"relax(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+    check_auto_args(estimator, model, hyper, reselect_every)
     return _Relaxed(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)

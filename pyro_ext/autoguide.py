@@ -38,6 +38,7 @@ from pyro.ops.tensor_utils import periodic_repeat
 from torch.distributions import Categorical
 
 from relaxed_dists import defaults
+from relaxed_dists.selection import check_auto_args
 from relaxed_dists.checks import check_positive_scalar
 
 from .relax import RelaxReparam, _rewrap, _select_into, _unwrap
@@ -129,13 +130,9 @@ class AutoRelaxed(AutoGuide):
         reselect_every=None,
         **hyper,
     ):
-        from .relax import _check_reselect_every
-
-        _check_reselect_every(reselect_every)
+        check_auto_args(estimator, model, hyper, reselect_every, where="AutoRelaxed")
         auto = estimator == "auto"
         if auto:
-            if hyper:
-                raise TypeError(f"AutoRelaxed(estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
             estimator = None
         if estimator is None:
             estimator = defaults.AUTO_RELAXED_ESTIMATOR

@@ -42,6 +42,7 @@ from torch.distributions import Bernoulli, Categorical, Distribution, OneHotCate
 from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar, out_of_range
 from relaxed_dists.registry import resolve_hyper
+from relaxed_dists.selection import check_auto_args
 
 from .distributions import (
     REDGE,
@@ -495,13 +496,6 @@ class _Relaxed:
         return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
 
 
-def _check_reselect_every(reselect_every) -> None:
-    if reselect_every is None:
-        return
-    if isinstance(reselect_every, bool) or not isinstance(reselect_every, numbers.Integral) or reselect_every < 1:
-        raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
-
-
 def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper) -> Callable:
     r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
 
@@ -561,10 +555,5 @@ def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None,
         >>> pyro.poutine.trace(relaxed).get_trace().nodes["z"]["fn"].temperature
         tensor([0.3000, 0.3000, 0.3000])
     """
-    _check_reselect_every(reselect_every)
-    if estimator == "auto":
-        if model is None:
-            raise ValueError("relax(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
-        if hyper:
-            raise TypeError(f"relax(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+    check_auto_args(estimator, model, hyper, reselect_every)
     return _Relaxed(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)

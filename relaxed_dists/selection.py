@@ -54,6 +54,7 @@ __all__ = [
     "check_candidates",
     "check_selection_args",
     "check_int",
+    "check_auto_args",
     "reference_kind",
     "group_means",
     "mean_and_relative_se",
@@ -151,6 +152,22 @@ def check_selection_args(
         raise ValueError(f"reference_samples must be a multiple of num_groups, got {reference_samples=}, {num_groups=}")
     if params is not None and not isinstance(params, dict):
         raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
+
+
+def check_auto_args(estimator, model, hyper, reselect_every, where: str = "relax") -> None:
+    """The checks of ``relax(..., estimator, model=, reselect_every=, **hyper)`` / ``AutoRelaxed``
+    for ``"auto"`` (``where`` names the caller): ``reselect_every`` ``None`` or an int >= 1
+    (``ValueError``); with ``"auto"``, ``model`` required (``ValueError``) and no ``**hyper``
+    (``TypeError``: they are selected)."""
+    if reselect_every is not None and (
+        isinstance(reselect_every, bool) or not isinstance(reselect_every, (int, np.integer)) or reselect_every < 1
+    ):
+        raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
+    if estimator == "auto":
+        if model is None:
+            raise ValueError(f"{where}(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
+        if hyper:
+            raise TypeError(f"{where}(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
 
 
 def reference_kind(reference: str, n_configurations: int, continuous: Sequence[str], max_configurations: int) -> str:
