@@ -143,6 +143,7 @@ def train_auto(problem: Problem, seed: int, steps: int, reselect_every: int | No
     """One seed of ``relax(guide, estimator="auto", model=model)`` with pyro's SVI and
     Trace_ELBO(8 particles, vectorised); the final exact KL per variable and the selection log."""
     from pyro_ext import relax
+    from pyro_ext.selection import run_svi
 
     pyro.clear_param_store()
     torch.manual_seed(seed)
@@ -154,17 +155,11 @@ def train_auto(problem: Problem, seed: int, steps: int, reselect_every: int | No
             with pyro.plate(*plate) if plate else ad._nullcontext():
                 pyro.sample(name, dist.OneHotCategorical(logits=logits))
 
-    # reselect_every is applied here with guide.select() between steps: the guide's own reselection
-    # runs inside Trace_ELBO's vectorised particle plate, where the selection's plate collides with it
-    relaxed = relax(guide, estimator="auto", model=problem.model)
+    relaxed = relax(guide, estimator="auto", model=problem.model, reselect_every=reselect_every)
     elbo = pyro.infer.Trace_ELBO(num_particles=PARTICLES, vectorize_particles=True, max_plate_nesting=problem.max_plate_nesting)
     svi = pyro.infer.SVI(problem.model, relaxed, pyro.optim.Adam({"lr": LR}), elbo)
     start = time.perf_counter()
-    relaxed()  # the selection at call 0, outside Trace_ELBO's particle plate (inside it its own plate collides)
-    for step in range(steps):
-        if reselect_every and step and step % reselect_every == 0:
-            relaxed.select(step=step)
-        svi.step()
+    run_svi(svi, steps, progress_bar=False)  # selects at step 0 and every reselect_every steps
     total = time.perf_counter() - start
     report = relaxed.selection
     with torch.no_grad():
