@@ -1,0 +1,123 @@
+"""NumPyro under ``jax.sharding`` on 4 (forced host) devices: our distributions pass through a
+sharded ``jit`` and through ``shard_map`` as pytrees, and data-parallel SVI with ``relax``
+equals the single-device run.
+
+XLA fixes its device count when JAX starts, so both checks run in fresh interpreters with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``: this file runs itself (``__main__``
+below) for the distribution checks, and ``examples/vae_numpyro_sharded.py --check --quick``
+for SVI.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+N_DEVICES = 4
+# float32, the same operations up to the order of the cross-device sums: a few ulps.
+TOL = 1e-5
+
+
+def _env() -> dict:
+    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_cpu_multi_thread_eigen=false", "")
+    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",
+                XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={N_DEVICES}".strip())
+
+
+def test_distributions_pass_through_sharded_jit_and_shard_map():
+    done = subprocess.run([sys.executable, "-W", "error", __file__], env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(figures) == 15, figures  # every distribution class below was checked
+    for name, worst in figures.items():
+        assert worst <= TOL, (name, worst)
+
+
+def test_sharded_svi_equals_single_device(tmp_path):
+    command = [sys.executable, "-W", "error", str(ROOT / "examples" / "vae_numpyro_sharded.py"),
+               "--check", "--quick", "--devices", str(N_DEVICES), "--out-dir", str(tmp_path)]
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads((tmp_path / "vae_numpyro_sharded_check.json").read_text())
+    assert result["devices"] == N_DEVICES and result["steps"] == 20
+    assert result["loss_rel_diff"] <= TOL and result["param_rel_diff"] <= TOL, result
+    assert result["loss_first"] - result["loss_last"] > 10  # SGD moved: the equality is not trivial
+    bytes_per_device = {int(k): v for k, v in result["data_bytes_per_device"].items()}
+    assert bytes_per_device[N_DEVICES] * N_DEVICES == bytes_per_device[1]  # the data is split, not copied
+
+
+def _check_all() -> dict:
+    """For every class: the same samples, log-probabilities and gradients from a jit whose
+    parameters are sharded over the devices as from the unsharded jit; under ``shard_map`` each
+    device's block of ``log_prob`` equals the global one's. Returns ``{class: worst rel diff}``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    import numpyro_ext as nx
+
+    assert len(jax.devices()) == N_DEVICES, jax.devices()
+    mesh = Mesh(np.array(jax.devices()), ("data",))
+    batch, k = 8, 5
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(batch, k)), jnp.float32)
+    bern_logits = logits[:, 0]
+    one_hot = {
+        "StraightThrough": lambda lg: nx.StraightThrough(logits=lg),
+        "ReinMax": lambda lg: nx.ReinMax(0.7, logits=lg),
+        "REDGE": lambda lg: nx.REDGE(logits=lg),
+        "REDGECov": lambda lg: nx.REDGECov(logits=lg),
+        "REINDGE": lambda lg: nx.REINDGE(logits=lg),
+        "RelaxedOneHotCategoricalStraightThrough": lambda lg: nx.RelaxedOneHotCategoricalStraightThrough(0.5, logits=lg),
+        "RelaxedOneHotCategorical": lambda lg: nx.RelaxedOneHotCategorical(0.5, logits=lg),
+        "ExpRelaxedOneHotCategorical": lambda lg: nx.ExpRelaxedOneHotCategorical(0.5, logits=lg),
+    }
+    binary = {
+        "BernoulliStraightThrough": lambda lg: nx.BernoulliStraightThrough(logits=lg),
+        "BernoulliReinMax": lambda lg: nx.BernoulliReinMax(0.7, logits=lg),
+        "BernoulliREDGE": lambda lg: nx.BernoulliREDGE(logits=lg),
+        "BernoulliREDGECov": lambda lg: nx.BernoulliREDGECov(logits=lg),
+        "BernoulliREINDGE": lambda lg: nx.BernoulliREINDGE(logits=lg),
+        "RelaxedBernoulliStraightThrough": lambda lg: nx.RelaxedBernoulliStraightThrough(0.5, logits=lg),
+        "RelaxedBernoulli": lambda lg: nx.RelaxedBernoulli(0.5, logits=lg),
+    }
+    key = jax.random.PRNGKey(0)
+    weight = jnp.asarray(np.random.default_rng(1).normal(size=(batch, k)), jnp.float32)
+    rel = lambda a, b: float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-30))  # noqa: E731
+
+    def run(d, lg, key, make):
+        """``d`` crosses jit as a pytree (its leaves sharded or not); ``lg`` feeds the gradient."""
+        x = d.rsample(key)
+
+        def objective(lg):
+            y = make(lg).rsample(key)
+            return jnp.sum((weight if y.ndim == 2 else weight[:, 0]) * y)
+
+        return x, d.log_prob(jax.lax.stop_gradient(x)), jax.grad(objective)(lg)
+
+    figures = {}
+    for name, make in {**one_hot, **binary}.items():
+        lg = logits if name in one_hot else bern_logits
+        spec = P("data") if lg.ndim == 1 else P("data", None)
+        d = make(lg)
+        # Every leaf with the batch axis split along it, the others (scalar knobs) replicated.
+        specs = jax.tree.map(lambda leaf: P("data", *[None] * (np.ndim(leaf) - 1)) if np.ndim(leaf) and np.shape(leaf)[0] == batch else P(), d)
+        sharded = jax.device_put(d, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
+        assert any(len(leaf.sharding.device_set) == N_DEVICES and leaf.ndim for leaf in jax.tree.leaves(sharded)), name
+        compiled = jax.jit(run, static_argnums=3)
+        x0, lp0, g0 = compiled(d, lg, key, make)
+        x1, lp1, g1 = compiled(sharded, jax.device_put(lg, NamedSharding(mesh, spec)), key, make)
+        assert x1.sharding.is_equivalent_to(NamedSharding(mesh, spec), x1.ndim), (name, x1.sharding)
+        # shard_map: each device builds nothing, it receives its block of the distribution.
+        local = jax.shard_map(lambda dd, v: dd.log_prob(v), mesh=mesh, in_specs=(specs, spec), out_specs=P("data"))
+        lp2 = jax.jit(local)(sharded, x0)
+        assert np.all(np.isfinite(lp0)), name
+        figures[name] = max(rel(x1, x0), rel(lp1, lp0), rel(g1, g0), rel(lp2, lp0))
+    return figures
+
+
+if __name__ == "__main__":
+    print(json.dumps(_check_all()))
