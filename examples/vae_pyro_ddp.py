@@ -151,6 +151,7 @@ class PyroLightningModule(pl.LightningModule):
         if self.check_dir is not None:
             params = {name: p.detach().clone() for name, p in self.loss_fn.named_parameters()}
             torch.save({"record": self.record, "params": params}, self.check_dir / f"check_rank{self.global_rank}.pt")
+            self.trainer.strategy.barrier("check files written")  # rank 0 reads them all after fit
 
 
 class StepTimer(pl.Callback):
@@ -177,16 +178,19 @@ def build(n_pixels: int, n_train: int, first_batch: torch.Tensor, seed: int) -> 
 
 
 def fit(loss_fn, dataset, args, *, devices: int, steps: int, batch_size: int, shuffle: bool, check_dir=None):
-    """Trains ``loss_fn`` with Lightning on ``devices`` processes; returns rank 0's step end times."""
+    """Trains ``loss_fn`` with Lightning on ``devices`` processes; returns rank 0's step end times,
+    or ``None`` in the other processes of ``--strategy ddp`` (which run this script too)."""
     module = PyroLightningModule(loss_fn, args.lr, args.optimizer, args.seed, args.threads, check_dir)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=True)
     timer = StepTimer(args.out_dir / f"times_{devices}.json")
     trainer = pl.Trainer(
         accelerator=args.accelerator, strategy=args.strategy, devices=devices, max_steps=steps,
-        logger=False, enable_checkpointing=False, enable_progress_bar=not (args.quick or args.check),
+        logger=False, enable_checkpointing=False, enable_progress_bar=args.progress,
         enable_model_summary=False, callbacks=[timer],
     )
     trainer.fit(module, train_dataloaders=loader)
+    if trainer.global_rank != 0:
+        return None
     return json.loads(timer.path.read_text())
 
 
@@ -225,7 +229,8 @@ def check(loss_fn, dataset, args) -> int:
     initial = {name: p.detach().clone() for name, p in loss_fn.named_parameters()}
     reference = copy.deepcopy(loss_fn)  # pickles relax(guide) too
     start = time.perf_counter()
-    fit(loss_fn, dataset, args, devices=ranks, steps=steps, batch_size=batch_size, shuffle=False, check_dir=args.out_dir)
+    if fit(loss_fn, dataset, args, devices=ranks, steps=steps, batch_size=batch_size, shuffle=False, check_dir=args.out_dir) is None:
+        return 0  # a worker of --strategy ddp: rank 0 compares
     ddp_s = time.perf_counter() - start
     ref_losses, ref_indices, ref_params = reference_run(reference, dataset, args, ranks=ranks, steps=steps, batch_size=batch_size)
     runs = [torch.load(args.out_dir / f"check_rank{r}.pt") for r in range(ranks)]
@@ -257,6 +262,8 @@ def check(loss_fn, dataset, args) -> int:
 
 def benchmark(loss_fn, dataset, args) -> int:
     times = fit(loss_fn, dataset, args, devices=args.devices, steps=args.steps, batch_size=args.batch_size, shuffle=True)
+    if times is None:
+        return 0  # a worker of --strategy ddp: rank 0 reports
     warmup = min(WARMUP_STEPS, len(times) - 2)
     steps_per_s = (len(times) - 1 - warmup) / (times[-1] - times[warmup])
     global_batch = args.devices * args.batch_size
@@ -286,6 +293,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.add_argument("--quick", action="store_true", help="8x8 digits, few steps (seconds)")
+    parser.add_argument("--progress", action="store_true", help="Lightning's progress bar")
     parser.add_argument("--check", action="store_true", help=f"{CHECK_DEVICES} processes == 1 process, SGD, {CHECK_STEPS} steps")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
