@@ -186,7 +186,7 @@ def fit(loss_fn, dataset, args, *, devices: int, steps: int, batch_size: int, sh
     or ``None`` in the other processes of ``--strategy ddp`` (which run this script too)."""
     module = PyroLightningModule(loss_fn, args.lr, args.optimizer, args.seed, args.threads, check_dir)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=True)
-    timer = StepTimer(args.out_dir / f"times_{devices}.json")
+    timer = StepTimer(args.scratch / f"times_{devices}.json")
     trainer = pl.Trainer(
         accelerator=args.accelerator, strategy=args.strategy, devices=devices, max_steps=steps,
         logger=False, enable_checkpointing=False, enable_progress_bar=args.progress,
@@ -195,7 +195,11 @@ def fit(loss_fn, dataset, args, *, devices: int, steps: int, batch_size: int, sh
     trainer.fit(module, train_dataloaders=loader)
     if trainer.global_rank != 0:
         return None
-    return json.loads(timer.path.read_text())
+    times = json.loads(timer.path.read_text())
+    timer.path.unlink()
+    if check_dir is None:
+        args.scratch.rmdir()
+    return times
 
 
 def reference_run(loss_fn, dataset, args, *, ranks: int, steps: int, batch_size: int):
@@ -233,11 +237,14 @@ def check(loss_fn, dataset, args) -> int:
     initial = {name: p.detach().clone() for name, p in loss_fn.named_parameters()}
     reference = copy.deepcopy(loss_fn)  # pickles relax(guide) too
     start = time.perf_counter()
-    if fit(loss_fn, dataset, args, devices=ranks, steps=steps, batch_size=batch_size, shuffle=False, check_dir=args.out_dir) is None:
+    if fit(loss_fn, dataset, args, devices=ranks, steps=steps, batch_size=batch_size, shuffle=False, check_dir=args.scratch) is None:
         return 0  # a worker of --strategy ddp: rank 0 compares
     ddp_s = time.perf_counter() - start
     ref_losses, ref_indices, ref_params = reference_run(reference, dataset, args, ranks=ranks, steps=steps, batch_size=batch_size)
-    runs = [torch.load(args.out_dir / f"check_rank{r}.pt") for r in range(ranks)]
+    runs = [torch.load(args.scratch / f"check_rank{r}.pt") for r in range(ranks)]
+    for r in range(ranks):
+        (args.scratch / f"check_rank{r}.pt").unlink()
+    args.scratch.rmdir()
     ddp_losses = np.mean([[loss for _, loss, _ in run["record"]] for run in runs], axis=0)
     ddp_indices = [run["record"][step][2] for step in range(steps) for run in runs]
     loss_diff = float(np.max(np.abs(ddp_losses - ref_losses) / np.abs(ref_losses)))
@@ -307,7 +314,8 @@ def main(argv=None) -> int:
     args.lr = args.lr or {"adam": 1e-3, "sgd": 1e-5}[args.optimizer]
     if args.quick and not args.check:
         args.steps = min(args.steps, 10)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    args.scratch = args.out_dir / ".vae_pyro_ddp"  # the processes' files for rank 0 (deleted once read)
+    args.scratch.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
 
     train_x = torch.from_numpy(labelled_binarized_digits(n_test=1000, seed=0, small=args.quick)[0])
