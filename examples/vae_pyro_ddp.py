@@ -29,17 +29,20 @@ What a user changes in a single-process script, and nothing else:
 
 What does not scale this way: exact references by enumeration (``TraceEnum_ELBO``,
 ``pyro_ext.diagnostics.exact_gradient``) still enumerate on one process; ``relax(...,
-estimator="auto")`` selects per process, on that process's minibatch and noise, so ranks can
-pick different estimators (DDP then averages gradients of different estimators without
-complaint): select once on one process, then train with the chosen ``estimator=``. A
-schedule's ``step`` counts guide calls per process.
+estimator="auto")`` (and ``AutoRelaxed(model, estimator="auto")``) selects in each process, on
+that process's minibatch and noise, with no collective step, so ranks can pick different
+estimators (DDP then averages gradients of different estimators without complaint): select
+once on one process, then train with the chosen ``estimator=``. A schedule's ``step`` counts
+guide calls per process.
 
 ``--check``: 20 SGD steps with 2 processes against one process on the full global batch. Both
 seed torch from ``(seed, step, rank)`` at every step; the single-process step is the mean of the
 2 micro-batch losses, micro-batch ``r`` being exactly what
 ``torch.utils.data.distributed.DistributedSampler(dataset, 2, r, shuffle=True, seed=0)`` hands
-rank ``r`` (Lightning's automatic sampler for training always shuffles), drawn with rank ``r``'s noise, one backward, one SGD step. The losses per step (mean over
-ranks) and every parameter after 20 steps must agree to ``TOLERANCE`` relative; exit 1 if not.
+rank ``r`` (Lightning's automatic sampler for training always shuffles), drawn with rank ``r``'s
+noise; one backward, one SGD step. The losses per step (mean over ranks) and every parameter
+after 20 steps must agree to ``TOLERANCE`` relative, the ranks' parameters be identical and each
+rank's data indices be the sampler's; exit 1 if not.
 """
 
 from __future__ import annotations
