@@ -286,10 +286,13 @@ def benchmark(loss_fn, dataset, args) -> int:
     result = {"devices": args.devices, "strategy": args.strategy, "accelerator": args.accelerator,
               "batch_per_device": args.batch_size, "global_batch": global_batch, "steps": args.steps,
               "timed_steps": len(times) - 1 - warmup, "threads_per_process": args.threads,
-              "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * global_batch}
+              "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * global_batch,
+              "data": f"{args.source}, {len(dataset)} training digits", "cpu_cores": os.cpu_count(),
+              "torch": torch.__version__, "lightning": pl.__version__}
     line = (f"devices {args.devices} ({args.strategy}, {args.accelerator}), batch {args.batch_size}/device "
             f"(global {global_batch}): {steps_per_s:.2f} steps/s, {steps_per_s * global_batch:.0f} samples/s "
-            f"(steps {warmup + 1}-{len(times)} of {args.steps}, {args.threads} thread(s)/process)")
+            f"(steps {warmup + 1}-{len(times)} of {args.steps}, {args.threads} thread(s)/process, "
+            f"{os.cpu_count()} CPU cores; {args.source})")
     print(line)
     name = f"vae_pyro_ddp_devices{args.devices}"
     (args.out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
@@ -323,7 +326,8 @@ def main(argv=None) -> int:
     args.scratch.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
 
-    train_x = torch.from_numpy(labelled_binarized_digits(n_test=1000, seed=0, small=args.quick)[0])
+    train_np, _, _, _, args.source = labelled_binarized_digits(n_test=1000, seed=0, small=args.quick)
+    train_x = torch.from_numpy(train_np)
     if args.check:  # exactly one epoch: CHECK_STEPS global batches
         train_x = train_x[: CHECK_STEPS * CHECK_DEVICES * args.batch_size]
     dataset = TensorDataset(torch.arange(len(train_x)), train_x)
