@@ -406,11 +406,25 @@ def _select_into(guide, reparam: RelaxReparam, args, kwargs, step) -> tuple:
     return report, chosen
 
 
+def _copy_name_and_doc(wrapper, fn) -> None:
+    """``functools.update_wrapper(wrapper, fn, updated=())`` (name and doc; never fn's ``__dict__``),
+    with ``__wrapped__`` set past ``torch.nn.Module.__setattr__``: a module ``fn`` is registered
+    once, as the submodule ``fn``, not a second time as ``__wrapped__``. Of a module only the doc
+    is copied: its other "wrapper assignments" are its class's (``__annotations__`` is
+    ``nn.Module``'s, which does not pickle)."""
+    for name in ("__doc__",) if isinstance(fn, torch.nn.Module) else functools.WRAPPER_ASSIGNMENTS:
+        try:
+            object.__setattr__(wrapper, name, getattr(fn, name))
+        except AttributeError:
+            pass
+    object.__setattr__(wrapper, "__wrapped__", fn)
+
+
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
     def __init__(self, fn: Callable, sites, estimator, hyper: Mapping[str, object], model=None, reselect_every=None) -> None:
-        functools.update_wrapper(self, fn, updated=())  # name and doc; never fn's __dict__
+        _copy_name_and_doc(self, fn)
         self.fn = fn
         self._auto = estimator == "auto"
         self.model = model
@@ -426,7 +440,25 @@ class _Relaxed:
         self._seen: set[str] = set()
         self._skipped: set[str] = set()  # enumerated sites left alone by sites=None
         self._warned = False
-        self._handler = poutine.reparam(_ReplayedValueCheck(self)(fn), config=self._config)
+        self._handler = self._make_handler()
+
+    def _make_handler(self) -> Callable:
+        return poutine.reparam(_ReplayedValueCheck(self)(self.fn), config=self._config)
+
+    # Pickling (``spawn``-started processes, ``copy.deepcopy``): the handler is rebuilt from ``fn``
+    # rather than pickled, so the pickle holds ``fn``, the reparameteriser and the counters only.
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        del state["_handler"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        parent = getattr(super(), "__setstate__", None)  # torch.nn.Module's for _RelaxedModule
+        if parent is None:
+            self.__dict__.update(state)
+        else:
+            parent(state)
+        self._handler = self._make_handler()
 
     def _config(self, msg) -> RelaxReparam | None:
         """``poutine.reparam``'s config: the reparameteriser for the selected latent sites."""
@@ -540,6 +572,16 @@ def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None,
           of range, raises at once). Assign a new schedule the same way.
         - ``reparam``: the :class:`RelaxReparam` in use; ``estimator``, ``sites`` and ``fn`` as given.
 
+        If ``fn`` is a ``torch.nn.Module`` (a ``PyroModule`` guide), the result is a
+        ``torch.nn.Module`` too, with ``fn`` as its one submodule (``parameters()``,
+        ``state_dict()`` keys ``fn.<name>``): Pyro's ``Trace_ELBO()(model, relax(guide))`` then
+        collects the guide's parameters, and ``DistributedDataParallel`` / Lightning can wrap it.
+        ``model=`` is not registered as a submodule of it.
+
+        The result pickles (``spawn``-started processes, ``copy.deepcopy``) when ``fn``, ``sites``
+        and the ``hyper`` values do: a schedule given as a ``lambda`` or a local function does
+        not pickle; use a module-level function or ``functools.partial(exponential_anneal, ...)``.
+
     Example:
         >>> import pyro, pyro.distributions as dist
         >>> def guide():
@@ -556,4 +598,22 @@ def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None,
         tensor([0.3000, 0.3000, 0.3000])
     """
     check_auto_args(estimator, model, hyper, reselect_every)
-    return _Relaxed(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)
+    cls = _RelaxedModule if isinstance(fn, torch.nn.Module) else _Relaxed
+    return cls(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)
+
+
+class _RelaxedModule(_Relaxed, torch.nn.Module):
+    """:func:`relax` of a ``torch.nn.Module`` (a ``PyroModule`` guide): a module whose one submodule
+    is ``fn``, so ``parameters()`` / ``state_dict()`` (keys ``fn.<name>``), ``.to(...)``,
+    ``ELBOModule`` (``Trace_ELBO()(model, relax(guide))``) and ``DistributedDataParallel`` see
+    ``fn``'s parameters. ``model=`` (auto selection's) is held but not registered: it belongs to
+    the ``ELBOModule``, and its state would otherwise appear twice. Calls go through
+    :meth:`_Relaxed.__call__` (step counter, auto selection), not ``nn.Module.__call__``'s hooks."""
+
+    def __init__(self, fn: torch.nn.Module, *args, model=None, **kwargs) -> None:
+        torch.nn.Module.__init__(self)
+        _Relaxed.__init__(self, fn, *args, model=None, **kwargs)
+        object.__setattr__(self, "model", model)  # unregistered (see the class docstring)
+
+    def forward(self, *args, **kwargs):
+        return _Relaxed.__call__(self, *args, **kwargs)
