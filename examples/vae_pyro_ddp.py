@@ -32,10 +32,9 @@ What does not scale this way: exact references by enumeration (``TraceEnum_ELBO`
 estimator="auto")`` (and ``AutoRelaxed(model, estimator="auto")``) selects in each process, on
 that process's minibatch and noise, with no collective step, so ranks can pick different
 estimators (DDP then averages gradients of different estimators without complaint): select
-once on one process, then train with the chosen ``estimator=``. (On this ``PyroModule`` guide
-``estimator="auto"`` does not run at all today: ``select_estimator`` raises "no guide parameter
-feeds the guide's discrete sites", with or without ``module_local_params``.) A schedule's
-``step`` counts guide calls per process.
+once on one process (``select_estimator(model, relax(guide), x)`` takes a ``PyroModule``
+guide's weights as they are), then train with the chosen ``estimator=``. A schedule's ``step``
+counts guide calls per process.
 
 ``--check``: 20 SGD steps with 2 processes against one process on the full global batch. Both
 seed torch from ``(seed, step, rank)`` at every step; the single-process step is the mean of the

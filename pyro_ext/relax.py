@@ -448,8 +448,9 @@ class _Relaxed:
     # Pickling (``spawn``-started processes, ``copy.deepcopy``): the handler is rebuilt from ``fn``
     # rather than pickled, so the pickle holds ``fn``, the reparameteriser and the counters only.
     def __getstate__(self) -> dict:
-        state = dict(super().__getstate__())
-        del state["_handler"]
+        parent = getattr(super(), "__getstate__", None)  # object's from Python 3.11, torch.nn.Module's
+        state = dict(parent() if parent is not None else self.__dict__)
+        state.pop("_handler", None)
         return state
 
     def __setstate__(self, state: dict) -> None:

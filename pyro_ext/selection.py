@@ -164,7 +164,11 @@ class _Problem:
                 poutine.trace(base).get_trace(*args, **kwargs)  # initialise the store, like SVI's first step
             ptrace = poutine.trace(base).get_trace(*args, **kwargs)
         names = sorted(n for n, s in ptrace.nodes.items() if s["type"] == "param")
-        if not names:
+        # A torch.nn.Module guide (a PyroModule, relax() of one) whose layers are plain torch
+        # modules holds its weights as module parameters, not pyro.param sites: they are taken
+        # as they are (leaves of their own, unconstrained), when no pyro.param feeds the sites.
+        self.module_leaves = dict(guide.named_parameters()) if isinstance(guide, torch.nn.Module) else {}
+        if not names and not self.module_leaves:
             raise ValueError("select_estimator: the guide has no pyro.param sites to take the gradient with respect to")
         self.constrained, self.leaves = {}, {}
         for name in names:
@@ -176,7 +180,9 @@ class _Problem:
         self.extra = {k: torch.as_tensor(v) for k, v in (params or {}).items() if k not in self.leaves}
         # which parameters feed the discrete sites
         data = self.data()
-        with _guide_with(guide, None, None) as base, poutine.block():
+        with _guide_with(guide, None, None) as base, poutine.block(), warnings.catch_warnings():
+            # a PyroModule's param sites are local to it (module_local_params): substitute misses them
+            warnings.filterwarnings("ignore", message=".*did not find params")
             trace = poutine.trace(poutine.substitute(base, data=data)).get_trace(*args, **kwargs)
         self.discrete = _discrete_sites(trace)
         if not self.discrete:
@@ -186,8 +192,13 @@ class _Problem:
             _unwrap(trace.nodes[n]["fn"])[0].log_prob(trace.nodes[n]["value"].detach()).sum()
             for n in self.discrete
         )
-        grads = torch.autograd.grad(lp, [self.leaves[n] for n in names], allow_unused=True)
+        grads = torch.autograd.grad(lp, [self.leaves[n] for n in names], allow_unused=True, retain_graph=True) if names else []
         self.names = [n for n, g in zip(names, grads) if g is not None]
+        if not self.names and self.module_leaves:
+            module_names = sorted(self.module_leaves)
+            grads = torch.autograd.grad(lp, [self.module_leaves[n] for n in module_names], allow_unused=True)
+            self.names = [n for n, g in zip(module_names, grads) if g is not None]
+            self.leaves, self.constrained = {n: self.module_leaves[n] for n in self.names}, {}
         if not self.names:
             raise ValueError("select_estimator: no guide parameter feeds the guide's discrete sites")
         self.sizes = [self.leaves[n].numel() for n in self.names]
@@ -195,7 +206,8 @@ class _Problem:
     def data(self) -> dict:
         out = dict(self.extra)
         for name, leaf in self.leaves.items():
-            out[name] = biject_to(self.constrained[name][0])(leaf)
+            if name in self.constrained:  # module parameters are used in place, not substituted
+                out[name] = biject_to(self.constrained[name][0])(leaf)
         return out
 
     def flat_grad(self, objective, retain_graph=False) -> np.ndarray:

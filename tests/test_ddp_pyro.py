@@ -173,6 +173,50 @@ def test_elbo_module_of_relaxed_guide_trains_the_guide():
     assert loss_fn.guide.step == 1
 
 
+class _MixtureGuide(PyroModule):
+    """The selection problems' mixture guide with its logits in a plain torch layer."""
+
+    def __init__(self, n: int, k: int) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, n * k, bias=False)
+        self.shape = (n, k)
+
+    def forward(self, x, locs, weights, scale):
+        q = self.layer(torch.ones(1)).reshape(self.shape)
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.OneHotCategorical(logits=q))
+
+
+def test_selection_on_a_module_guide_equals_the_same_guide_with_pyro_params():
+    # estimator="auto" on a PyroModule guide: its weights are module parameters (local to it under
+    # module_local_params), taken in place; the report must equal the same guide written with
+    # pyro.param at the same values and under the same seed (exact reference, 4^6 assignments).
+    from pyro_ext.selection import select_estimator
+
+    spec = importlib.util.spec_from_file_location("_selection_problems", ROOT / "benchmarks" / "_selection_problems.py")
+    problems = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(problems)
+    model, function_guide, args = problems.mixture()
+    module_guide = _MixtureGuide(len(args[0]), len(args[1]))
+    with torch.no_grad():
+        module_guide.layer.weight.normal_()
+    with pyro.settings.context(module_local_params=False):
+        pyro.param("q", module_guide.layer.weight.detach().reshape(module_guide.shape).clone())
+        torch.manual_seed(1)
+        expected = select_estimator(model, function_guide, *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8)
+    torch.manual_seed(1)
+    report = select_estimator(model, relax(module_guide), *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8)
+    assert report.reference == expected.reference == "exact" and report.params == ["fn.layer.weight"]
+    assert report.reference_norm == pytest.approx(expected.reference_norm, rel=1e-5)
+    for got, want in zip(report.results, expected.results):
+        assert got.label == want.label
+        assert got.mse == pytest.approx(want.mse, rel=1e-4) and got.bias == pytest.approx(want.bias, rel=1e-4, abs=1e-6)
+    auto = relax(module_guide, estimator="auto", model=model)
+    auto.selection_options.update(candidates=["st", "reinmax"], num_samples=32, num_groups=8)
+    auto(*args)
+    assert [s[1] for s in auto.selections] in (["st"], ["reinmax"]) and auto.selection.params == ["fn.layer.weight"]
+
+
 # --- (c) the DDP example's acceptance check ---------------------------------------------------
 
 
