@@ -7,8 +7,8 @@ backends on their hosts' own engines, and step time against the batch per device
 
 - NumPyro: ``examples/vae_numpyro_sharded.py`` (``jax.sharding``: the batch split over a
   ``("data",)`` mesh, the state replicated, XLA's SPMD partitioner). On CPU the N devices are
-  forced host devices (``--xla_force_host_platform_device_count``): they share this machine's
-  cores.
+  forced host devices (``--xla_force_host_platform_device_count``) of one thread each
+  (``--xla_cpu_multi_thread_eigen=false``): they share this machine's cores.
 - Pyro: ``examples/vae_pyro_ddp.py`` (PyTorch Lightning, ``DDPStrategy``, gloo on CPU): N
   processes, one torch thread each.
 
@@ -39,7 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def run_numpyro(devices: int, batch: int, steps: int, out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_cpu_multi_thread_eigen=false")
     command = [sys.executable, str(ROOT / "examples" / "vae_numpyro_sharded.py"), "--devices", str(devices),
                "--batch-size", str(batch), "--steps", str(steps), "--chunk", str(max(1, steps // 4)), "--out-dir", str(out)]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
@@ -51,7 +51,8 @@ def run_pyro(devices: int, batch: int, steps: int, out: Path) -> dict:
     command = [sys.executable, str(ROOT / "examples" / "vae_pyro_ddp.py"), "--devices", str(devices),
                "--batch-size", str(batch), "--steps", str(steps), "--out-dir", str(out), "--threads", "1"]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
-    return json.loads((out / f"vae_pyro_ddp_{devices}.json").read_text())
+    result = json.loads((out / f"vae_pyro_ddp_devices{devices}.json").read_text())
+    return dict(result, engine=f"Lightning {result['strategy']}, gloo", source=result["data"])
 
 
 RUNNERS = {"numpyro": run_numpyro, "pyro": run_pyro}

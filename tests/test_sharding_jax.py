@@ -88,34 +88,43 @@ def _check_all() -> dict:
     weight = jnp.asarray(np.random.default_rng(1).normal(size=(batch, k)), jnp.float32)
     rel = lambda a, b: float(jnp.max(jnp.abs(a - b)) / jnp.maximum(jnp.max(jnp.abs(b)), 1e-30))  # noqa: E731
 
-    def run(d, lg, key, make):
-        """``d`` crosses jit as a pytree (its leaves sharded or not); ``lg`` feeds the gradient."""
-        x = d.rsample(key)
+    makers = {**one_hot, **binary}
+    inputs = {name: logits if name in one_hot else bern_logits for name in makers}
+    spec = {name: P("data") if lg.ndim == 1 else P("data", None) for name, lg in inputs.items()}
+    dists = {name: make(inputs[name]) for name, make in makers.items()}
+    # Every leaf with the batch axis split along it, the others (scalar knobs) replicated.
+    specs = {name: jax.tree.map(lambda leaf: P("data", *[None] * (np.ndim(leaf) - 1))
+                                if np.ndim(leaf) and np.shape(leaf)[0] == batch else P(), d) for name, d in dists.items()}
+    sharded = jax.device_put(dists, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
+    sharded_inputs = {name: jax.device_put(lg, NamedSharding(mesh, spec[name])) for name, lg in inputs.items()}
 
-        def objective(lg):
-            y = make(lg).rsample(key)
-            return jnp.sum((weight if y.ndim == 2 else weight[:, 0]) * y)
+    @jax.jit
+    def run(ds, lgs, key):
+        """All classes in one program: each ``ds[name]`` crosses jit as a pytree (leaves sharded
+        or not); ``lgs[name]`` feeds the gradient of ``sum(weight * rsample)``."""
+        out = {}
+        for name, d in ds.items():
+            x = d.rsample(key)
 
-        return x, d.log_prob(jax.lax.stop_gradient(x)), jax.grad(objective)(lg)
+            def objective(lg, make=makers[name]):
+                y = make(lg).rsample(key)
+                return jnp.sum((weight if y.ndim == 2 else weight[:, 0]) * y)
 
+            out[name] = (x, d.log_prob(jax.lax.stop_gradient(x)), jax.grad(objective)(lgs[name]))
+        return out
+
+    plain, split = run(dists, inputs, key), run(sharded, sharded_inputs, key)
+    # shard_map: no device builds a distribution, each receives its block of one.
+    local = jax.jit(jax.shard_map(lambda ds, vs: {n: ds[n].log_prob(vs[n]) for n in ds}, mesh=mesh,
+                                  in_specs=(specs, spec), out_specs=P("data")))
+    blocks = local(sharded, {name: plain[name][0] for name in makers})
     figures = {}
-    for name, make in {**one_hot, **binary}.items():
-        lg = logits if name in one_hot else bern_logits
-        spec = P("data") if lg.ndim == 1 else P("data", None)
-        d = make(lg)
-        # Every leaf with the batch axis split along it, the others (scalar knobs) replicated.
-        specs = jax.tree.map(lambda leaf: P("data", *[None] * (np.ndim(leaf) - 1)) if np.ndim(leaf) and np.shape(leaf)[0] == batch else P(), d)
-        sharded = jax.device_put(d, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
-        assert any(len(leaf.sharding.device_set) == N_DEVICES and leaf.ndim for leaf in jax.tree.leaves(sharded)), name
-        compiled = jax.jit(run, static_argnums=3)
-        x0, lp0, g0 = compiled(d, lg, key, make)
-        x1, lp1, g1 = compiled(sharded, jax.device_put(lg, NamedSharding(mesh, spec)), key, make)
-        assert x1.sharding.is_equivalent_to(NamedSharding(mesh, spec), x1.ndim), (name, x1.sharding)
-        # shard_map: each device builds nothing, it receives its block of the distribution.
-        local = jax.shard_map(lambda dd, v: dd.log_prob(v), mesh=mesh, in_specs=(specs, spec), out_specs=P("data"))
-        lp2 = jax.jit(local)(sharded, x0)
+    for name in makers:
+        (x0, lp0, g0), (x1, lp1, g1) = plain[name], split[name]
+        assert any(len(leaf.sharding.device_set) == N_DEVICES for leaf in jax.tree.leaves(sharded[name]) if leaf.ndim), name
+        assert x1.sharding.is_equivalent_to(NamedSharding(mesh, spec[name]), x1.ndim), (name, x1.sharding)
         assert np.all(np.isfinite(lp0)), name
-        figures[name] = max(rel(x1, x0), rel(lp1, lp0), rel(g1, g0), rel(lp2, lp0))
+        figures[name] = max(rel(x1, x0), rel(lp1, lp0), rel(g1, g0), rel(blocks[name], lp0))
     return figures
 
 
