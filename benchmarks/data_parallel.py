@@ -78,8 +78,8 @@ def median(results: list[dict], key: str) -> float:
 
 def table(results: dict, batch: int, device_counts: list[int]) -> list[str]:
     lines = [
-        f"| backend (engine) | devices | global batch | steps/s | digits/s | digits/s vs 1 device |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| backend (engine) | devices | global batch | steps/s | steps/s, rounds' range | digits/s | digits/s vs 1 device |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for backend in RUNNERS:
         base = results.get((backend, 1, batch))
@@ -89,7 +89,8 @@ def table(results: dict, batch: int, device_counts: list[int]) -> list[str]:
                 continue
             engine = runs[0].get("engine", "")
             ratio = median(runs, "samples_per_s") / median(base, "samples_per_s") if base else float("nan")
-            lines.append(f"| {backend} ({engine}) | {n} | {n * batch} | {median(runs, 'steps_per_s'):.1f} | "
+            spread = f"{min(r['steps_per_s'] for r in runs):.1f}-{max(r['steps_per_s'] for r in runs):.1f}"
+            lines.append(f"| {backend} ({engine}) | {n} | {n * batch} | {median(runs, 'steps_per_s'):.1f} | {spread} | "
                          f"{median(runs, 'samples_per_s'):.0f} | {ratio:.2f}x |")
     return lines
 
@@ -125,7 +126,7 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep", type=int, nargs="+", default=[8, 32, 128, 512], help="batches per device for the plot")
     parser.add_argument("--sweep-devices", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=80)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -315,6 +315,10 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help=f"{CHECK_DEVICES} processes == 1 process, SGD, {CHECK_STEPS} steps")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
+    for name in ("devices", "steps", "batch_size", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.check:
         args.optimizer = "sgd"  # Adam amplifies float noise in near-zero gradients
     args.batch_size = args.batch_size or (16 if args.check else 100)
