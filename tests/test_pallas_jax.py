@@ -1,0 +1,184 @@
+"""The fused Pallas REDGE kernel (``numpyro_ext._pallas``), in Pallas interpret mode on CPU.
+
+It must give the XLA kernel's ``(hard, soft)`` and straight-through gradient on the same
+noise (float32) and the float64 oracle's (``relaxed_dists.reference``, float64: interpret
+mode runs the kernel as ordinary JAX ops, so float64 works there). Compiles dominate the run
+time (each case compiles a forward and a backward interpret scan), so the grid of shapes x
+n_steps x t_1 is a covering design, not the product. On GPU the same kernels lower to Triton:
+not exercised here.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("jax.experimental.pallas")
+pytest.importorskip("jax.experimental.pallas.triton")
+
+from numpyro_ext import _ops, _pallas as P, estimators as E  # noqa: E402
+from relaxed_dists import reference as R  # noqa: E402
+from cases import make_logits  # noqa: E402
+
+# Float64 agreement with the oracle: the same arithmetic in another order (coefficients
+# folded into Python floats, c_x0 x0 + c_x x instead of the DDIM bridge written out);
+# observed gaps are ~1e-15, a wrong term shows at >= 1e-4.
+ORACLE_TOL = 1e-12
+
+# Float32 against the XLA kernel on the same float32 inputs: both round differently
+# (folded coefficients, e / sum vs the XLA softmax), errors grow with alpha_t / sigma_t^2
+# (up to 20 at t_1 = 0.2) along the chain. Observed max gaps: soft 3e-7, gradient 1e-6
+# (|w| ~ 1); 1e-5 is 10x that and far below a wrong term.
+XLA_F32_TOL = 1e-5
+
+# A covering design (shape, n_steps, t_1): every shape, n_steps in {2, 3, 5, 9} and
+# t_1 in {0.2, 0.5, 1.0} appear. K = 5, 9 are not powers of two (padded, masked classes);
+# (2, 7, 9) has batch dims and 14 rows in a 16-row tile; (33, 64) fills one 32-row tile
+# and one more row (rows not a multiple of the block).
+CASES = [
+    ((3, 5), 2, 1.0),
+    ((3, 5), 9, 0.5),
+    ((2, 7, 9), 3, 0.2),
+    ((2, 7, 9), 9, 1.0),
+    ((33, 64), 5, 0.2),
+]
+
+
+def _noise(shape, seed):
+    """Float64 ``(eps, gumbels, w)``: chain noise, Gumbel noise and an upstream cotangent."""
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=shape), R.gumbel_from_uniform(rng.uniform(size=shape)), rng.normal(size=shape)
+
+
+def _pallas_redge(logits, n_steps, t_1, eps, gumbels):
+    """The fused kernel with the caller's straight-through surgery, as ``estimators.redge`` returns it."""
+    hard, soft = P.redge_hard_soft(logits, n_steps, t_1, eps, gumbels)
+    return _ops.straight_through(hard, soft), soft
+
+
+def _forward_and_grad(kernel, logits, eps, gumbels, w):
+    """``(hard, soft, d sum(w * hard) / d logits)``, jitted (one compile per case)."""
+
+    @jax.jit
+    def run(logits, eps, gumbels, w):
+        (hard, soft), pullback = jax.vjp(lambda lg: kernel(lg, eps, gumbels), logits)
+        return hard, soft, pullback((w, jnp.zeros_like(soft)))[0]
+
+    return run(*(jnp.asarray(a) for a in (logits, eps, gumbels, w)))
+
+
+def _is_one_hot(x):
+    return bool(jnp.all((x == 0) | (x == 1)) & jnp.all(jnp.sum(x, axis=-1) == 1))
+
+
+@pytest.mark.parametrize("shape, n_steps, t_1", CASES)
+def test_matches_oracle_in_float64(shape, n_steps, t_1):
+    logits = make_logits(shape[:-1], shape[-1], spread=3.0, seed=shape[-1])
+    eps, gumbels, w = _noise(shape, seed=n_steps)
+    kernel = lambda lg, e, gm: _pallas_redge(lg, n_steps, t_1, e, gm)
+    hard, soft, grad = _forward_and_grad(kernel, logits, eps, gumbels, w)
+    ref_hard, ref_soft = R.redge(logits, n_steps, t_1, eps, gumbels)
+    assert hard.dtype == soft.dtype == grad.dtype == jnp.float64
+    assert _is_one_hot(hard)
+    np.testing.assert_array_equal(hard, ref_hard)
+    np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=ORACLE_TOL)
+    np.testing.assert_allclose(grad, R.redge_vjp(logits, n_steps, t_1, eps, w), rtol=0, atol=ORACLE_TOL)
+
+
+@pytest.mark.parametrize("shape, n_steps, t_1", CASES)
+def test_matches_xla_kernel_in_float32(shape, n_steps, t_1):
+    logits, eps, gumbels, w = (
+        np.asarray(a, np.float32)
+        for a in (make_logits(shape[:-1], shape[-1], spread=3.0, seed=shape[-1]), *_noise(shape, seed=n_steps))
+    )
+    pallas = lambda lg, e, gm: _pallas_redge(lg, n_steps, t_1, e, gm)
+    xla = lambda lg, e, gm: E.redge(lg, n_steps, t_1, e, gm)
+    hard, soft, grad = _forward_and_grad(pallas, logits, eps, gumbels, w)
+    xla_hard, xla_soft, xla_grad = _forward_and_grad(xla, logits, eps, gumbels, w)
+    assert hard.dtype == soft.dtype == grad.dtype == jnp.float32
+    assert _is_one_hot(hard)
+    np.testing.assert_array_equal(hard, xla_hard)
+    np.testing.assert_allclose(soft, xla_soft, rtol=0, atol=XLA_F32_TOL)
+    np.testing.assert_allclose(grad, xla_grad, rtol=0, atol=XLA_F32_TOL)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.parametrize("t_1", [1e-9, 0.2, 0.5, 1.0])  # 1e-9: below float32's sigma floor (6e-8)
+def test_schedule_equals_the_xla_kernels(dtype, t_1):
+    eps = float(jnp.finfo(dtype).eps)
+    for n_steps in (2, 3, 5, 9):
+        xla_alphas, xla_sigmas = E._redge_schedule(n_steps, t_1, dtype)
+        alphas, sigmas = P.redge_grid(n_steps, t_1, eps)
+        # Float64: the same float operations on the same numbers (exact). Float32: XLA rounds
+        # t_1 and every intermediate to float32; the Python floats are rounded once.
+        rtol = 0 if dtype == jnp.float64 else 4 * eps
+        np.testing.assert_allclose(np.ravel(np.asarray(xla_alphas[1:], np.float64)), alphas[1:], rtol=rtol, atol=0)
+        np.testing.assert_allclose(np.ravel(np.asarray(xla_sigmas[1:], np.float64)), sigmas[1:], rtol=rtol, atol=0)
+        coefs = P.redge_coefficients(n_steps, t_1, eps)
+        assert len(coefs) == n_steps - 1
+        for (a_over_s2, c_x0, c_x), t in zip(coefs, range(n_steps - 1, 0, -1)):
+            assert a_over_s2 == alphas[t] / sigmas[t] ** 2
+            if t > 1:  # c_x0 x0 + c_x x is the DDIM bridge alpha_s x0 + sigma_s (x - alpha_t x0) / sigma_t
+                assert (c_x0, c_x) == (alphas[t - 1] - sigmas[t - 1] / sigmas[t] * alphas[t], sigmas[t - 1] / sigmas[t])
+    if t_1 == 1e-9:
+        assert P.redge_grid(3, t_1, eps)[1][1] == (eps / 2 if dtype == jnp.float32 else t_1)
+
+
+def test_jit_and_vmap_compose():
+    logits = make_logits((4,), 6, spread=3.0)
+    eps, gumbels, w = _noise(logits.shape, seed=11)
+    per_row = lambda lg, e, gm, w_row: jnp.sum(w_row * _pallas_redge(lg, 5, 0.5, e, gm)[0])
+    grads = jax.jit(jax.vmap(jax.grad(per_row)))(logits, eps, gumbels, w)
+    expected = np.stack([R.redge_vjp(logits[i], 5, 0.5, eps[i], w[i]) for i in range(4)])
+    np.testing.assert_allclose(grads, expected, rtol=0, atol=ORACLE_TOL)
+    hard, soft = jax.jit(jax.vmap(lambda lg, e, gm: P.redge_hard_soft(lg, 5, 0.5, e, gm)))(logits, eps, gumbels)
+    ref_hard, ref_soft = R.redge(logits, 5, 0.5, eps, gumbels)
+    np.testing.assert_array_equal(hard, ref_hard)
+    np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=ORACLE_TOL)
+
+
+def test_noise_with_a_sample_shape_broadcasts_logits():
+    logits = make_logits((3,), 5, spread=3.0)
+    eps, gumbels, _ = _noise((2, 3, 5), seed=4)
+    hard, soft = P.redge_hard_soft(jnp.asarray(logits), 3, 0.5, eps, gumbels)
+    assert hard.shape == soft.shape == (2, 3, 5)
+    ref_hard, ref_soft = R.redge(np.broadcast_to(logits, (2, 3, 5)), 3, 0.5, eps, gumbels)
+    np.testing.assert_array_equal(hard, ref_hard)
+    np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=ORACLE_TOL)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_is_one_hot_and_close_to_float32(dtype):
+    logits = jnp.asarray(make_logits((3,), 5, spread=3.0), dtype)
+    eps, gumbels = (jnp.asarray(a, dtype) for a in _noise((3, 5), seed=2)[:2])
+    hard, soft = P.redge_hard_soft(logits, 3, 0.5, eps, gumbels)
+    assert hard.dtype == soft.dtype == dtype and _is_one_hot(hard)
+    logits_32, eps_32, gumbels_32 = (a.astype(jnp.float32) for a in (logits, eps, gumbels))
+    soft_32 = P.redge_hard_soft(logits_32, 3, 0.5, eps_32, gumbels_32)[1]
+    # computed in float32, rounded once to the half dtype on store: within one half ulp of 1
+    np.testing.assert_allclose(soft.astype(jnp.float32), soft_32, rtol=0, atol=float(jnp.finfo(dtype).eps))
+
+
+def test_pallas_available_only_on_gpu_with_a_float_t_1():
+    logits = jnp.zeros((2, 5))
+    assert jax.default_backend() == "cpu"  # this suite runs on CPU; the GPU answer is untested here
+    assert not P.pallas_available(logits, 0.5)
+    assert not P.pallas_available(logits, jnp.array(0.5))
+    assert not P.pallas_available(logits, np.array([0.5, 0.7]))
+    assert not P.pallas_available(jnp.zeros((2, 5), jnp.int32), 0.5)
+    assert not P.pallas_available(jnp.zeros((2, P.MAX_K + 1)), 0.5)
+
+
+@pytest.mark.parametrize(
+    "n_steps, t_1, k, error, match",
+    [
+        (1, 0.5, 5, ValueError, r"n_steps must be an integer >= 2, got n_steps=1"),
+        (3, 1.5, 5, ValueError, r"t_1 must be in \(0, 1\]"),
+        (3, jnp.array(0.5), 5, TypeError, r"t_1 must be a Python float"),
+        (3, 0.5, P.MAX_K + 1, ValueError, r"logits.shape\[-1\] must be between 1 and 16384"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(n_steps, t_1, k, error, match):
+    zeros = jnp.zeros((1, k))
+    with pytest.raises(error, match=match):
+        P.redge_hard_soft(zeros, n_steps, t_1, zeros, zeros)
