@@ -130,7 +130,9 @@ def _tile(cfg: _Config):
     shape = (cfg.block_rows, cfg.block_k)
     rows = start + lax.broadcasted_iota(jnp.int32, shape, 0)
     cols = lax.broadcasted_iota(jnp.int32, shape, 1)
-    return (pl.ds(start, cfg.block_rows), pl.ds(0, cfg.block_k)), (rows < cfg.rows) & (cols < cfg.k), cols
+    first_col = jnp.int32(0)  # the same index dtype as program_id's, also under jax_enable_x64
+    index = (pl.ds(start, cfg.block_rows), pl.ds(first_col, cfg.block_k))
+    return index, (rows < cfg.rows) & (cols < cfg.k), cols
 
 
 def _load(ref, index, mask, other, dtype):
@@ -170,7 +172,7 @@ def _redge_fwd_kernel(logits_ref, eps_ref, gumbels_ref, hard_ref, soft_ref, *, c
     gumbels = _load(gumbels_ref, index, mask, 0.0, logits.dtype)
     scores = jnp.where(cols < cfg.k, log_soft + gumbels, -jnp.inf)
     winner = lax.argmax(scores, 1, jnp.int32)  # first maximum, as jnp.argmax
-    hard = (cols == winner[:, None]).astype(hard_ref.dtype)
+    hard = (cols == winner[:, None]).astype(logits.dtype).astype(hard_ref.dtype)  # bool -> float -> output dtype
     plgpu.store(hard_ref.at[index], hard, mask=mask)
     plgpu.store(soft_ref.at[index], jnp.exp(log_soft).astype(soft_ref.dtype), mask=mask)
 

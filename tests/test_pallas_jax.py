@@ -8,6 +8,8 @@ n_steps x t_1 is a covering design, not the product. On GPU the same kernels low
 not exercised here.
 """
 
+import doctest
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -182,3 +184,7 @@ def test_bad_arguments_name_the_parameter(n_steps, t_1, k, error, match):
     zeros = jnp.zeros((1, k))
     with pytest.raises(error, match=match):
         P.redge_hard_soft(zeros, n_steps, t_1, zeros, zeros)
+
+
+def test_doctests():
+    assert doctest.testmod(P, optionflags=doctest.ELLIPSIS).failed == 0
