@@ -47,8 +47,9 @@ CASES = [
 ]
 SAMPLE_SHAPE_CASE = CASES[3]
 
-# Float32 against the XLA kernel: the two cases with the largest and smallest chain
-# (compiles dominate; the float64 comparisons above cover the rest).
+# Float32 against the XLA kernel: the shortest chain and the case with the largest float32
+# gap ((33, 64), t_1 = 0.2: alpha / sigma^2 up to 20, two tiles). Compiles dominate; the
+# float64 comparisons cover the rest.
 F32_CASES = [CASES[0], CASES[2]]
 
 
@@ -161,12 +162,30 @@ def test_half_precision_is_one_hot_and_close_to_the_oracle():
     np.testing.assert_allclose(soft.astype(np.float64), ref_soft, rtol=0, atol=float(jnp.finfo(jnp.bfloat16).eps))
 
 
-def test_pallas_available_only_on_gpu_with_a_float_t_1():
+def test_forward_keeps_only_logits_and_eps():
+    # The recompute strategy: whatever n_steps, the backward pass gets the inputs logits and
+    # eps and nothing of logits' size more (traced with eval_shape: nothing is compiled).
+    logits = jnp.asarray(make_logits((3,), 5, spread=3.0))
+    eps, gumbels, _ = _noise(logits.shape, seed=13)
+
+    def big_residuals(n_steps):
+        kernel = lambda lg: _pallas_redge(lg, n_steps, 0.5, eps, gumbels)
+        pullback = jax.eval_shape(lambda lg: jax.vjp(kernel, lg)[1], logits)
+        return sum(leaf.size >= logits.size for leaf in jax.tree.leaves(pullback))
+
+    assert big_residuals(3) == big_residuals(9) == 2
+
+
+def test_pallas_available_only_on_gpu_with_a_float_t_1(monkeypatch):
     logits = jnp.zeros((2, 5))
-    assert jax.default_backend() == "cpu"  # this suite runs on CPU; the GPU answer is untested here
+    assert jax.default_backend() == "cpu"  # this suite runs on CPU
     assert not P.pallas_available(logits, 0.5)
+    # The other conditions, as if on a GPU (the real GPU answer is untested here).
+    monkeypatch.setattr(P, "_on_gpu", lambda x: True)
+    assert P.pallas_available(logits, 0.5) and P.pallas_available(jnp.zeros((4, P.MAX_K), jnp.bfloat16), 1)
     assert not P.pallas_available(logits, jnp.array(0.5))
     assert not P.pallas_available(logits, np.array([0.5, 0.7]))
+    assert not P.pallas_available(logits, True)
     assert not P.pallas_available(jnp.zeros((2, 5), jnp.int32), 0.5)
     assert not P.pallas_available(jnp.zeros((2, P.MAX_K + 1)), 0.5)
 
