@@ -140,7 +140,7 @@ def _load(ref, index, mask, other, dtype):
 
 
 def _compute_dtype(dtype) -> jnp.dtype:
-    """float64 stays float64; every other float is computed in float32 (Triton's half types have no exp/log)."""
+    """float64 stays float64; float32 and the half types are computed in float32 (exp, sums)."""
     return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
 
 
@@ -264,6 +264,8 @@ def redge_hard_soft(
     if isinstance(t_1, bool) or not isinstance(t_1, numbers.Real):
         raise TypeError(out_of_range("t_1", t_1, "a Python float in (0, 1] (an array t_1 takes the XLA kernel)"))
     check_t_1(t_1)
+    if jnp.ndim(logits) == 0:
+        raise ValueError(out_of_range("logits.shape", jnp.shape(logits), "batch + (K,), at least one axis"))
     k = jnp.shape(logits)[-1]
     if not 1 <= k <= MAX_K:
         raise ValueError(out_of_range("logits.shape[-1]", k, f"between 1 and {MAX_K}"))

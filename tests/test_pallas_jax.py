@@ -197,12 +197,18 @@ def test_pallas_available_only_on_gpu_with_a_float_t_1(monkeypatch):
         (3, 1.5, 5, ValueError, r"t_1 must be in \(0, 1\]"),
         (3, jnp.array(0.5), 5, TypeError, r"t_1 must be a Python float"),
         (3, 0.5, P.MAX_K + 1, ValueError, r"logits.shape\[-1\] must be between 1 and 16384"),
+        (3, 0.5, None, ValueError, r"logits.shape must be batch \+ \(K,\), at least one axis, got logits.shape=\(\)"),
     ],
 )
 def test_bad_arguments_name_the_parameter(n_steps, t_1, k, error, match):
-    zeros = jnp.zeros((1, k))
+    zeros = jnp.zeros(() if k is None else (1, k))
     with pytest.raises(error, match=match):
         P.redge_hard_soft(zeros, n_steps, t_1, zeros, zeros)
+
+
+def test_empty_batch_launches_nothing():
+    hard, soft = P.redge_hard_soft(jnp.zeros((0, 5)), 3, 0.5, jnp.zeros((2, 0, 5)), jnp.zeros((0, 5)))
+    assert hard.shape == soft.shape == (2, 0, 5)
 
 
 def test_doctests():
