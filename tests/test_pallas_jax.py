@@ -140,12 +140,12 @@ def test_schedule_equals_the_xla_kernels(dtype, t_1):
 def test_jit_and_vmap_compose():
     logits = make_logits((4,), 6, spread=3.0)
     eps, gumbels, w = _noise(logits.shape, seed=11)
-    per_row = lambda lg, e, gm, w_row: jnp.sum(w_row * _pallas_redge(lg, 5, 0.5, e, gm)[0])
-    row = lambda lg, e, gm, w_row: (jax.grad(per_row)(lg, e, gm, w_row), P.redge_hard_soft(lg, 5, 0.5, e, gm))
+    per_row = lambda lg, e, gm, w_row: jnp.sum(w_row * _pallas_redge(lg, 3, 0.5, e, gm)[0])
+    row = lambda lg, e, gm, w_row: (jax.grad(per_row)(lg, e, gm, w_row), P.redge_hard_soft(lg, 3, 0.5, e, gm))
     grads, (hard, soft) = jax.jit(jax.vmap(row))(logits, eps, gumbels, w)
-    expected = np.stack([R.redge_vjp(logits[i], 5, 0.5, eps[i], w[i]) for i in range(4)])
+    expected = np.stack([R.redge_vjp(logits[i], 3, 0.5, eps[i], w[i]) for i in range(4)])
     np.testing.assert_allclose(grads, expected, rtol=0, atol=ORACLE_TOL)
-    ref_hard, ref_soft = R.redge(logits, 5, 0.5, eps, gumbels)
+    ref_hard, ref_soft = R.redge(logits, 3, 0.5, eps, gumbels)
     np.testing.assert_array_equal(hard, ref_hard)
     np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=ORACLE_TOL)
 
@@ -213,3 +213,22 @@ def test_empty_batch_launches_nothing():
 
 def test_doctests():
     assert doctest.testmod(P, optionflags=doctest.ELLIPSIS).failed == 0
+
+
+def test_lowers_to_triton_for_cuda_without_a_gpu():
+    # Cross-platform lowering (jax.export for "cuda"): Pallas's Triton lowering runs here, so
+    # shapes Triton rejects (non-power-of-two tiles), int64 indices or unsupported ops fail
+    # on CPU. Triton's own compile to PTX and the run are not exercised (no GPU).
+    from jax import export
+
+    def forward_and_grad(logits, eps, gumbels, w):
+        kernel = lambda lg, e, gm: P.redge_hard_soft(lg, 3, 0.5, e, gm, interpret=False)  # the Triton path
+        return _forward_and_grad(kernel, logits, eps, gumbels, w)
+
+    triton_call = "__gpu$xla.gpu.triton"
+    checks = [export.DisabledSafetyCheck.custom_call(triton_call)]
+    args = [jax.ShapeDtypeStruct((33, 64), jnp.float32)] * 4
+    exported = export.export(jax.jit(forward_and_grad), platforms=["cuda"], disabled_checks=checks)(*args)
+    module = exported.mlir_module()
+    assert module.count(triton_call + "(") == 2  # the forward and the backward kernel
+    assert "grid_x = 2 : i32" in module  # 33 rows in 32-row tiles
