@@ -16,6 +16,8 @@ program owns a ``(block_rows, block_k)`` tile of rows and keeps it in registers:
   the state entering call ``j`` is recomputed from ``eps`` for every ``j`` (``O(n^2)``
   arithmetic in registers, no memory).
 
+The chain is unrolled in the kernels (``n_steps - 1`` softmaxes forward, ``n_steps (n_steps - 1) / 2``
+backward), so compile time grows as ``n_steps^2`` (tested up to ``n_steps = 9``).
 Only the inputs ``logits`` and ``eps`` are kept between forward and backward. Unlike torch,
 JAX noise is an input (``eps``, ``gumbels``), so the kernels draw no random numbers.
 
