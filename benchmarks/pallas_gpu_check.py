@@ -65,7 +65,9 @@ def agreement(n_steps, t_1):
     for shape in [(3, 5), (2, 7, 9), (33, 64), (8, 1000), (4, 4096)]:
         args = inputs(shape, seed=sum(shape))
         soft_of = lambda k: jax.jit(lambda *a: k(a[0], n_steps, t_1, *a[1:3])[1])(*args)
-        (hard_p, grad_p), (hard_x, grad_x) = (forward_and_grad(k, n_steps, t_1)(*args) for k in (pallas_redge, estimators.redge))
+        (hard_p, grad_p), (hard_x, grad_x) = (
+            forward_and_grad(k, n_steps, t_1)(*args) for k in (pallas_redge, estimators.redge)
+        )
         soft_diff = float(jnp.max(jnp.abs(soft_of(pallas_redge) - soft_of(estimators.redge))))
         print(f"| {shape} | {n_steps} | {t_1} | {int(jnp.sum(hard_p != hard_x))} | {soft_diff:.1e} "
               f"| {float(jnp.max(jnp.abs(grad_p - grad_x))):.1e} |")

@@ -258,7 +258,7 @@ def redge_hard_soft(
     ``t_1`` a Python float in (0, 1]. ``interpret=None`` runs Pallas interpret mode unless
     ``logits`` is on a GPU.
 
-    >>> hard, soft = redge_hard_soft(jnp.zeros((2, 3)), 5, 0.5, jnp.zeros((2, 3)), jnp.zeros((2, 3)))
+    >>> hard, soft = redge_hard_soft(jnp.zeros((2, 3)), 3, 0.5, jnp.zeros((2, 3)), jnp.zeros((2, 3)))
     >>> hard.shape, soft.shape
     ((2, 3), (2, 3))
     """
