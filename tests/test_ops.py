@@ -48,7 +48,7 @@ def test_straight_through_is_exactly_one_hot(dtype):
         assert set(np.unique(value)) <= {0.0, 1.0} and np.all(value.sum(-1) == 1)
 
 
-@pytest.mark.parametrize("k", [3, 16, 40])  # below and above REDUCTION_ONE_HOT_MIN_K
+@pytest.mark.parametrize("k", [3, 16, 40])  # below and above REDUCTION_ONE_HOT_MIN_K (32)
 def test_jax_one_hot_argmax_follows_argmax_on_ties_nan_and_inf(k):
     # jnp.argmax's rules: ties go to the first index, a NaN counts as the maximum (first NaN wins).
     rng = np.random.default_rng(0)
