@@ -28,9 +28,9 @@ Recompute strategy (REDGE, REDGE-cov, REINDGE). For a Python-float ``t_1`` (what
 distribution classes and samplers get from users), REDGE, REINDGE and their binary kernels
 run :func:`_redge`, a :func:`jax.custom_vjp` that mirrors torch's ``_REDGE``: the schedule is
 folded into Python floats (:func:`_redge_coefficients`), the forward keeps only ``logits``,
-``eps`` and ``soft``, and the backward recomputes the chain once (unrolled), keeping its
-``n_steps - 2`` intermediate ``x0_hat``, then runs the reverse recursion by hand
-(``reference._redge_backprop``). That path has no forward-mode derivative and gives ``eps``
+``eps`` and ``soft``, and the backward recomputes the chain once (unrolled up to
+``n_steps = 5``, a scan beyond), keeping its ``n_steps - 2`` intermediate ``x0_hat``, then runs
+the reverse recursion by hand as a reverse scan (``reference._redge_backprop``). That path has no forward-mode derivative and gives ``eps``
 no gradient. An array ``t_1`` (differentiable) and REDGE-cov take the general path: the DDIM
 chain up to the last state is a :func:`lax.scan` with a checkpointed body, itself wrapped in
 :func:`jax.checkpoint` (nothing saved). The forward pass keeps no chain intermediate, only
