@@ -291,8 +291,9 @@ def _redge_chain_float(binary, logits, x, coefs, keep=False):
     call and, with ``keep``, the ``n_steps - 2`` intermediate ``x0_hat`` stacked noisiest first
     (else ``None``). ``binary``: the chain of the differences ``d = x_1 - x_0``, whose denoiser is
     ``tanh(z / 2)``. Unrolled up to ``_UNROLL_MAX_STEPS``, beyond a :func:`lax.scan` over a small
-    constant table of the coefficients: measured on XLA CPU, the unrolled chain is 10-20% faster
-    at ``n_steps = 5``, the scan faster and smaller at 9 (``benchmarks/results/jax_speed_diagnosis.md``)."""
+    constant table of the coefficients: measured on XLA CPU at ``n_steps = 5``, the unrolled chain
+    is 15% faster at 32x512x512 (a tie within run-to-run noise at 64x256x64), the scan faster and
+    smaller at 9 (``benchmarks/results/jax_speed_diagnosis.md``)."""
     if len(coefs) == 1:  # a single denoiser call: no bridge
         return x, None
     x = jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, logits.shape)).astype(jnp.result_type(x, logits))
