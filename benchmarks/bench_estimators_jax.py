@@ -24,11 +24,20 @@ subprocess and reports ``peak_bytes_in_use`` (a process-wide high-water mark, in
 included); elsewhere the compiled executable's ``memory_analysis()`` temporary size (XLA's
 scratch buffers, inputs and outputs excluded); else ``n/a``.
 
+Time: wall-clock medians, and beside them (last column) the median process CPU time of a
+call (``time.process_time``, all threads): CPU ms above median ms means XLA ran on more
+than one thread.
+
 Runs on the default JAX device. Needs only jax and this repository on the path (NumPyro
-for ``--classes``); on a CPU shared with others, XLA on one thread::
+for ``--classes``). On a CPU shared with others, run XLA on one thread of one core: XLA CPU
+honours ``--xla_cpu_multi_thread_eigen=false`` (no Eigen thread pool in its kernels) and the
+process's CPU affinity (``taskset -c N``, or ``--cpu N`` here, which calls
+``os.sched_setaffinity`` before JAX starts its thread pools). ``intra_op_parallelism_threads``
+is a TensorFlow option, not an XLA flag: XLA stops parsing ``XLA_FLAGS`` at it and drops the
+flags after it::
 
     PYTHONPATH=. python benchmarks/bench_estimators_jax.py --quick --out bench.md
-    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+    XLA_FLAGS=--xla_cpu_multi_thread_eigen=false taskset -c 0 \
         PYTHONPATH=. python benchmarks/bench_estimators_jax.py --classes --large-only baseline,redge
 """
 
@@ -44,12 +53,21 @@ import subprocess
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax import lax
 
-from numpyro_ext import estimators
+def _pin_from_argv(argv) -> None:
+    """``--cpu N[,M...]``: pin this process to those cores before JAX starts its thread pools."""
+    if "--cpu" in argv and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in argv[argv.index("--cpu") + 1].split(",")})
+
+
+_pin_from_argv(sys.argv)
+
+import jax  # noqa: E402 (after the pinning)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from jax import lax  # noqa: E402
+
+from numpyro_ext import estimators  # noqa: E402
 from numpyro_ext._ops import gumbel_from_uniform, sample_gumbel, sample_uniform
 
 FULL_SIZES = "256x81x9,128x256x64,32x512x1024,16x1024x4096"
@@ -149,14 +167,16 @@ def measure(names: list[str], size: str, opts) -> list[dict]:
     for compiled, args, _ in rows.values():
         jax.block_until_ready(compiled(*args))  # first run: allocations, autotuning
     times = {name: [] for name in names}
+    cpu_times = {name: [] for name in names}
     start_rounds = time.perf_counter()
     for rounds in range(100 * opts.repeats):  # --repeats rounds, more until --min-time seconds have passed
         if rounds >= opts.repeats and time.perf_counter() - start_rounds >= opts.min_time:
             break
         for name, (compiled, args, _) in rows.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             jax.block_until_ready(compiled(*args))
             times[name].append(time.perf_counter() - start)
+            cpu_times[name].append(time.process_time() - start_cpu)
     stats = jax.devices()[0].memory_stats()
     return [
         {
@@ -164,6 +184,7 @@ def measure(names: list[str], size: str, opts) -> list[dict]:
             "size": size,
             "compile_s": compile_s,
             "median_s": statistics.median(times[name]),
+            "cpu_s": statistics.median(cpu_times[name]),
             "temp_bytes": getattr(compiled.memory_analysis(), "temp_size_in_bytes", None),
             "peak_bytes": stats.get("peak_bytes_in_use") if stats else None,
         }
@@ -204,15 +225,15 @@ def report(rows: list[dict], opts, device: str, command: str) -> str:
         + "; ratio = median / baseline median at the same size"
         + ("; x kernel = a class's median / its kernel row's." if kernels else "."),
         "",
-        f"| size (BxNxK) | estimator | compile s | median ms | ratio |{' x kernel |' if kernels else ''} {mem_col} |",
-        f"| --- | --- | ---: | ---: | ---: |{' ---: |' if kernels else ''} ---: |",
+        f"| size (BxNxK) | estimator | compile s | median ms | ratio |{' x kernel |' if kernels else ''} {mem_col} | CPU ms |",
+        f"| --- | --- | ---: | ---: | ---: |{' ---: |' if kernels else ''} ---: | ---: |",
     ]
     for r in rows:
         memory = r["peak_bytes"] if peak else r["temp_bytes"]
         lines.append(
             f"| {r['size']} | {r['name']} | {r['compile_s']:.2f} | {r['median_s'] * 1e3:.2f} "
             f"| {r['median_s'] / medians[(r['size'], 'baseline')]:.2f} "
-            f"|{f' {_kernel_ratio(r, medians, kernels)} |' if kernels else ''} {_mib(memory)} |"
+            f"|{f' {_kernel_ratio(r, medians, kernels)} |' if kernels else ''} {_mib(memory)} | {r['cpu_s'] * 1e3:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -230,10 +251,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="add the numpyro_ext distribution classes' rsample (all, or a comma-separated subset)")
     parser.add_argument("--large-only", help=f"comma-separated rows to run at sizes of {LARGE} elements or more")
     parser.add_argument("--large-repeats", type=int, help="timed runs per measurement at those sizes")
-    parser.add_argument("--n-steps", type=int, default=9, help="REDGE grid points (default 9)")
+    parser.add_argument("--n-steps", type=int, default=5, help="REDGE grid points (default 5, as the torch script)")
     parser.add_argument("--t-1", type=float, default=0.5, help="REDGE end point (default 0.5)")
     parser.add_argument("--tau", type=float, default=0.5, help="temperature (default 0.5)")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--cpu", help="pin the process to these cores (os.sched_setaffinity), e.g. 0")
     parser.add_argument("--no-isolate", action="store_true", help="never use one subprocess per measurement")
     parser.add_argument("--one", nargs=2, metavar=("NAME", "SIZE"), help=argparse.SUPPRESS)
     argv = sys.argv[1:] if argv is None else argv

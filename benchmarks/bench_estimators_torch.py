@@ -4,14 +4,17 @@
 
     python benchmarks/bench_estimators_torch.py --device cpu --quick
     python benchmarks/bench_estimators_torch.py --device cuda --out results.md
-    python benchmarks/bench_estimators_torch.py --classes --threads 1 --large-only gumbel,redge
+    python benchmarks/bench_estimators_torch.py --classes --threads 1 --cpu 0 --large-only gumbel,redge
     python benchmarks/bench_estimators_torch.py --scaling --threads 1 --out scaling.md
 
 Each call draws its own noise inside the timed region (as the peers do) and runs
 ``(sample * weight).sum().backward()``. Time: median over ``--repeats`` calls (more for a
 cheap size, until ``--min-time`` seconds) after ``--warmup`` calls, the rows of one size
 interleaved call by call (so a change in machine load hits every row alike), with
-``torch.cuda.synchronize`` around each on CUDA. Memory:
+``torch.cuda.synchronize`` around each on CUDA; ``CPU ms`` (last column) is the median
+process CPU time of a call (``time.process_time``, all threads). On a shared CPU, pin with
+``--threads 1`` (``torch.set_num_threads``, which ATen's intra-op pool honours) and ``--cpu N``
+(``os.sched_setaffinity``) or ``taskset -c N``. Memory:
 
 - ``peak MiB``: the most memory allocated at once during one call, minus what was
   allocated before it (the inputs ``logits`` and ``weight``); it includes ``logits.grad``.
@@ -44,6 +47,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import shlex
 import statistics
 import tempfile
@@ -195,23 +199,28 @@ def inputs(shape, args):
     return logits, torch.randn(shape, generator=generator, device=args.device, dtype=dtype)
 
 
-def median_seconds(fns, logits, weight, args, repeats):
+def median_seconds(fns, logits, weight, args, repeats, cpu=None):
     """``key -> median seconds`` of one call, the calls of all rows interleaved round by round:
-    ``repeats`` rounds, more (up to 100 times as many) until ``--min-time`` seconds have passed."""
+    ``repeats`` rounds, more (up to 100 times as many) until ``--min-time`` seconds have passed.
+    ``cpu``, a dict, gets ``key -> median process CPU seconds`` of a call (all threads)."""
     for fn in fns.values():
         for _ in range(args.warmup):
             step(fn, logits, weight)
     times = {key: [] for key in fns}
+    cpu_times = {key: [] for key in fns}
     start_rounds = time.perf_counter()
     for rounds in range(100 * repeats):
         if rounds >= repeats and time.perf_counter() - start_rounds >= args.min_time:
             break
         for key, fn in fns.items():
             sync(args.device)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             step(fn, logits, weight)
             sync(args.device)
             times[key].append(time.perf_counter() - start)
+            cpu_times[key].append(time.process_time() - start_cpu)
+    if cpu is not None:
+        cpu.update({key: statistics.median(t) for key, t in cpu_times.items()})
     return {key: statistics.median(t) for key, t in times.items()}
 
 
@@ -258,10 +267,11 @@ def saved_mib(fn, logits):
 
 
 def measure(fns, shape, args, repeats):
-    """``key -> (seconds, peak MiB, saved MiB)``, or ``"OOM"`` for a row that ran out of memory."""
+    """``key -> (seconds, peak MiB, saved MiB, CPU seconds)``, or ``"OOM"`` for a row that ran out of memory."""
     logits, weight = inputs(shape, args)
+    cpu = {}
     try:
-        seconds = median_seconds(fns, logits, weight, args, repeats)
+        seconds = median_seconds(fns, logits, weight, args, repeats, cpu)
     except torch.OutOfMemoryError:  # time the rows one by one to find the culprits
         del logits, weight
         if args.device == "cuda":
@@ -278,7 +288,7 @@ def measure(fns, shape, args, repeats):
         # REINDGE hangs on the logits (removed by its backward) would fire in the next row's.
         row_logits = logits.detach().clone().requires_grad_(True)
         try:
-            results[key] = seconds[key], peak_mib(fn, row_logits, weight, args), saved_mib(fn, row_logits)
+            results[key] = seconds[key], peak_mib(fn, row_logits, weight, args), saved_mib(fn, row_logits), cpu[key]
         except torch.OutOfMemoryError:
             results[key] = "OOM"
         if args.device == "cuda":
@@ -301,14 +311,14 @@ def table(shape, results, unavailable):
     (a class's overhead over the kernel) and to the redge package's same estimator."""
     rows = [
         f"\n### logits {'x'.join(map(str, shape))}\n",
-        "| estimator | impl | ms | x our Gumbel-ST | x ours same | x redge pkg same | peak MiB | x our Gumbel-ST | saved MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| estimator | impl | ms | x our Gumbel-ST | x ours same | x redge pkg same | peak MiB | x our Gumbel-ST | saved MiB | CPU ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (name, impl), result in results.items():
         if isinstance(result, str):
-            rows.append(f"| {name} | {impl} | {result} | | | | | | |")
+            rows.append(f"| {name} | {impl} | {result} | | | | | | | |")
             continue
-        seconds, peak, saved = result
+        seconds, peak, saved, cpu = result
         ratios = [
             _ratio(results, ("gumbel", "ours"), 0, seconds),
             _ratio(results, (name, "ours"), 0, seconds),
@@ -316,9 +326,10 @@ def table(shape, results, unavailable):
         ]
         rows.append(
             f"| {name} | {impl} | {seconds * 1e3:.3f} | {' | '.join(_fmt(r, '.2f') for r in ratios)} "
-            f"| {_fmt(peak, '.1f')} | {_fmt(_ratio(results, ('gumbel', 'ours'), 1, peak), '.2f')} | {saved:.1f} |"
+            f"| {_fmt(peak, '.1f')} | {_fmt(_ratio(results, ('gumbel', 'ours'), 1, peak), '.2f')} | {saved:.1f} "
+            f"| {cpu * 1e3:.3f} |"
         )
-    rows += [f"| {impl} | not installed | | | | | | | |" for impl in unavailable]
+    rows += [f"| {impl} | not installed | | | | | | | | |" for impl in unavailable]
     return "\n".join(rows)
 
 
@@ -439,6 +450,7 @@ def parse_args(argv=None):
                             help=f"--scaling: {what[name]} (default {default}, quick {QUICK_SCALING[name]})")
     parser.add_argument("--no-cpu-peak", dest="cpu_peak", action="store_false", help="skip the CPU peak (profiler)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a shared machine)")
+    parser.add_argument("--cpu", default=None, help="pin the process to these cores (os.sched_setaffinity), e.g. 0")
     args = parser.parse_args(argv)
     sizes = args.sizes.split(",") if args.sizes else QUICK_SIZES if args.quick else SIZES
     args.shapes = [tuple(int(d) for d in size.lower().split("x")) for size in sizes]
@@ -452,6 +464,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.cpu and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(c) for c in args.cpu.split(",")})
     if args.threads:
         torch.set_num_threads(args.threads)
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"

@@ -1370,6 +1370,16 @@ class _SampleLaw:
         """Check ``n_steps`` (kept static) and a Python-number ``t_1`` (arrays: under validation)."""
         self.n_steps = check_n_steps(n_steps)
         check_t_1(t_1)
+        # A Python-number t_1 is also kept as a float, for the kernels' folded-coefficient path
+        # (numpyro_ext.estimators._redge). Not a pytree field: a jit/vmap/grad boundary
+        # (tree_unflatten) drops it, and the kernels then get the array leaf, which may be traced.
+        self._t_1_float = float(t_1) if isinstance(t_1, numbers.Real) else None
+
+    @property
+    def _kernel_t_1(self):
+        """``t_1`` for the kernels: the Python float given to this very object, else the array."""
+        value = self.__dict__.get("_t_1_float")
+        return self.t_1 if value is None else value
 
     def _warn_if_biased(self, t_1) -> None:
         if isinstance(t_1, numbers.Real):  # an array t_1 is not read here (it may be traced)
@@ -1490,7 +1500,7 @@ class REDGE(_REDGEBase):
         return reparametrized_one_hot if self.hard else constraints.simplex
 
     def _sample(self, key, shape):
-        hard, soft = estimators.redge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))
+        hard, soft = estimators.redge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))
         return hard if self.hard else soft
 
     def log_prob(self, value: ArrayLike) -> jax.Array:
@@ -1545,7 +1555,7 @@ class REDGECov(_REDGEBase):
     _law_name = "redge_cov"
 
     def _sample(self, key, shape):
-        return estimators.redge_cov(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+        return estimators.redge_cov(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
 
 
 class REINDGE(_REDGEBase):
@@ -1591,7 +1601,7 @@ class REINDGE(_REDGEBase):
     _law_name = "reindge"
 
     def _sample(self, key, shape):
-        return estimators.reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+        return estimators.reindge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
 
 
 # --- Bernoulli estimator classes: exact {0, 1} samples, an estimator's gradient ------------------
@@ -1864,7 +1874,7 @@ class BernoulliREDGE(_BernoulliREDGEBase):
     _law_name = "redge"
 
     def _sample(self, key, shape):
-        return estimators.binary_redge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+        return estimators.binary_redge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
 
 
 class BernoulliREDGECov(_BernoulliREDGEBase):
@@ -1908,7 +1918,7 @@ class BernoulliREDGECov(_BernoulliREDGEBase):
     _law_name = "redge_cov"
 
     def _sample(self, key, shape):
-        return estimators.binary_redge_cov(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+        return estimators.binary_redge_cov(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
 
 
 class BernoulliREINDGE(_BernoulliREDGEBase):
@@ -1949,5 +1959,5 @@ class BernoulliREINDGE(_BernoulliREDGEBase):
     _law_name = "reindge"
 
     def _sample(self, key, shape):
-        return estimators.binary_reindge(self.logits, self.n_steps, self.t_1, *self._noise(key, shape))[0]
+        return estimators.binary_reindge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
 

@@ -24,21 +24,24 @@ chain, which is closed in the difference ``d = x_1 - x_0`` of the two coordinate
 update is linear per coordinate and the denoiser sees ``x`` only through ``d``).
 Hyperparameters broadcast against ``logits`` directly (there is no event axis).
 
-Recompute strategy (REDGE, REDGE-cov, REINDGE). The DDIM chain up to the last state is a
-:func:`lax.scan` with a checkpointed body, itself wrapped in :func:`jax.checkpoint` (nothing
-saved). The forward pass therefore keeps no chain intermediate for the backward pass, only
-the inputs ``logits``, ``eps`` and the grid, which live anyway. The backward pass replays
-the chain once, keeping only the ``n_steps - 2`` scan carries ``x_t``, then walks back
-recomputing each step's softmax from its state: ``n_steps - 2`` arrays of ``logits.shape``,
-held only while this op is differentiated. The price is two extra forward sweeps. The
-inner checkpoint matters when ``t_1`` is an array or for REDGE-cov (plain autodiff then
-keeps several arrays a step: 2-3x the scratch memory on CPU); the outer one frees the chain
-while the rest of a model runs (H100, 16x1024x1024 float32, ``n_steps = 9``, eight
-``tanh(h @ W)`` layers after the estimator: peak 832 MiB instead of 1120 MiB; the op alone:
-768 MiB instead of 641 MiB and about 10% slower). The derivative is the exact chain rule
-(``reference._redge_backprop``); the only hand-written derivatives are ReinMax's and
-REINDGE's correction (:func:`jax.custom_vjp`, formulas in their docstrings). A scan, not an
-unrolled Python loop: at ``n_steps = 9`` it compiles 3-5x faster and runs no slower.
+Recompute strategy (REDGE, REDGE-cov, REINDGE). For a Python-float ``t_1`` (what the
+distribution classes and samplers get from users), REDGE, REINDGE and their binary kernels
+run :func:`_redge`, a :func:`jax.custom_vjp` that mirrors torch's ``_REDGE``: the schedule is
+folded into Python floats (:func:`_redge_coefficients`), the forward keeps only ``logits``,
+``eps`` and ``soft``, and the backward recomputes the chain once (unrolled up to
+``n_steps = 5``, a scan beyond), keeping its ``n_steps - 2`` intermediate ``x0_hat``, then runs
+the reverse recursion by hand as a reverse scan (``reference._redge_backprop``). That path has no forward-mode derivative and gives ``eps``
+no gradient. An array ``t_1`` (differentiable) and REDGE-cov take the general path: the DDIM
+chain up to the last state is a :func:`lax.scan` with a checkpointed body, itself wrapped in
+:func:`jax.checkpoint` (nothing saved). The forward pass keeps no chain intermediate, only
+the inputs and the grid; the backward replays the chain once, keeping the ``n_steps - 2``
+scan carries ``x_t``, then walks back recomputing each step's softmax (two extra forward
+sweeps). The inner checkpoint matters when ``t_1`` is an array or for REDGE-cov (plain
+autodiff then keeps several arrays a step: 2-3x the scratch memory on CPU); the outer one
+frees the chain while the rest of a model runs. The derivative is the exact chain rule
+(``reference._redge_backprop``); the other hand-written derivatives are ReinMax's and
+REINDGE's correction (:func:`jax.custom_vjp`, formulas in their docstrings). What each
+choice costs on CPU, from the compiled HLO: ``benchmarks/results/jax_speed_diagnosis.md``.
 
 References
 ----------
@@ -53,6 +56,8 @@ References
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -256,6 +261,124 @@ def _redge_chain(denoiser, logits, x, alphas, sigmas, *args):
 _redge_chain_remat = jax.checkpoint(_redge_chain, static_argnums=(0,))
 
 
+def _is_float(t_1) -> bool:
+    """A Python number (not an array, not a tracer): the schedule folds into Python floats."""
+    return isinstance(t_1, (int, float)) and not isinstance(t_1, bool)
+
+
+def _redge_coefficients(n_steps: int, t_1: float, dtype) -> tuple[tuple[float, float, float], ...]:
+    """Per denoiser call, noisiest first: ``(k_t, c_x0, c_x)`` as Python floats, with
+    ``k_t = alpha_t / sigma_t^2`` and the DDIM bridge ``x <- c_x0 x0_hat + c_x x``,
+    ``c_x = sigma_s / sigma_t``, ``c_x0 = alpha_s - c_x alpha_t`` (0 at the last call).
+
+    The grid of :func:`_redge_schedule` (``sigma`` without the cancellation, at least
+    ``sigma_floor`` of ``dtype``), as torch's ``_fused.redge_coefficients`` folds it: Python
+    floats are constants to XLA, where shape-(1,) arrays are broadcast full-size at every step."""
+    lo = sigma_floor(float(jnp.finfo(dtype).eps))
+    fractions = redge_fractions(n_steps)
+    alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
+    sigmas = [0.0] + [max(t_1 * (1.0 - f) + (1.0 - ALPHA_MIN) * f, lo) for f in fractions]
+    coefs = []
+    for t in range(n_steps - 1, 0, -1):
+        c_x = sigmas[t - 1] / sigmas[t] if t > 1 else 0.0
+        c_x0 = alphas[t - 1] - c_x * alphas[t] if t > 1 else 0.0
+        coefs.append((alphas[t] / sigmas[t] ** 2, c_x0, c_x))
+    return tuple(coefs)
+
+
+def _redge_chain_float(binary, logits, x, coefs, keep=False):
+    """:func:`_redge_chain` on folded coefficients: ``(x_1, x0_hats)``, the state at the last
+    call and, with ``keep``, the ``n_steps - 2`` intermediate ``x0_hat`` stacked noisiest first
+    (else ``None``). ``binary``: the chain of the differences ``d = x_1 - x_0``, whose denoiser is
+    ``tanh(z / 2)``. Unrolled up to ``_UNROLL_MAX_STEPS``, beyond a :func:`lax.scan` over a small
+    constant table of the coefficients: measured on XLA CPU at ``n_steps = 5``, the unrolled chain
+    is 15% faster at 32x512x512 (a tie within run-to-run noise at 64x256x64), the scan faster and
+    smaller at 9 (``benchmarks/results/jax_speed_diagnosis.md``)."""
+    if len(coefs) == 1:  # a single denoiser call: no bridge
+        return x, None
+    x = jnp.broadcast_to(x, jnp.broadcast_shapes(x.shape, logits.shape)).astype(jnp.result_type(x, logits))
+    if len(coefs) + 1 <= _UNROLL_MAX_STEPS:
+        x0_hats = []
+        for k_t, c_x0, c_x in coefs[:-1]:
+            z = logits + k_t * x
+            x0_hat = _binary_mean(z) if binary else jax.nn.softmax(z, axis=-1)
+            x0_hats.append(x0_hat)
+            x = c_x0 * x0_hat + c_x * x
+        return x, (jnp.stack(x0_hats) if keep else None)
+
+    def step(x, c):
+        z = logits + c[0] * x
+        x0_hat = _binary_mean(z) if binary else jax.nn.softmax(z, axis=-1)
+        return c[1] * x0_hat + c[2] * x, (x0_hat if keep else None)
+
+    return lax.scan(step, x, jnp.asarray(coefs[:-1], dtype=x.dtype))
+
+
+_UNROLL_MAX_STEPS = 5
+
+
+def _sum_to(x: jax.Array, shape) -> jax.Array:
+    """``x`` summed over the leading and the size-1 axes that broadcasting added to ``shape``."""
+    lead = x.ndim - len(shape)
+    x = jnp.sum(x, axis=tuple(range(lead))) if lead else x
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and x.shape[i] != 1)
+    return jnp.sum(x, axis=axes, keepdims=True) if axes else x
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _redge(binary, coefs, logits, eps, noise):
+    r"""REDGE's chain for a float ``t_1`` with a hand-written, recomputing backward (torch's
+    ``_REDGE``): forward ``(hard, soft)``; ``coefs`` from :func:`_redge_coefficients`, ``noise``
+    the Gumbels (``binary``: the logistic noise of :func:`_binary_hard_soft`).
+
+    The forward keeps only ``logits``, ``eps`` and ``soft``. The backward recomputes the
+    chain once, keeping the ``n_steps - 2`` intermediate ``x0_hat`` (the last is ``soft``), then
+    runs reverse mode by hand (``reference._redge_backprop``). With ``z_t = logits + k_t x_t``,
+    ``x0_hat_t = softmax(z_t)``, ``x_{t-1} = c_{x0,t} x0_hat_t + c_{x,t} x_t``,
+    ``J_t^T g = x0_hat_t * (g - <x0_hat_t, g>)`` (binary: ``(1 - x0_hat_t^2) g / 2`` of the chain's
+    ``tanh(z / 2)`` and ``soft (1 - soft) g`` at the last call) and ``g`` the cotangent of ``soft``,
+    for ``t = 1 .. n_steps - 1``:
+
+    .. math::
+        \bar z_1 = J_1^\top g,\quad
+        \bar z_t = J_t^\top \big(c_{x0,t}\, \bar x_{t-1}\big),\quad
+        \bar x_t = c_{x,t}\, \bar x_{t-1} + k_t \bar z_t \ (\bar x_0 := 0),\quad
+        \nabla_\ell = \textstyle\sum_t \bar z_t .
+
+    ``hard`` is piecewise constant: its cotangent is dropped. ``eps`` and ``noise`` get none, and
+    there is no forward mode (``jax.jvp``): an array ``t_1`` takes the autodiffed chain.
+    """
+    return _redge_fwd(binary, coefs, logits, eps, noise)[0]
+
+
+def _redge_fwd(binary, coefs, logits, eps, noise):
+    z = logits + coefs[-1][0] * _redge_chain_float(binary, logits, eps, coefs)[0]
+    hard, soft = _binary_hard_soft(z, noise) if binary else _hard_soft(z, noise)
+    return (hard, soft), (logits, eps, soft)
+
+
+def _redge_bwd(binary, coefs, residuals, cotangents):
+    logits, eps, soft = residuals
+    _, g = cotangents
+    _, x0_hats = _redge_chain_float(binary, logits, eps, coefs, keep=True)
+    vjp = (lambda p, g: 0.5 * (1.0 - p * p) * g) if binary else _softmax_vjp
+    grad_logits = soft * (1.0 - soft) * g if binary else _softmax_vjp(soft, g)  # t = 1, the last call
+    g_x = coefs[-1][0] * grad_logits
+
+    def step(carry, c_x0_hat):  # t = 2 .. n_steps - 1: a reverse scan over the chain's calls
+        (grad_logits, g_x), (c, x0_hat) = carry, c_x0_hat
+        d_z = vjp(x0_hat, g_x)  # the cotangent of z_t is c_x0 * d_z, by linearity
+        return (grad_logits + c[1] * d_z, c[2] * g_x + (c[1] * c[0]) * d_z), None  # g_x: now this step's state
+
+    if x0_hats is not None:
+        table = jnp.asarray(coefs[:-1], dtype=x0_hats.dtype)
+        (grad_logits, _), _ = lax.scan(step, (grad_logits, g_x.astype(grad_logits.dtype)), (table, x0_hats), reverse=True)
+    return _sum_to(grad_logits, logits.shape).astype(logits.dtype), None, None
+
+
+_redge.defvjp(_redge_fwd, _redge_bwd)
+
+
 def _hard_soft(z, gumbels):
     """``soft = softmax(z)`` and ``hard ~ Cat(soft)`` by Gumbel-max on ``log_softmax(z)``."""
     log_soft = jax.nn.log_softmax(z, axis=-1)
@@ -264,7 +387,15 @@ def _hard_soft(z, gumbels):
 
 
 def _redge_hard_soft(logits, n_steps, t_1, eps, gumbels):
-    """REDGE's ``(hard, soft)`` before the straight-through surgery: the chain, then the last denoiser."""
+    """REDGE's ``(hard, soft)`` before the straight-through surgery: through :func:`_redge` for a
+    Python-float ``t_1``, else the chain (:func:`_redge_general`), which differentiates ``t_1`` too."""
+    if _is_float(t_1):
+        return _redge(False, _redge_coefficients(n_steps, t_1, logits.dtype), logits, eps, gumbels)
+    return _redge_general(logits, n_steps, t_1, eps, gumbels)
+
+
+def _redge_general(logits, n_steps, t_1, eps, gumbels):
+    """The chain through :data:`_redge_chain_remat`, then the last denoiser: any ``t_1``."""
     alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype)
     x = _redge_chain_remat(_redge_denoiser, logits, eps, alphas, sigmas)
     return _hard_soft(_redge_logits(logits, x, alphas[1], sigmas[1]), gumbels)
@@ -485,7 +616,10 @@ def _binary_hard_soft(z, logistic):
 
 
 def _binary_redge_hard_soft(logits, n_steps, t_1, eps, logistic):
-    """Binary REDGE's ``(hard, soft)`` before the straight-through surgery."""
+    """Binary REDGE's ``(hard, soft)`` before the straight-through surgery: :func:`_redge` for a
+    Python-float ``t_1``, else the autodiffed chain."""
+    if _is_float(t_1):
+        return _redge(True, _redge_coefficients(n_steps, t_1, logits.dtype), logits, eps, logistic)
     alphas, sigmas = _redge_schedule(n_steps, t_1, logits.dtype, event_axis=False)
     d = _redge_chain_remat(_binary_redge_denoiser, logits, eps, alphas, sigmas)
     return _binary_hard_soft(_binary_redge_logits(logits, d, alphas[1], sigmas[1]), logistic)

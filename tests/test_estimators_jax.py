@@ -206,6 +206,25 @@ def test_reindge_at_t_1_one_two_steps_is_reinmax_at_temperature_one():
     np.testing.assert_allclose(grad, rm_grad, rtol=0, atol=1e-15)  # same terms, other order: round-off
 
 
+@pytest.mark.parametrize("name", ["redge", "binary_redge"])  # REINDGE's: the same VJP (oracle tests)
+def test_float_t_1_kernel_matches_the_general_path(name):
+    # A Python-float t_1 takes the hand-written recomputing VJP on folded coefficients; an
+    # array t_1 the autodiffed chain. Same math, other rounding order: float64 to 1e-10.
+    # Cases: t_1 below the sigma floor; three reverse steps; noise with a sample shape and
+    # logits broadcast over a batch axis (the VJP sums back to logits' shape). Compiles
+    # dominate (about 0.5 s each), hence two cases.
+    kernel = getattr(E, name)
+    logits = jnp.asarray(make_logits((3, 1), 6, spread=4.0))
+    for n_steps, t_1, shape in [(3, 1e-20, (3, 4, 6)), (5, 0.3, (2, 3, 4, 6))]:
+        eps, gumbels, g = _noise(shape, seed=n_steps)
+        g_soft = np.random.default_rng(n_steps + 1).normal(size=shape)
+        new = _vjp(lambda lg: kernel(lg, n_steps, t_1, eps, gumbels), logits, g, g_soft)
+        old = _vjp(lambda lg: kernel(lg, n_steps, jnp.asarray(t_1), eps, gumbels), logits, g, g_soft)
+        assert new[2].shape == logits.shape
+        for a, b in zip(new, old):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 # --- dtypes, transformations, memory -----------------------------------------------------
 
 

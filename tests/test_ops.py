@@ -46,3 +46,22 @@ def test_straight_through_is_exactly_one_hot(dtype):
     j = jops.straight_through(jops.one_hot_argmax(jnp.asarray(scores, dtype)), jnp.asarray(soft, dtype))
     for value in (t.float().numpy(), np.asarray(j, np.float32)):
         assert set(np.unique(value)) <= {0.0, 1.0} and np.all(value.sum(-1) == 1)
+
+
+@pytest.mark.parametrize("k", [3, 16, 40])  # below and above REDUCTION_ONE_HOT_MIN_K (32)
+def test_jax_one_hot_argmax_follows_argmax_on_ties_nan_and_inf(k):
+    # jnp.argmax's rules: ties go to the first index, a NaN counts as the maximum (first NaN wins).
+    rng = np.random.default_rng(0)
+    rows = np.round(rng.normal(size=(12, k)))  # rounded: many ties
+    rows[1, :] = 0.0
+    rows[2, [1, k - 1]] = np.nan
+    rows[3, :] = np.nan
+    rows[4, :] = -np.inf
+    rows[5, [0, 2]] = np.inf
+    rows[6, 0], rows[6, 2] = -np.inf, np.nan
+    rows[7, k - 1] = np.nan
+    for dtype in (jnp.float32, jnp.float64, jnp.bfloat16):
+        scores = jnp.asarray(rows, dtype)
+        hard = jax.jit(jops.one_hot_argmax)(scores)
+        assert hard.dtype == dtype
+        np.testing.assert_array_equal(hard, jax.nn.one_hot(jnp.argmax(scores, axis=-1), k, dtype=dtype))
