@@ -390,8 +390,22 @@ def _redge_hard_soft(logits, n_steps, t_1, eps, gumbels):
     """REDGE's ``(hard, soft)`` before the straight-through surgery: through :func:`_redge` for a
     Python-float ``t_1``, else the chain (:func:`_redge_general`), which differentiates ``t_1`` too."""
     if _is_float(t_1):
+        if _fused_available(logits, t_1):
+            from ._pallas import redge_hard_soft
+
+            return redge_hard_soft(logits, n_steps, t_1, eps, gumbels)
         return _redge(False, _redge_coefficients(n_steps, t_1, logits.dtype), logits, eps, gumbels)
     return _redge_general(logits, n_steps, t_1, eps, gumbels)
+
+
+def _fused_available(logits, t_1) -> bool:
+    """Whether the fused Pallas (Triton) kernel of :mod:`numpyro_ext._pallas` takes this call: on a
+    GPU backend only (it is imported there only), as torch's Triton path; the XLA path elsewhere."""
+    if jax.default_backend() not in ("gpu", "cuda", "rocm"):
+        return False
+    from ._pallas import pallas_available
+
+    return pallas_available(logits, t_1)
 
 
 def _redge_general(logits, n_steps, t_1, eps, gumbels):

@@ -233,3 +233,22 @@ def test_lowers_to_triton_for_cuda_without_a_gpu():
     module = exported.mlir_module()
     assert module.count(triton_call + "(") == 2  # the forward and the backward kernel
     assert "grid_x = 2 : i32" in module  # 33 rows in 32-row tiles
+
+
+def test_redge_dispatches_to_the_fused_kernel_on_gpu_only(monkeypatch):
+    # CPU: the XLA path. With the backend reported as a GPU (and the device check patched), the
+    # public kernel runs the Pallas kernel (interpret mode here) and gives the XLA path's numbers.
+    estimators, _pallas = E, P
+    logits = jnp.asarray(np.random.default_rng(3).normal(size=(4, 6)), jnp.float32)
+    eps, gumbels = (jnp.asarray(np.random.default_rng(s).normal(size=(4, 6)), jnp.float32) for s in (4, 5))
+    assert not estimators._fused_available(logits, 0.5)
+    xla = estimators.redge(logits, 3, 0.5, eps, gumbels)
+    calls = []
+    real = _pallas.redge_hard_soft
+    monkeypatch.setattr(estimators.jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(_pallas, "_on_gpu", lambda x: True)
+    monkeypatch.setattr(_pallas, "redge_hard_soft", lambda *a, **k: calls.append(a) or real(*a, interpret=True, **k))
+    fused = estimators.redge(logits, 3, 0.5, eps, gumbels)
+    assert len(calls) == 1
+    assert np.array_equal(fused[0], xla[0]) and np.allclose(fused[1], xla[1], rtol=1e-5, atol=1e-6)
+    assert not estimators._fused_available(logits, jnp.asarray(0.5))  # an array t_1: the XLA path
