@@ -46,8 +46,8 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from relaxed_dists.checks import check_n_steps, check_t_1, out_of_range
-from relaxed_dists.clamping import ALPHA_MIN, sigma_floor
-from relaxed_dists.schedules import redge_fractions
+from relaxed_dists.clamping import sigma_floor
+from relaxed_dists import schedules
 
 __all__ = ["pallas_available", "redge_coefficients", "redge_hard_soft", "MAX_K"]
 
@@ -63,29 +63,16 @@ _DTYPES = (jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
 
 
 def redge_grid(n_steps: int, t_1: float, eps: float) -> tuple[list[float], list[float]]:
-    """``(alphas, sigmas)`` as Python floats, index 0 clean, as the XLA kernel's ``_redge_schedule``
-    builds them: ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k``, ``sigma_k = t_1 (1 - f_k) +
-    (1 - ALPHA_MIN) f_k`` (no cancellation), at least ``sigma_floor(eps)``, ``eps`` the logits' dtype's."""
-    fractions = redge_fractions(n_steps)
-    lo = sigma_floor(eps)
-    alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
-    sigmas = [t_1 * (1.0 - f) + (1.0 - ALPHA_MIN) * f for f in fractions]
-    return alphas, [0.0] + [max(sigma, lo) for sigma in sigmas]
+    """``(alphas, sigmas)`` as Python floats, as the XLA kernel builds them
+    (:func:`relaxed_dists.schedules.redge_grid`, sigma at least ``sigma_floor(eps)``, ``eps`` the
+    logits' dtype's)."""
+    return schedules.redge_grid(n_steps, t_1, sigma_floor(eps))
 
 
 def redge_coefficients(n_steps: int, t_1: float, eps: float) -> tuple[tuple[float, float, float], ...]:
-    """Per denoiser call, noisiest first: ``(alpha_t / sigma_t^2, c_x0, c_x)``, Python floats.
-
-    The bridge to the next point is ``x <- c_x0 * x0_hat + c_x * x`` with ``c_x = sigma_s / sigma_t``
-    and ``c_x0 = alpha_s - c_x alpha_t`` (zero at the last call, which has no bridge).
-    """
-    alphas, sigmas = redge_grid(n_steps, t_1, eps)
-    coefs = []
-    for t in range(n_steps - 1, 0, -1):
-        c_x = sigmas[t - 1] / sigmas[t] if t > 1 else 0.0
-        c_x0 = alphas[t - 1] - c_x * alphas[t] if t > 1 else 0.0
-        coefs.append((alphas[t] / sigmas[t] ** 2, c_x0, c_x))
-    return tuple(coefs)
+    """Per denoiser call, noisiest first: ``(alpha_t / sigma_t^2, c_x0, c_x)``, Python floats
+    (:func:`relaxed_dists.schedules.redge_coefficients` on :func:`redge_grid`)."""
+    return schedules.redge_coefficients(n_steps, t_1, sigma_floor(eps))
 
 
 def _on_gpu(x) -> bool:

@@ -64,7 +64,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from relaxed_dists.clamping import ALPHA_MIN, COV_MIN_VARIANCE, sigma_floor
-from relaxed_dists.schedules import redge_fractions
+from relaxed_dists.schedules import redge_coefficients, redge_fractions
 
 from . import _ops
 from ._ops import one_hot_argmax
@@ -274,16 +274,7 @@ def _redge_coefficients(n_steps: int, t_1: float, dtype) -> tuple[tuple[float, f
     The grid of :func:`_redge_schedule` (``sigma`` without the cancellation, at least
     ``sigma_floor`` of ``dtype``), as torch's ``_fused.redge_coefficients`` folds it: Python
     floats are constants to XLA, where shape-(1,) arrays are broadcast full-size at every step."""
-    lo = sigma_floor(float(jnp.finfo(dtype).eps))
-    fractions = redge_fractions(n_steps)
-    alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
-    sigmas = [0.0] + [max(t_1 * (1.0 - f) + (1.0 - ALPHA_MIN) * f, lo) for f in fractions]
-    coefs = []
-    for t in range(n_steps - 1, 0, -1):
-        c_x = sigmas[t - 1] / sigmas[t] if t > 1 else 0.0
-        c_x0 = alphas[t - 1] - c_x * alphas[t] if t > 1 else 0.0
-        coefs.append((alphas[t] / sigmas[t] ** 2, c_x0, c_x))
-    return tuple(coefs)
+    return redge_coefficients(n_steps, t_1, sigma_floor(float(jnp.finfo(dtype).eps)))
 
 
 def _redge_chain_float(binary, logits, x, coefs, keep=False):

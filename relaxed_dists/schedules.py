@@ -15,7 +15,7 @@ import math
 from .checks import check_n_steps, check_positive_scalar, out_of_range
 from .clamping import ALPHA_MIN
 
-__all__ = ["redge_fractions", "redge_alphas", "exponential_anneal"]
+__all__ = ["redge_fractions", "redge_alphas", "redge_grid", "redge_coefficients", "exponential_anneal"]
 
 
 def redge_fractions(n_steps: int) -> tuple[float, ...]:
@@ -30,6 +30,30 @@ def redge_alphas(n_steps: int, t_1: float) -> tuple[float, ...]:
     """The full grid ``(alpha_0 = 1, alpha_1 = 1 - t_1, ..., alpha_{n_steps-1} = ALPHA_MIN)`` for a float ``t_1``."""
     start = 1.0 - t_1
     return (1.0,) + tuple(start * (1.0 - f) + ALPHA_MIN * f for f in redge_fractions(n_steps))
+
+
+def redge_grid(n_steps: int, t_1: float, sigma_min: float = 0.0) -> tuple[list[float], list[float]]:
+    """``(alphas, sigmas)`` as Python floats for a float ``t_1``, index 0 clean (``sigma_0 = 0``):
+    ``alpha_k = (1 - t_1)(1 - f_k) + ALPHA_MIN f_k`` and ``sigma_k = t_1 (1 - f_k) + (1 - ALPHA_MIN) f_k``
+    (the same number as ``1 - alpha_k`` without the cancellation), at least ``sigma_min``. The JAX
+    kernels pass ``sigma_floor`` of their dtype, so that ``1 / sigma^3`` stays finite."""
+    fractions = redge_fractions(n_steps)
+    alphas = [1.0] + [(1.0 - t_1) * (1.0 - f) + ALPHA_MIN * f for f in fractions]
+    sigmas = [0.0] + [max(t_1 * (1.0 - f) + (1.0 - ALPHA_MIN) * f, sigma_min) for f in fractions]
+    return alphas, sigmas
+
+
+def redge_coefficients(n_steps: int, t_1: float, sigma_min: float = 0.0) -> tuple[tuple[float, float, float], ...]:
+    """Per denoiser call, noisiest first: ``(k_t, c_x0, c_x)`` on :func:`redge_grid`, with
+    ``k_t = alpha_t / sigma_t^2`` and the DDIM bridge ``x <- c_x0 x0_hat + c_x x``,
+    ``c_x = sigma_s / sigma_t``, ``c_x0 = alpha_s - c_x alpha_t`` (both 0 at the last call)."""
+    alphas, sigmas = redge_grid(n_steps, t_1, sigma_min)
+    coefs = []
+    for t in range(n_steps - 1, 0, -1):
+        c_x = sigmas[t - 1] / sigmas[t] if t > 1 else 0.0
+        c_x0 = alphas[t - 1] - c_x * alphas[t] if t > 1 else 0.0
+        coefs.append((alphas[t] / sigmas[t] ** 2, c_x0, c_x))
+    return tuple(coefs)
 
 
 def exponential_anneal(step: int, rate: float, minimum: float, maximum: float = 1.0) -> float:
