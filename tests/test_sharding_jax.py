@@ -21,7 +21,7 @@ TOL = 1e-5
 
 
 def _env() -> dict:
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_cpu_multi_thread_eigen=false", "")
+    flags = os.environ.get("XLA_FLAGS", "")  # under xdist: one thread per XLA device (conftest)
     return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",
                 XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={N_DEVICES}".strip())
 
