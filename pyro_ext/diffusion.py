@@ -60,6 +60,7 @@ from relaxed_dists.checks import check_event_size, out_of_range
 from relaxed_dists.diffusion import (
     DECODINGS,
     LOSS_WEIGHTS,
+    NOISES,
     ROUTINGS,
     SCHEDULES,
     check_choice,
@@ -70,6 +71,7 @@ from relaxed_dists.diffusion import (
     guidance_hyper,
     noisy_count,
     step_times,
+    unmask_probability,
 )
 
 from . import kl as _kl  # noqa: F401  (registers the estimator classes' KL)
@@ -77,7 +79,7 @@ from ._ops import sample_gumbel
 from .distributions import OneHotCategorical
 from .relax import ONE_HOT_CLASSES
 
-__all__ = ["MaskedDiffusion", "Guidance", "tilt", "sample"]
+__all__ = ["MaskedDiffusion", "MultinomialDiffusion", "Guidance", "tilt", "sample", "ancestral_sample"]
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -116,6 +118,8 @@ class MaskedDiffusion:
     torch.Size([])
     """
 
+    noise = "absorbing"
+
     def __init__(self, n_classes: int, *, weight: str = "linear") -> None:
         check_event_size(int(n_classes), "n_classes")
         self.n_classes = int(n_classes)
@@ -139,16 +143,66 @@ class MaskedDiffusion:
         return torch.where(masked, self.mask_id, x0)
 
     def loss(self, denoiser: Denoiser, x0: torch.Tensor, *, t=None, pinned=None, generator=None) -> torch.Tensor:
-        """RDM's reweighted cross-entropy (a scalar); ``t ~ U(0, 1]`` per sequence unless given."""
+        """RDM's reweighted cross-entropy (a scalar) on the noisy positions; ``t ~ U(0, 1]`` per
+        sequence unless given."""
         _check_tokens("x0", x0, self.n_classes - 1)
         if t is None:
             t = 1.0 - torch.rand(x0.shape[:-1], device=x0.device, generator=generator)
-        x_t = self.q_sample(x0, t, pinned=pinned, generator=generator)
+        x_t, noisy = self._noised(x0, t, pinned, generator)
         log_probs = torch.log_softmax(denoiser(x_t, t), dim=-1)
         nll = -log_probs.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
         n_free = x0.shape[-1] if pinned is None else (~pinned).sum(-1).clamp(min=1)
-        per_sequence = torch.where(x_t == self.mask_id, nll, 0.0).sum(-1) / n_free
+        per_sequence = torch.where(noisy, nll, 0.0).sum(-1) / n_free
         return (self.loss_weight(t) * per_sequence).mean()
+
+    def _noised(self, x0, t, pinned, generator):
+        """``(x_t, noisy)``: the forward draw and which positions it made noisy."""
+        x_t = self.q_sample(x0, t, pinned=pinned, generator=generator)
+        return x_t, x_t == self.mask_id
+
+
+class MultinomialDiffusion(MaskedDiffusion):
+    r"""Multinomial (uniform) discrete diffusion over ``n_classes`` tokens, RDM style.
+
+    At time ``t`` each free token of ``x0`` becomes noisy independently with probability ``t``,
+    and a noisy token is drawn uniformly from the ``n_classes`` tokens, so
+    ``q(x_t | x_0) = Cat((1 - t) x_0 + t / K)`` (``relaxed_dists.diffusion.marginal``). There is
+    no mask token: ``x_t`` does not show which tokens are noisy (a noisy token equals ``x_0``
+    with probability ``1 / K``). RDM's loss is the same reweighted cross-entropy as
+    :class:`MaskedDiffusion`'s, on the noisy positions, which the forward process knows:
+
+    .. math:: \mathcal{L} = \mathbb{E}_{t,\, b,\, x_t}
+              \Big[\frac{\lambda(t)}{n_\text{free}} \sum_{n:\, b_n = 1}
+              -\log p_\theta(x_{0,n} \mid x_t, t)\Big],\qquad b_n \sim \mathrm{Bernoulli}(t).
+
+    A sibling class rather than a ``noise=`` flag on :class:`MaskedDiffusion`: "masked" names
+    the absorbing process, and the two differ in what ``q_sample`` can return (the noisy set).
+    Sample from a model trained with it by ``sample(..., noise="multinomial")``.
+
+    Shapes: as :class:`MaskedDiffusion`; the denoiser sees tokens in ``[0, n_classes)`` only.
+
+    >>> diffusion = MultinomialDiffusion(4)
+    >>> x0 = torch.randint(0, 4, (2, 5))
+    >>> x_t, noisy = diffusion.q_sample(x0, torch.ones(2), return_noisy=True)
+    >>> bool(noisy.all()), bool((x_t < 4).all())  # t = 1: every token is noise, none is a mask
+    (True, True)
+    """
+
+    noise = "multinomial"
+
+    def q_sample(self, x0: torch.Tensor, t: torch.Tensor, *, pinned=None, generator=None, return_noisy: bool = False):
+        """``x_t``: each free token of ``x0`` replaced, with probability ``t``, by a uniformly drawn
+        token; with ``return_noisy``, ``(x_t, noisy)``, ``noisy`` the booleans of the replaced positions."""
+        u = torch.rand(x0.shape, device=x0.device, generator=generator)
+        noisy = u < torch.as_tensor(t, device=x0.device).unsqueeze(-1)
+        if pinned is not None:
+            noisy = noisy & ~pinned
+        tokens = torch.randint(0, self.n_classes, x0.shape, device=x0.device, generator=generator)
+        x_t = torch.where(noisy, tokens, x0)
+        return (x_t, noisy) if return_noisy else x_t
+
+    def _noised(self, x0, t, pinned, generator):
+        return self.q_sample(x0, t, pinned=pinned, generator=generator, return_noisy=True)
 
 
 class Guidance:
@@ -268,10 +322,11 @@ def tilt(prior_logits: torch.Tensor, guidance: Guidance, *, x_t=None) -> torch.T
     return torch.where(free.unsqueeze(-1), phi.detach(), log_prior)
 
 
-def _route(x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_noise, renoise, decode, generator):
+def _route(x, noisy, log_probs, pinned, n_noisy_next, *, routing, routing_noise, renoise, decode, generator):
     """One route-and-denoise step: propose a token for every noisy position, then keep the
-    ``n_candidates - n_noisy_next`` best-scored candidates decoded and mask the others."""
-    noisy = x == mask_id
+    ``n_candidates - n_noisy_next`` best-scored candidates decoded and the others noisy.
+    Returns ``(tokens, noisy)``: the proposal at the decoded positions (the old token elsewhere)
+    and the new noisy set; the caller writes the noise tokens there."""
     gumbel = functools.partial(sample_gumbel, dtype=log_probs.dtype, device=log_probs.device, generator=generator)
     proposal = (log_probs + gumbel(log_probs.shape) if decode == "sample" else log_probs).argmax(-1)
     proposal = torch.where(noisy, proposal, x)  # decoded tokens keep their value
@@ -285,7 +340,24 @@ def _route(x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_nois
     rank = score.masked_fill(~candidates, -math.inf).argsort(-1, descending=True).argsort(-1)
     n_decode = candidates.sum(-1, keepdim=True) - n_noisy_next.unsqueeze(-1)
     decoded = candidates & (rank < n_decode)
-    return torch.where(decoded, proposal, torch.where(candidates, mask_id, x))
+    return torch.where(decoded, proposal, x), candidates & ~decoded
+
+
+def _noise_tokens(x, noisy, noise, n_classes, generator):
+    """``x`` with its ``noisy`` positions set to noise: the mask (absorbing) or fresh uniform
+    tokens (multinomial, RDM's ``w ~ q_noise`` redrawn at every step)."""
+    if noise == "absorbing":
+        return torch.where(noisy, n_classes, x)
+    return torch.where(noisy, torch.randint(0, n_classes, x.shape, device=x.device, generator=generator), x)
+
+
+def _call(denoiser, x, t, n_classes):
+    """One denoiser call at time ``t`` (no grad), its shape checked, as float32/float64 logits."""
+    with torch.no_grad():
+        logits = denoiser(x, torch.full(x.shape[:-1], t, device=x.device))
+    if logits.shape != x.shape + (n_classes,):
+        raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 
 def _noisy_count(n_free: torch.Tensor, t: float, schedule: str, length: int) -> torch.Tensor:
@@ -300,6 +372,7 @@ def sample(
     *,
     n_classes: int,
     n_steps: int,
+    noise: str = "absorbing",
     routing: str = "adaptive",
     schedule: str = "linear",
     routing_noise: float = 0.0,
@@ -316,6 +389,11 @@ def sample(
             step under ``torch.no_grad()``.
         x_init: ``batch_shape + (L,)`` tokens; ``n_classes`` (the mask) marks the positions to
             generate, every other position is pinned (a prompt, Sudoku clues) and never changes.
+        noise: ``"absorbing"`` (noisy positions hold the mask) or ``"multinomial"`` (noisy
+            positions hold uniformly drawn tokens, redrawn at every step; the sampler tracks
+            which are noisy, as RDM's algorithm does, since ``x_t`` does not show it). It must be
+            the noise the denoiser was trained with (:class:`MaskedDiffusion`,
+            :class:`MultinomialDiffusion`).
         routing: ``"adaptive"`` (RDM: denoise the positions whose proposed token is most
             probable) or ``"random"`` (a uniformly random order, as ancestral absorbing sampling).
         schedule: ``"linear"`` or ``"cosine"``: how many positions stay noisy after each step.
@@ -329,12 +407,14 @@ def sample(
             estimator noise comes from torch's global generator (as every ``rsample``): seed it
             with ``torch.manual_seed`` too for a reproducible guided run.
         return_trace: also return a list with one dict per step: ``t`` (time after the step),
-            ``x`` (tokens after it) and ``n_noisy`` (``batch_shape`` masked free positions).
+            ``x`` (tokens after it), ``noisy`` (``batch_shape + (L,)``, the noisy set after it) and
+            ``n_noisy`` (``batch_shape`` noisy free positions).
 
     Returns:
         ``batch_shape + (L,)`` tokens without any mask (and the trace if asked).
     """
     n_steps = check_n_diffusion_steps(n_steps)
+    check_choice("noise", noise, NOISES)
     for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
         check_choice(name, value, allowed)
     check_routing_noise(routing_noise)
@@ -342,19 +422,78 @@ def sample(
     pinned = x_init != n_classes
     n_free = (~pinned).sum(-1)
     route = functools.partial(
-        _route, mask_id=n_classes, routing=routing, routing_noise=routing_noise, renoise=renoise, decode=decode, generator=generator
+        _route, routing=routing, routing_noise=routing_noise, renoise=renoise, decode=decode, generator=generator
     )
-    x, trace, times = x_init, [], step_times(n_steps)
+    noisy = ~pinned
+    x, trace, times = _noise_tokens(x_init, noisy, noise, n_classes, generator), [], step_times(n_steps)
     for t, t_next in zip(times[:-1], times[1:]):
-        with torch.no_grad():
-            logits = denoiser(x, torch.full(x.shape[:-1], t, device=x.device))
-        if logits.shape != x.shape + (n_classes,):
-            raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
-        logits = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+        logits = _call(denoiser, x, t, n_classes)
         if guidance is not None:
-            logits = tilt(logits, guidance, x_t=x)
+            logits = tilt(logits, guidance, x_t=torch.where(noisy, n_classes, x))
         n_noisy_next = _noisy_count(n_free, t_next, schedule, x.shape[-1])
-        x = route(x, torch.log_softmax(logits, dim=-1), pinned, n_noisy_next)
+        x, noisy = route(x, noisy, torch.log_softmax(logits, dim=-1), pinned, n_noisy_next)
+        x = _noise_tokens(x, noisy, noise, n_classes, generator)
         if return_trace:
-            trace.append({"t": t_next, "x": x.clone(), "n_noisy": (x == n_classes).sum(-1)})
+            trace.append({"t": t_next, "x": x.clone(), "noisy": noisy.clone(), "n_noisy": noisy.sum(-1)})
+    return (x, trace) if return_trace else x
+
+
+def ancestral_sample(
+    denoiser: Denoiser,
+    x_init: torch.Tensor,
+    *,
+    n_classes: int,
+    n_steps: int,
+    noise: str = "absorbing",
+    decode: str = "sample",
+    guidance: Guidance | None = None,
+    generator: torch.Generator | None = None,
+    return_trace: bool = False,
+):
+    r"""Vanilla (D3PM-style) ancestral sampling, the baseline RDM's sampler is compared with, in
+    ``n_steps`` denoiser calls on the grid ``t_s = s / n_steps``.
+
+    Each step draws ``x_s ~ p(x_s | x_t) = sum_{x_0} q(x_s | x_t, x_0) p_theta(x_0 | x_t)``
+    (:func:`relaxed_dists.diffusion.posterior`): with absorbing noise a masked position is
+    unmasked with probability ``(t - s) / t``, to a token of ``p_theta``; with multinomial noise
+    every free position is redrawn from Hoogeboom et al.'s posterior, decoded or not (there is
+    no routing: which positions are clean is never decided). The last step (``s = 0``) leaves no
+    mask.
+
+    Args:
+        denoiser, x_init, n_classes, noise, guidance, generator: as :func:`sample` (guidance
+            tilts the logits at the positions still masked (absorbing) or at every free
+            position (multinomial)).
+        decode: ``"sample"`` (ancestral sampling proper) or ``"argmax"``: the unmasked token is
+            ``p_theta``'s mode (absorbing) / ``x_s`` is the posterior's mode (multinomial).
+        return_trace: one dict per step: ``t``, ``x`` and, for absorbing noise, ``n_noisy``.
+
+    Returns:
+        ``batch_shape + (L,)`` tokens without any mask (and the trace if asked).
+    """
+    n_steps = check_n_diffusion_steps(n_steps)
+    check_choice("noise", noise, NOISES)
+    check_choice("decode", decode, DECODINGS)
+    _check_tokens("x_init", x_init, n_classes)
+    pinned = x_init != n_classes
+    x, trace, times = _noise_tokens(x_init, ~pinned, noise, n_classes, generator), [], step_times(n_steps)
+    gumbel = functools.partial(sample_gumbel, generator=generator)
+    for t, s in zip(times[:-1], times[1:]):
+        logits = _call(denoiser, x, t, n_classes)
+        free = (x == n_classes) if noise == "absorbing" else ~pinned
+        if guidance is not None:
+            logits = tilt(logits, guidance, x_t=torch.where(free, n_classes, x))
+        log_p = torch.log_softmax(logits, dim=-1)
+        if noise == "absorbing":
+            token = (log_p + gumbel(log_p.shape, dtype=log_p.dtype, device=log_p.device) if decode == "sample" else log_p).argmax(-1)
+            move = torch.rand(x.shape, device=x.device, generator=generator) < unmask_probability(t, s)
+            x = torch.where(free & move, token, x)
+        else:
+            a_ts, a_s = (1.0 - t) / (1.0 - s), 1.0 - s
+            left = a_ts * torch.nn.functional.one_hot(x, n_classes).to(log_p.dtype) + (1.0 - a_ts) / n_classes
+            log_post = torch.log(left) + torch.log(a_s * log_p.exp() + (1.0 - a_s) / n_classes)
+            noise_g = gumbel(log_post.shape, dtype=log_post.dtype, device=log_post.device)
+            x = torch.where(pinned, x, (log_post + noise_g if decode == "sample" else log_post).argmax(-1))
+        if return_trace:
+            trace.append({"t": s, "x": x.clone(), **({"n_noisy": (x == n_classes).sum(-1)} if noise == "absorbing" else {})})
     return (x, trace) if return_trace else x

@@ -1,9 +1,14 @@
-r"""Backend-free parts of masked (absorbing) discrete diffusion, RDM style.
+r"""Backend-free parts of discrete diffusion, RDM style, with absorbing or multinomial noise.
 
 Zheng, Yuan, Yu, Kong (2023), "A Reparameterized Discrete Diffusion Model for Text
-Generation", arXiv 2302.05737. Time runs from ``t = 1`` (every free token is the mask
-token) to ``t = 0`` (clean data); the forward process masks each free token independently
-with probability ``t`` (the linear absorbing schedule ``alpha_t = 1 - t``).
+Generation", arXiv 2302.05737. Time runs from ``t = 1`` (every free token is noise) to
+``t = 0`` (clean data); the forward process makes each free token noisy independently with
+probability ``t`` (the linear schedule ``alpha_t = 1 - t``):
+
+- ``"absorbing"``: a noisy token is the mask token ``K`` (``x_t`` shows which are noisy).
+- ``"multinomial"``: a noisy token is drawn uniformly from the ``K`` tokens (Hoogeboom et al.
+  2021), so ``q(x_t | x_0) = Cat((1 - t) x_0 + t / K)``; the noisy set is not visible in
+  ``x_t`` (a noisy token equals ``x_0`` with probability ``1 / K``), and RDM's sampler tracks it.
 
 - **Loss weights** ``lambda(t)`` of RDM's reweighted cross-entropy on the masked positions:
   ``"linear"`` ``1 - t`` (RDM's default), ``"reciprocal"`` ``1 / t`` (the ELBO's weight for the
@@ -16,7 +21,8 @@ with probability ``t`` (the linear absorbing schedule ``alpha_t = 1 - t``).
 
 The backends (``pyro_ext.diffusion``, ``numpyro_ext.diffusion``) hold the samplers; this
 module holds the names, the checks and the schedule arithmetic they share, and
-:func:`noisy_counts`, the oracle the tests compare a sampler's trace with.
+:func:`noisy_counts`, the oracle the tests compare a sampler's trace with, :func:`marginal` (``q(x_t | x_0)``) and
+:func:`posterior` (the vanilla, D3PM-style ``q(x_s | x_t, x_0)`` that ancestral sampling draws from).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ __all__ = [
     "ROUTINGS",
     "SCHEDULES",
     "DECODINGS",
+    "NOISES",
     "check_choice",
     "check_n_diffusion_steps",
     "check_n_opt",
@@ -46,12 +53,16 @@ __all__ = [
     "noisy_count",
     "noisy_counts",
     "step_times",
+    "marginal",
+    "posterior",
+    "unmask_probability",
 ]
 
 LOSS_WEIGHTS = ("linear", "reciprocal", "none")
 ROUTINGS = ("adaptive", "random")
 SCHEDULES = ("linear", "cosine")
 DECODINGS = ("argmax", "sample")
+NOISES = ("absorbing", "multinomial")
 
 
 def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
@@ -150,3 +161,69 @@ def noisy_counts(n_free: int, n_steps: int, schedule: str) -> list[int]:
 def noisy_count(n_free, t: float, schedule: str):
     """``floor(n_free * fraction + 1e-9)``: works on ints and on NumPy integer arrays."""
     return np.floor(np.asarray(n_free) * noisy_fraction(t, schedule) + 1e-9).astype(np.int64)
+
+
+def _check_times(t, s=None) -> None:
+    if not 0.0 <= float(t) <= 1.0 or (s is not None and not 0.0 <= float(s) <= float(t)):
+        raise ValueError(out_of_range("(t, s)", (t, s), "0 <= s <= t <= 1"))
+
+
+def marginal(x0_probs, t: float, noise: str) -> np.ndarray:
+    """``q(x_t | x_0)`` in float64, ``x0_probs.shape[:-1] + (K + 1,)`` over the ``K`` tokens and
+    the mask (index ``K``, only ever non-zero for absorbing noise). ``x0_probs``: a one-hot
+    ``x_0`` (or any law over it, ``(..., K)``).
+
+    - absorbing: ``(1 - t) x_0`` on the tokens, ``t`` on the mask;
+    - multinomial: ``(1 - t) x_0 + t / K``, 0 on the mask.
+    """
+    check_choice("noise", noise, NOISES)
+    _check_times(t)
+    p = np.asarray(x0_probs, dtype=np.float64)
+    mask = np.full(p.shape[:-1] + (1,), float(t) if noise == "absorbing" else 0.0)
+    tokens = (1.0 - t) * p + (t / p.shape[-1] if noise == "multinomial" else 0.0)
+    return np.concatenate([tokens, mask], axis=-1)
+
+
+def unmask_probability(t: float, s: float) -> float:
+    """Absorbing noise: the probability that a token masked at time ``t`` is unmasked at ``s < t``,
+    ``(t - s) / t`` (1 at ``s = 0``)."""
+    _check_times(t, s)
+    return (t - s) / t if t > 0 else 1.0
+
+
+def posterior(x_t, x0_probs, t: float, s: float, noise: str) -> np.ndarray:
+    r"""The vanilla (D3PM) reverse step ``p(x_s | x_t) = sum_{x_0} q(x_s | x_t, x_0) p(x_0 | x_t)``
+    in float64, ``x_t.shape + (K + 1,)`` (the last entry: the mask), for ``0 <= s < t <= 1``;
+    ``x_t`` integer tokens in ``0 .. K`` (``K``: the mask), ``x0_probs`` ``x_t.shape + (K,)``
+    the denoiser's law of ``x_0``.
+
+    - absorbing: a masked token is unmasked with probability ``(t - s) / t``, to ``x_0 ~ p``;
+      else it stays masked; an unmasked token stays.
+    - multinomial (Hoogeboom et al. 2021, eq. 7, with ``x_0`` marginalised):
+      ``alpha_{t|s} = alpha_t / alpha_s``, ``alpha = 1 - time``,
+
+      .. math:: p(x_s \mid x_t) \propto \big(\alpha_{t|s}\, x_t + (1 - \alpha_{t|s}) / K\big)
+                \odot \big(\alpha_s\, p + (1 - \alpha_s) / K\big).
+    """
+    check_choice("noise", noise, NOISES)
+    _check_times(t, s)
+    x_t = np.asarray(x_t)
+    p = np.asarray(x0_probs, dtype=np.float64)
+    k = p.shape[-1]
+    out = np.zeros(x_t.shape + (k + 1,))
+    if noise == "absorbing":
+        masked = x_t == k
+        move = unmask_probability(t, s)
+        out[..., :k] = np.where(masked[..., None], move * p, 0.0)
+        out[..., k] = np.where(masked, 1.0 - move, 0.0)
+        stay = np.eye(k + 1)[np.where(masked, k, x_t)]
+        return np.where(masked[..., None], out, stay)
+    if np.any(x_t >= k):
+        raise ValueError(out_of_range("x_t", "a mask token", f"token ids in [0, {k - 1}] (multinomial noise has no mask)"))
+    a_t, a_s = 1.0 - t, 1.0 - s
+    a_ts = a_t / a_s
+    left = a_ts * np.eye(k)[x_t] + (1.0 - a_ts) / k
+    right = a_s * p + (1.0 - a_s) / k
+    joint = left * right
+    out[..., :k] = joint / joint.sum(-1, keepdims=True)
+    return out
