@@ -57,6 +57,7 @@ from pyro_ext.diffusion import Guidance, sample
 N_CELLS, N_DIGITS = 81, 9
 MASK_ID = N_DIGITS
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "sudoku_denoiser.pt"
+WEIGHTS_MULTINOMIAL = WEIGHTS.with_name("sudoku_denoiser_multinomial.pt")  # sudoku_train.py --noise multinomial
 
 
 try:

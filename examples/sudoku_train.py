@@ -3,7 +3,8 @@
 Every step draws fresh solved grids from the seeded generator (no grid is seen twice, so
 nothing to over-fit but the generator itself) and minimises ``MaskedDiffusion(9).loss``: each
 grid masked at its own rate ``t ~ U(0, 1)``, cross-entropy on the masked cells, reweighted as
-in RDM. Nothing is pinned: a puzzle's blanks are a uniformly random set of cells, which is
+in RDM. ``--noise multinomial`` trains the same network on ``MultinomialDiffusion(9).loss``
+instead: noisy cells hold uniformly drawn digits, not the mask. Nothing is pinned: a puzzle's blanks are a uniformly random set of cells, which is
 exactly what masking at rate ``t = 45 / 81`` draws, so pinning a random clue set would change
 nothing the denoiser sees except to drop the clue cells from the loss. AdamW, linear warm-up
 then cosine decay, gradient norm clipped at 1.
@@ -13,6 +14,7 @@ grids come from one NumPy generator seeded with ``--seed`` (0); the evaluation a
 puzzles of ``sudoku.py`` come from its ``EVAL_SEED`` and ``VALIDATION_SEED``, never used here.
 
     python examples/sudoku_train.py                      # the shipped weights (minutes on 1 CPU thread)
+    python examples/sudoku_train.py --noise multinomial  # the multinomial-noise denoiser (MultinomialDiffusion)
     python examples/sudoku_train.py --quick              # seconds, writes to a temporary file
 """
 
@@ -27,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyro_ext.diffusion import MaskedDiffusion
+from pyro_ext.diffusion import MaskedDiffusion, MultinomialDiffusion
 
 try:
-    from examples.sudoku import N_DIGITS, WEIGHTS, SudokuDenoiser, solved_grids
+    from examples.sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, SudokuDenoiser, solved_grids
 except ImportError:  # run as a script: examples/ itself is on sys.path
-    from sudoku import N_DIGITS, WEIGHTS, SudokuDenoiser, solved_grids
+    from sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, SudokuDenoiser, solved_grids
 
 
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -45,7 +47,7 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 
 def train(model: SudokuDenoiser, args) -> np.ndarray:
     """Runs ``args.steps`` AdamW steps; returns the loss of each step."""
-    diffusion = MaskedDiffusion(N_DIGITS, weight=args.weight)
+    diffusion = (MaskedDiffusion if args.noise == "absorbing" else MultinomialDiffusion)(N_DIGITS, weight=args.weight)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     rng, generator = np.random.default_rng(args.seed), torch.Generator().manual_seed(args.seed)
     losses = np.empty(args.steps)
@@ -86,6 +88,8 @@ def main(argv=None) -> np.ndarray:
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--weight", choices=["linear", "reciprocal", "none"], default="linear",
                         help="MaskedDiffusion's loss weighting")
+    parser.add_argument("--noise", choices=["absorbing", "multinomial"], default="absorbing",
+                        help="the forward process: MaskedDiffusion or MultinomialDiffusion")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--log-every", type=int, default=100)
@@ -98,7 +102,7 @@ def main(argv=None) -> np.ndarray:
     if args.quick:
         args.steps, args.batch_size, args.warmup, args.log_every = 5, 8, 2, 1
         args.out = args.out or Path(tempfile.mkdtemp()) / "sudoku_denoiser.pt"
-    out = args.out or WEIGHTS
+    out = args.out or (WEIGHTS if args.noise == "absorbing" else WEIGHTS_MULTINOMIAL)
     model = SudokuDenoiser()
     n_params = sum(p.numel() for p in model.parameters())
     print(f"denoiser: {model.config}, {n_params:,} parameters; {args.steps} steps x {args.batch_size} grids")
@@ -108,7 +112,7 @@ def main(argv=None) -> np.ndarray:
     wall = time.perf_counter() - start
     save(model, out)
     print(summary(losses))
-    if args.weight == "linear":  # uniform logits: log(9) per masked cell, t of them, weight 1 - t
+    if args.weight == "linear" and args.noise == "absorbing":  # uniform logits: log(9) per masked cell, t of them, weight 1 - t
         print(f"(uniform logits would score log(9) E[t (1 - t)] = {math.log(N_DIGITS) / 6:.4f})")
     print(f"trained in {wall:.0f} s ({args.threads} thread(s)); final loss (last 10%) "
           f"{losses[-max(1, len(losses) // 10):].mean():.4f}; wrote {out}")

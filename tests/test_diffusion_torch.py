@@ -11,7 +11,7 @@ import torch
 from scipy import stats
 
 from pyro_ext import REDGE, OneHotCategorical
-from pyro_ext.diffusion import Guidance, MaskedDiffusion, sample, tilt
+from pyro_ext.diffusion import Guidance, MaskedDiffusion, MultinomialDiffusion, ancestral_sample, sample, tilt
 from relaxed_dists import diffusion as core
 
 # These tests use small t_1 / n_steps on purpose, to exercise shapes, gradients and mappings;
@@ -231,6 +231,7 @@ def test_guidance_objective_is_the_negative_elbo_of_the_tilted_model(kl_weight):
         ({"n_classes": 3}, ValueError, "x_init"),
         ({"routing_noise": -1.0}, ValueError, "routing_noise"),
         ({"routing_noise": math.nan}, ValueError, "routing_noise"),
+        ({"noise": "gaussian"}, ValueError, "noise"),
     ],
 )
 def test_sample_rejects_bad_arguments(kwargs, error, match):
@@ -293,3 +294,129 @@ def test_normalize_rejects_non_booleans():
     for bad in ("yes", 1, None):
         with pytest.raises(TypeError, match="normalize"):
             Guidance(_count_zeros, normalize=bad)
+
+
+# --- multinomial noise and the vanilla (D3PM) baselines --------------------------------------
+
+
+@pytest.mark.statistical
+def test_multinomial_q_sample_follows_its_marginal_and_never_touches_pinned():
+    n, t = 20_000, 0.4
+    gen = torch.Generator().manual_seed(5)
+    x0 = torch.randint(0, K, (n, L), generator=gen)
+    pinned = torch.zeros(n, L, dtype=torch.bool)
+    pinned[:, :3] = True
+    x_t, noisy = MultinomialDiffusion(K).q_sample(x0, torch.full((n,), t), pinned=pinned, generator=gen, return_noisy=True)
+    assert not noisy[:, :3].any() and torch.equal(x_t[:, :3], x0[:, :3]) and int(x_t.max()) < K
+    assert torch.equal(x_t[~noisy], x0[~noisy])
+    # the noisy set at rate t, and (x0, x_t) pairs at q(x_t | x_0): alpha = 1e-3 each (the stated rate)
+    assert stats.binomtest(int(noisy[:, 3:].sum()), n * (L - 3), t).pvalue > 1e-3
+    free_x0, free_xt = x0[:, 3:].reshape(-1).numpy(), x_t[:, 3:].reshape(-1).numpy()
+    observed = np.zeros((K, K))
+    np.add.at(observed, (free_x0, free_xt), 1)
+    expected = core.marginal(np.eye(K), t, "multinomial")[:, :K] * observed.sum(1, keepdims=True)
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    assert stats.chi2.sf(chi2, K * (K - 1)) > 1e-3
+
+
+@pytest.mark.parametrize("weight", core.LOSS_WEIGHTS)
+def test_multinomial_loss_equals_hand_computation(weight):
+    diffusion = MultinomialDiffusion(K, weight=weight)
+    x0 = torch.tensor([[0, 1, 2, 3], [3, 3, 1, 0]])
+    t = torch.tensor([0.5, 0.75], dtype=torch.float64)
+    x_t, noisy = diffusion.q_sample(x0, t, generator=torch.Generator().manual_seed(4), return_noisy=True)
+    assert noisy.any() and (~noisy).any()  # the draw exercises both kinds of position
+    logits = torch.randn(2, 4, K, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    seen = []
+    loss = diffusion.loss(lambda x, s: seen.append(x) or logits, x0, t=t, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(seen[0], x_t)  # the denoiser saw the same draw
+    log_p = logits.log_softmax(-1).numpy()
+    expected = [core.loss_weight(float(t[b]), weight) * sum(-log_p[b, n, x0[b, n]] for n in range(4) if noisy[b, n]) / 4
+                for b in range(2)]
+    assert loss.item() == pytest.approx(np.mean(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize("schedule", core.SCHEDULES)
+@pytest.mark.parametrize("routing", core.ROUTINGS)
+def test_multinomial_sample_tracks_the_noisy_set_on_the_oracle_schedule(schedule, routing):
+    n_steps = 5
+    gen = torch.Generator().manual_seed(1)
+    target = torch.randint(0, K, (3, L), generator=gen)
+    denoiser = Peaked(target, torch.linspace(0.5, 3.0, L, dtype=torch.float64))
+    x_init = torch.full((3, L), K)
+    x_init[1, :4] = target[1, :4]
+    x_init[2, 2:] = target[2, 2:]
+    x, trace = sample(denoiser, x_init, n_classes=K, n_steps=n_steps, noise="multinomial", routing=routing,
+                      schedule=schedule, generator=gen, return_trace=True)
+    assert len(denoiser.calls) == n_steps
+    assert all(int(x_t.max()) < K for x_t, *_ in denoiser.calls)  # the denoiser never sees a mask
+    pinned = x_init != K
+    assert torch.equal(x[pinned], x_init[pinned]) and int(x.max()) < K
+    previous = ~pinned
+    for step in trace:
+        assert torch.equal(step["x"][pinned], x_init[pinned]) and not (step["noisy"] & pinned).any()
+        assert not (step["noisy"] & ~previous).any()  # without renoise a decoded cell stays decoded
+        previous = step["noisy"]
+    for row, n_free in enumerate([L, L - 4, 2]):
+        assert [int(step["n_noisy"][row]) for step in trace] == core.noisy_counts(n_free, n_steps, schedule)
+    assert torch.equal(x, target)  # argmax decoding of a sure denoiser
+
+
+def test_multinomial_guidance_tilts_only_the_noisy_positions():
+    reward = lambda x: x[..., 0].sum(-1)  # noqa: E731  (count of token 0)
+    x_init = torch.full((2, L), K)
+    x_init[:, :2] = 1
+    torch.manual_seed(0)
+    x = sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="multinomial",
+               guidance=Guidance(reward, "reinmax", n_opt=20), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, :2], x_init[:, :2]) and bool((x[:, 2:] == 0).all())
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("noise", core.NOISES)
+def test_ancestral_step_follows_the_d3pm_posterior(noise):
+    n, t, s = 20_000, 0.75, 0.5
+    probs = torch.tensor([0.1, 0.5, 0.3, 0.1], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(6)
+    # one step of a 4-step sampler from t = 0.75, through the public function: start at t = 1
+    # and read the second step's transition from the trace (the first step makes x_t)
+    x, trace = ancestral_sample(lambda x_t, tt: probs.log().expand(*x_t.shape, K), torch.full((n, 1), K),
+                                n_classes=K, n_steps=4, noise=noise, generator=gen, return_trace=True)
+    x_t, x_s = trace[0]["x"][:, 0].numpy(), trace[1]["x"][:, 0].numpy()
+    assert trace[0]["t"] == t and trace[1]["t"] == s and int(x.max()) < K
+    expected = core.posterior(x_t, np.broadcast_to(probs.numpy(), (n, K)), t, s, noise)
+    for start in np.unique(x_t):  # chi-square per starting token at alpha = 1e-3 / 5 (Bonferroni)
+        rows = x_t == start
+        observed = np.bincount(x_s[rows], minlength=K + 1)
+        exp = expected[rows].sum(0)
+        keep = exp > 0
+        assert observed[~keep].sum() == 0
+        if keep.sum() > 1:
+            assert stats.chisquare(observed[keep], exp[keep] * observed.sum() / exp[keep].sum()).pvalue > 2e-4
+
+
+@pytest.mark.parametrize("noise", core.NOISES)
+def test_ancestral_sample_keeps_pinned_and_leaves_no_mask(noise):
+    x_init = torch.full((3, L), K)
+    x_init[:, :5] = 2
+    x = ancestral_sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise=noise,
+                         generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x[:, :5], x_init[:, :5]) and int(x.max()) < K
+    with pytest.raises(ValueError, match="noise"):
+        ancestral_sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian")
+
+
+def test_core_posterior_is_normalised_and_ends_at_the_denoiser():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(K), size=6)
+    for noise in core.NOISES:
+        x_t = rng.integers(0, K + (noise == "absorbing"), size=6)
+        post = core.posterior(x_t, p, 0.6, 0.2, noise)
+        assert np.allclose(post.sum(-1), 1.0)
+        assert np.allclose(core.marginal(p, 0.3, noise).sum(-1), 1.0)
+    masked = np.full(6, K)
+    assert np.allclose(core.posterior(masked, p, 0.5, 0.0, "absorbing")[:, :K], p)  # s = 0: all unmasked, to p
+    with pytest.raises(ValueError, match="noise"):
+        core.posterior(masked, p, 0.5, 0.0, "gaussian")
+    with pytest.raises(ValueError, match="mask"):
+        core.posterior(masked, p, 0.5, 0.0, "multinomial")
