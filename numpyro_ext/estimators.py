@@ -58,6 +58,7 @@ References
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -336,6 +337,12 @@ def _redge(binary, coefs, logits, eps, noise):
         \bar x_t = c_{x,t}\, \bar x_{t-1} + k_t \bar z_t \ (\bar x_0 := 0),\quad
         \nabla_\ell = \textstyle\sum_t \bar z_t .
 
+    One-hot chains run, forward and backward, over blocks of whole rows (:func:`_row_blocks`,
+    :data:`REDGE_BLOCK_ENTRIES`): each block's chain stays in cache and XLA's scratch is a few
+    blocks, so at 32x512x512 the kernel takes about half the time and less scratch than the
+    Gumbel-ST's (``benchmarks/results/jax_speed_diagnosis.md``). Binary chains are elementwise
+    and XLA already fuses them into one loop: they run whole.
+
     ``hard`` is piecewise constant: its cotangent is dropped. ``eps`` and ``noise`` get none, and
     there is no forward mode (``jax.jvp``): an array ``t_1`` takes the autodiffed chain.
     """
@@ -343,14 +350,59 @@ def _redge(binary, coefs, logits, eps, noise):
 
 
 def _redge_fwd(binary, coefs, logits, eps, noise):
-    z = logits + coefs[-1][0] * _redge_chain_float(binary, logits, eps, coefs)[0]
-    hard, soft = _binary_hard_soft(z, noise) if binary else _hard_soft(z, noise)
+    if binary:  # elementwise: XLA fuses the whole chain into one loop
+        hard, soft = _redge_block_fwd(binary, coefs, logits, eps, noise)
+        return (hard, soft), (logits, eps, soft)
+    shape = jnp.broadcast_shapes(logits.shape, eps.shape, noise.shape)
+    hard, soft = _row_blocks(functools.partial(_redge_block_fwd, binary, coefs), shape, logits, eps, noise)
     return (hard, soft), (logits, eps, soft)
 
 
 def _redge_bwd(binary, coefs, residuals, cotangents):
     logits, eps, soft = residuals
     _, g = cotangents
+    if binary:
+        grad_logits = _redge_block_bwd(binary, coefs, logits, eps, soft, g)
+    else:
+        grad_logits = _row_blocks(functools.partial(_redge_block_bwd, binary, coefs), soft.shape, logits, eps, soft, g)
+    return _sum_to(grad_logits, logits.shape).astype(logits.dtype), None, None
+
+
+#: :func:`_redge` runs the one-hot chain over blocks of about this many entries (whole rows), one
+#: block at a time (:func:`lax.map`), forward and backward: a block's chain stays in cache, and
+#: XLA's scratch is a few blocks instead of ``n_steps`` logits-sized arrays. Measured on XLA CPU,
+#: forward + backward, n_steps 5 (``benchmarks/results/jax_speed_diagnosis.md``, section 1b).
+REDGE_BLOCK_ENTRIES = 2**16
+
+
+def _row_blocks(fn, shape, *arrays):
+    """``fn`` over row blocks of ``arrays`` broadcast to ``shape``, flattened to ``(rows, K)``:
+    about :data:`REDGE_BLOCK_ENTRIES` entries per block; one call when it all fits in one block,
+    else :func:`lax.map` over blocks (rows zero-padded to a whole number of blocks). ``fn`` maps
+    ``(block_rows, K)`` arrays to one array or a tuple of them, each ``(block_rows, K)``."""
+    n_classes = shape[-1] if shape else 1
+    rows = math.prod(shape[:-1])
+    flat = [jnp.broadcast_to(a, shape).reshape(rows, n_classes) for a in arrays]
+    block = max(1, REDGE_BLOCK_ENTRIES // max(n_classes, 1))
+    if rows <= block:
+        out = fn(*flat)
+        return jax.tree.map(lambda o: o.reshape(shape), out)
+    n_blocks = -(-rows // block)
+    pad = n_blocks * block - rows
+    flat = [jnp.pad(a, ((0, pad), (0, 0))) if pad else a for a in flat]
+    out = lax.map(lambda args: fn(*args), tuple(a.reshape(n_blocks, block, n_classes) for a in flat))
+    return jax.tree.map(lambda o: o.reshape(n_blocks * block, n_classes)[:rows].reshape(shape), out)
+
+
+def _redge_block_fwd(binary, coefs, logits, eps, noise):
+    """``(hard, soft)`` of the chain on one block (or on whole arrays, binary)."""
+    z = logits + coefs[-1][0] * _redge_chain_float(binary, logits, eps, coefs)[0]
+    return _binary_hard_soft(z, noise) if binary else _hard_soft(z, noise)
+
+
+def _redge_block_bwd(binary, coefs, logits, eps, soft, g):
+    """The gradient of ``sum(g * soft)`` w.r.t. ``logits``, broadcast to ``soft.shape``: the chain
+    recomputed once, then reverse mode by hand (:func:`_redge`'s docstring)."""
     _, x0_hats = _redge_chain_float(binary, logits, eps, coefs, keep=True)
     vjp = (lambda p, g: 0.5 * (1.0 - p * p) * g) if binary else _softmax_vjp
     grad_logits = soft * (1.0 - soft) * g if binary else _softmax_vjp(soft, g)  # t = 1, the last call
@@ -364,7 +416,7 @@ def _redge_bwd(binary, coefs, residuals, cotangents):
     if x0_hats is not None:
         table = jnp.asarray(coefs[:-1], dtype=x0_hats.dtype)
         (grad_logits, _), _ = lax.scan(step, (grad_logits, g_x.astype(grad_logits.dtype)), (table, x0_hats), reverse=True)
-    return _sum_to(grad_logits, logits.shape).astype(logits.dtype), None, None
+    return grad_logits
 
 
 _redge.defvjp(_redge_fwd, _redge_bwd)

@@ -129,6 +129,25 @@ def test_redge_family_matches_oracle(name, batch_shape, k, n_steps, t_1):
     np.testing.assert_allclose(grad, expected, rtol=0, atol=tol)
 
 
+@pytest.mark.parametrize("name", ["redge", "reindge"])
+@pytest.mark.parametrize("block_entries", [6, 25, 10**6])  # several blocks with a padded tail, whole rows, one block
+def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries):
+    """The float-``t_1`` kernel runs the chain over row blocks (``lax.map``, rows zero-padded to
+    whole blocks): with blocks of 1 and 5 rows out of 7 x 3 = 21 rows, and logits broadcast
+    against a leading sample axis, it gives the oracle's samples and gradient."""
+    monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
+    logits = make_logits((7,), 5, spread=3.0, seed=11)
+    eps, gumbels, g = _noise((3, 7, 5), seed=12)
+    kernel = getattr(E, name)
+    hard, soft, grad = _vjp(lambda lg: kernel(lg, 4, 0.4, eps, gumbels), logits, g)
+    ref_hard, ref_soft = R.redge(np.broadcast_to(logits, eps.shape), 4, 0.4, eps, gumbels)
+    np.testing.assert_array_equal(hard, ref_hard)
+    np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=ORACLE_TOL)
+    full = np.broadcast_to(logits, eps.shape)
+    expected = R.redge_vjp(full, 4, 0.4, eps, g) if name == "redge" else R.reindge_vjp(full, 4, 0.4, eps, ref_hard, g)
+    np.testing.assert_allclose(grad, expected.sum(0), rtol=0, atol=ORACLE_TOL)
+
+
 @pytest.mark.parametrize("name", ["redge", "redge_cov"])
 def test_array_t_1_gradient_matches_finite_difference(name):
     logits = make_logits((3,), 5, spread=3.0)
