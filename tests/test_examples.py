@@ -15,6 +15,7 @@ SCRIPTS = [
     ("examples/quickstart.py", ["--steps", "5"]),
     ("benchmarks/bench_concrete.py", ["--quick"]),
     ("benchmarks/acceptance_concrete.py", ["--quick"]),
+    ("examples/sudoku_steps.py", ["--quick", "--out-dir", "."]),
 ]  # the estimator benchmarks run, and their tables are checked, in test_bench_estimators.py
 
 
