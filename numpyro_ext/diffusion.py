@@ -1,5 +1,5 @@
-r"""Guided discrete diffusion in JAX: RDM's masked diffusion (training loss and
-route-and-denoise sampler) and reward guidance of any denoiser through the relaxed estimators.
+r"""Guided discrete diffusion in JAX: RDM's absorbing and multinomial diffusion (training loss and
+route-and-denoise sampler), vanilla ancestral sampling as the baseline, and reward guidance of any denoiser through the relaxed estimators.
 
 A *denoiser* is any callable ``denoiser(x_t, t) -> logits``: ``x_t`` an integer array of
 tokens in ``0 .. n_classes`` (``n_classes`` is the mask token), ``t`` the diffusion time in
@@ -8,7 +8,10 @@ function, a Flax/Equinox module bound to its parameters or a plain function; the
 it once per step, wraps its output in :func:`jax.lax.stop_gradient`, and never differentiates it.
 
 - :class:`MaskedDiffusion`: the absorbing forward process ``q_sample`` (each free token is
-  masked with probability ``t``) and RDM's reweighted cross-entropy ``loss``.
+  masked with probability ``t``) and RDM's reweighted cross-entropy ``loss``;
+  :class:`MultinomialDiffusion`: the same with uniform noise (a noisy token is drawn uniformly
+  from the ``n_classes`` tokens, so ``x_t`` does not show which positions are noisy).
+- :func:`ancestral_sample`: vanilla (D3PM-style) ancestral sampling, the baseline.
 - :func:`sample`: ``n_steps`` denoiser calls from ``t = 1`` to ``t = 0``. Each step proposes
   a clean token for every noisy position, then *routes*: the ``n_decode`` positions with the
   highest scores are denoised, the rest stay (or, with ``renoise``, become) masked, where
@@ -32,7 +35,7 @@ it once per step, wraps its output in :func:`jax.lax.stop_gradient`, and never d
 
 Mirrors ``pyro_ext/diffusion.py`` name for name. The lines that differ: an explicit PRNG
 ``key`` leads every function that draws noise (``q_sample``, ``loss``, ``objective``,
-``tilt``, ``sample``), ``stop_gradient`` stands for ``no_grad``/``detach``, the inner loop of
+``tilt``, ``sample``, ``ancestral_sample``), ``stop_gradient`` stands for ``no_grad``/``detach``, the inner loop of
 :func:`tilt` is ``optax.adam`` in a :func:`jax.lax.scan` under :func:`jax.jit` (with the
 :class:`Guidance` a static argument), and one routing step is a jitted function of fixed shapes.
 
@@ -67,6 +70,7 @@ from relaxed_dists.checks import check_event_size, out_of_range
 from relaxed_dists.diffusion import (
     DECODINGS,
     LOSS_WEIGHTS,
+    NOISES,
     ROUTINGS,
     SCHEDULES,
     check_choice,
@@ -77,6 +81,7 @@ from relaxed_dists.diffusion import (
     guidance_hyper,
     noisy_count,
     step_times,
+    unmask_probability,
 )
 
 from . import kl as _kl  # noqa: F401  (registers the estimator classes' KL)
@@ -84,7 +89,7 @@ from ._ops import sample_gumbel
 from .distributions import OneHotCategorical
 from .relax import ONE_HOT_CLASSES
 
-__all__ = ["MaskedDiffusion", "Guidance", "tilt", "sample"]
+__all__ = ["MaskedDiffusion", "MultinomialDiffusion", "Guidance", "tilt", "sample", "ancestral_sample"]
 
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -129,6 +134,8 @@ class MaskedDiffusion:
     ()
     """
 
+    noise = "absorbing"
+
     def __init__(self, n_classes: int, *, weight: str = "linear") -> None:
         check_event_size(int(n_classes), "n_classes")
         self.n_classes = int(n_classes)
@@ -152,17 +159,69 @@ class MaskedDiffusion:
         return jnp.where(masked, self.mask_id, x0)
 
     def loss(self, key: jax.Array, denoiser: Denoiser, x0: jax.Array, *, t=None, pinned=None) -> jax.Array:
-        """RDM's reweighted cross-entropy (a scalar); ``t ~ U(0, 1]`` per sequence unless given."""
+        """RDM's reweighted cross-entropy (a scalar) on the noisy positions; ``t ~ U(0, 1]`` per
+        sequence unless given."""
         _check_tokens("x0", x0, self.n_classes - 1)
         key_t, key_mask = jax.random.split(key)
         if t is None:
             t = 1.0 - jax.random.uniform(key_t, x0.shape[:-1])
-        x_t = self.q_sample(key_mask, x0, t, pinned=pinned)
+        x_t, noisy = self._noised(key_mask, x0, t, pinned)
         log_probs = jax.nn.log_softmax(denoiser(x_t, t), axis=-1)
         nll = -jnp.take_along_axis(log_probs, x0[..., None], axis=-1)[..., 0]
         n_free = x0.shape[-1] if pinned is None else jnp.maximum((~pinned).sum(-1), 1)
-        per_sequence = jnp.where(x_t == self.mask_id, nll, 0.0).sum(-1) / n_free
+        per_sequence = jnp.where(noisy, nll, 0.0).sum(-1) / n_free
         return (self.loss_weight(t) * per_sequence).mean()
+
+    def _noised(self, key, x0, t, pinned):
+        """``(x_t, noisy)``: the forward draw and which positions it made noisy."""
+        x_t = self.q_sample(key, x0, t, pinned=pinned)
+        return x_t, x_t == self.mask_id
+
+
+class MultinomialDiffusion(MaskedDiffusion):
+    r"""Multinomial (uniform) discrete diffusion over ``n_classes`` tokens, RDM style.
+
+    At time ``t`` each free token of ``x0`` becomes noisy independently with probability ``t``,
+    and a noisy token is drawn uniformly from the ``n_classes`` tokens, so
+    ``q(x_t | x_0) = Cat((1 - t) x_0 + t / K)`` (``relaxed_dists.diffusion.marginal``). There is
+    no mask token: ``x_t`` does not show which tokens are noisy (a noisy token equals ``x_0``
+    with probability ``1 / K``). RDM's loss is the same reweighted cross-entropy as
+    :class:`MaskedDiffusion`'s, on the noisy positions, which the forward process knows:
+
+    .. math:: \mathcal{L} = \mathbb{E}_{t,\, b,\, x_t}
+              \Big[\frac{\lambda(t)}{n_\text{free}} \sum_{n:\, b_n = 1}
+              -\log p_\theta(x_{0,n} \mid x_t, t)\Big],\qquad b_n \sim \mathrm{Bernoulli}(t).
+
+    A sibling class rather than a ``noise=`` flag on :class:`MaskedDiffusion`: "masked" names
+    the absorbing process, and the two differ in what ``q_sample`` can return (the noisy set).
+    Sample from a model trained with it by ``sample(..., noise="multinomial")``.
+
+    Shapes: as :class:`MaskedDiffusion`; the denoiser sees tokens in ``[0, n_classes)`` only.
+
+    >>> import jax, jax.numpy as jnp
+    >>> diffusion = MultinomialDiffusion(4)
+    >>> x0 = jax.random.randint(jax.random.key(0), (2, 5), 0, 4)
+    >>> x_t, noisy = diffusion.q_sample(jax.random.key(1), x0, jnp.ones(2), return_noisy=True)
+    >>> bool(noisy.all()), bool((x_t < 4).all())  # t = 1: every token is noise, none is a mask
+    (True, True)
+    """
+
+    noise = "multinomial"
+
+    def q_sample(self, key: jax.Array, x0: jax.Array, t, *, pinned=None, return_noisy: bool = False):
+        """``x_t``: each free token of ``x0`` replaced, with probability ``t``, by a uniformly drawn
+        token; with ``return_noisy``, ``(x_t, noisy)``, ``noisy`` the booleans of the replaced
+        positions. ``key`` splits into the noisy-set key and the token key."""
+        key_noisy, key_tokens = jax.random.split(key)
+        noisy = jax.random.uniform(key_noisy, x0.shape) < jnp.asarray(t)[..., None]
+        if pinned is not None:
+            noisy = noisy & ~pinned
+        tokens = jax.random.randint(key_tokens, x0.shape, 0, self.n_classes, dtype=x0.dtype)
+        x_t = jnp.where(noisy, tokens, x0)
+        return (x_t, noisy) if return_noisy else x_t
+
+    def _noised(self, key, x0, t, pinned):
+        return self.q_sample(key, x0, t, pinned=pinned, return_noisy=True)
 
 
 class Guidance:
@@ -298,12 +357,13 @@ def tilt(key: jax.Array, prior_logits: jax.Array, guidance: Guidance, *, x_t=Non
     return jnp.where(free[..., None], phi, log_prior)
 
 
-@functools.partial(jax.jit, static_argnames=("mask_id", "routing", "routing_noise", "renoise", "decode"))
-def _route(key, x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing_noise, renoise, decode):
+@functools.partial(jax.jit, static_argnames=("routing", "routing_noise", "renoise", "decode"))
+def _route(key, x, noisy, log_probs, pinned, n_noisy_next, *, routing, routing_noise, renoise, decode):
     """One route-and-denoise step: propose a token for every noisy position, then keep the
-    ``n_candidates - n_noisy_next`` best-scored candidates decoded and mask the others.
-    Fixed shapes: the ranks come from a double ``argsort``, no boolean indexing."""
-    noisy = x == mask_id
+    ``n_candidates - n_noisy_next`` best-scored candidates decoded and the others noisy.
+    Returns ``(tokens, noisy)``: the proposal at the decoded positions (the old token elsewhere)
+    and the new noisy set; the caller writes the noise tokens there. Fixed shapes: the ranks
+    come from a double ``argsort``, no boolean indexing."""
     key_decode, key_score = jax.random.split(key)
     gumbel = functools.partial(sample_gumbel, dtype=log_probs.dtype)
     proposal = (log_probs + gumbel(key_decode, log_probs.shape) if decode == "sample" else log_probs).argmax(-1)
@@ -318,7 +378,23 @@ def _route(key, x, log_probs, pinned, n_noisy_next, *, mask_id, routing, routing
     rank = jnp.where(candidates, score, -jnp.inf).argsort(-1, descending=True).argsort(-1)
     n_decode = candidates.sum(-1, keepdims=True) - n_noisy_next[..., None]
     decoded = candidates & (rank < n_decode)
-    return jnp.where(decoded, proposal, jnp.where(candidates, mask_id, x))
+    return jnp.where(decoded, proposal, x), candidates & ~decoded
+
+
+def _noise_tokens(key, x, noisy, noise, n_classes):
+    """``x`` with its ``noisy`` positions set to noise: the mask (absorbing; ``key`` unused) or
+    fresh uniform tokens (multinomial, RDM's ``w ~ q_noise`` redrawn at every step)."""
+    if noise == "absorbing":
+        return jnp.where(noisy, n_classes, x)
+    return jnp.where(noisy, jax.random.randint(key, x.shape, 0, n_classes, dtype=x.dtype), x)
+
+
+def _call(denoiser, x, t, n_classes):
+    """One denoiser call at time ``t`` (``stop_gradient``), its shape checked, as float32/float64 logits."""
+    logits = lax.stop_gradient(denoiser(x, jnp.full(x.shape[:-1], t)))
+    if logits.shape != x.shape + (n_classes,):
+        raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
+    return logits if logits.dtype in (jnp.float32, jnp.float64) else logits.astype(jnp.float32)
 
 
 def _noisy_count(n_free: jax.Array, t: float, schedule: str, length: int) -> jax.Array:
@@ -334,6 +410,7 @@ def sample(
     *,
     n_classes: int,
     n_steps: int,
+    noise: str = "absorbing",
     routing: str = "adaptive",
     schedule: str = "linear",
     routing_noise: float = 0.0,
@@ -346,13 +423,21 @@ def sample(
 
     Args:
         key: a PRNG key; step ``s`` splits the ``s``-th of ``jax.random.split(key, n_steps)``
-            into the guidance key (:func:`tilt`) and the routing and decoding key.
+            into the guidance key (:func:`tilt`) and the routing and decoding key. Multinomial
+            noise tokens come from a second stream, ``jax.random.split(jax.random.fold_in(key,
+            1), n_steps + 1)`` (the initial tokens, then one key per step), so that absorbing
+            runs draw exactly what they drew before multinomial noise existed.
         denoiser: ``denoiser(x_t, t) -> logits`` (module docstring); called exactly once per
             step, its output wrapped in ``jax.lax.stop_gradient``.
         x_init: ``batch_shape + (L,)`` integer tokens; ``n_classes`` (the mask) marks the
             positions to generate, every other position is pinned (a prompt, Sudoku clues)
             and never changes. Its dtype is checked always, its values only when it is a
             concrete array (not under ``jit``).
+        noise: ``"absorbing"`` (noisy positions hold the mask) or ``"multinomial"`` (noisy
+            positions hold uniformly drawn tokens, redrawn at every step; the sampler tracks
+            which are noisy, as RDM's algorithm does, since ``x_t`` does not show it). It must be
+            the noise the denoiser was trained with (:class:`MaskedDiffusion`,
+            :class:`MultinomialDiffusion`).
         routing: ``"adaptive"`` (RDM: denoise the positions whose proposed token is most
             probable) or ``"random"`` (a uniformly random order, as ancestral absorbing sampling).
         schedule: ``"linear"`` or ``"cosine"``: how many positions stay noisy after each step.
@@ -364,7 +449,8 @@ def sample(
         guidance: tilt the logits of each step toward a reward (:class:`Guidance`, :func:`tilt`);
             the denoiser call count does not change.
         return_trace: also return a list with one dict per step: ``t`` (time after the step),
-            ``x`` (tokens after it) and ``n_noisy`` (``batch_shape`` masked free positions).
+            ``x`` (tokens after it), ``noisy`` (``batch_shape + (L,)``, the noisy set after it) and
+            ``n_noisy`` (``batch_shape`` noisy free positions).
 
     Returns:
         ``batch_shape + (L,)`` tokens without any mask (and the trace if asked).
@@ -374,6 +460,7 @@ def sample(
     and the keyword arguments static, when the denoiser is traceable.
     """
     n_steps = check_n_diffusion_steps(n_steps)
+    check_choice("noise", noise, NOISES)
     for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
         check_choice(name, value, allowed)
     check_routing_noise(routing_noise)
@@ -381,20 +468,84 @@ def sample(
     _check_tokens("x_init", x_init, n_classes)
     pinned = x_init != n_classes
     n_free = (~pinned).sum(-1)
-    route = functools.partial(
-        _route, mask_id=n_classes, routing=routing, routing_noise=float(routing_noise), renoise=renoise, decode=decode
-    )
-    x, trace, times = x_init, [], step_times(n_steps)
-    for t, t_next, key_step in zip(times[:-1], times[1:], jax.random.split(key, n_steps)):
+    route = functools.partial(_route, routing=routing, routing_noise=float(routing_noise), renoise=renoise, decode=decode)
+    key_init, *keys_noise = jax.random.split(jax.random.fold_in(key, 1), n_steps + 1)
+    noisy = ~pinned
+    x, trace, times = _noise_tokens(key_init, x_init, noisy, noise, n_classes), [], step_times(n_steps)
+    for t, t_next, key_step, key_noise in zip(times[:-1], times[1:], jax.random.split(key, n_steps), keys_noise):
         key_tilt, key_route = jax.random.split(key_step)
-        logits = lax.stop_gradient(denoiser(x, jnp.full(x.shape[:-1], t)))
-        if logits.shape != x.shape + (n_classes,):
-            raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
-        logits = logits if logits.dtype in (jnp.float32, jnp.float64) else logits.astype(jnp.float32)
+        logits = _call(denoiser, x, t, n_classes)
         if guidance is not None:
-            logits = tilt(key_tilt, logits, guidance, x_t=x)
+            logits = tilt(key_tilt, logits, guidance, x_t=jnp.where(noisy, n_classes, x))
         n_noisy_next = _noisy_count(n_free, t_next, schedule, x.shape[-1])
-        x = route(key_route, x, jax.nn.log_softmax(logits, axis=-1), pinned, n_noisy_next)
+        x, noisy = route(key_route, x, noisy, jax.nn.log_softmax(logits, axis=-1), pinned, n_noisy_next)
+        x = _noise_tokens(key_noise, x, noisy, noise, n_classes)
         if return_trace:
-            trace.append({"t": t_next, "x": x, "n_noisy": (x == n_classes).sum(-1)})
+            trace.append({"t": t_next, "x": x, "noisy": noisy, "n_noisy": noisy.sum(-1)})
+    return (x, trace) if return_trace else x
+
+
+def ancestral_sample(
+    key: jax.Array,
+    denoiser: Denoiser,
+    x_init: jax.Array,
+    *,
+    n_classes: int,
+    n_steps: int,
+    noise: str = "absorbing",
+    decode: str = "sample",
+    guidance: Guidance | None = None,
+    return_trace: bool = False,
+):
+    r"""Vanilla (D3PM-style) ancestral sampling, the baseline RDM's sampler is compared with, in
+    ``n_steps`` denoiser calls on the grid ``t_s = s / n_steps``.
+
+    Each step draws ``x_s ~ p(x_s | x_t) = sum_{x_0} q(x_s | x_t, x_0) p_theta(x_0 | x_t)``
+    (:func:`relaxed_dists.diffusion.posterior`): with absorbing noise a masked position is
+    unmasked with probability ``(t - s) / t``, to a token of ``p_theta``; with multinomial noise
+    every free position is redrawn from Hoogeboom et al.'s posterior, decoded or not (there is
+    no routing: which positions are clean is never decided). The last step (``s = 0``) leaves no
+    mask.
+
+    Args:
+        key: a PRNG key, split into ``n_steps + 1``: the first draws the initial noise tokens
+            (multinomial), and step ``s`` splits the ``s + 1``-th into the guidance key, the
+            decoding key and the unmasking key.
+        denoiser, x_init, n_classes, noise, guidance: as :func:`sample` (guidance tilts the
+            logits at the positions still masked (absorbing) or at every free position
+            (multinomial)).
+        decode: ``"sample"`` (ancestral sampling proper) or ``"argmax"``: the unmasked token is
+            ``p_theta``'s mode (absorbing) / ``x_s`` is the posterior's mode (multinomial).
+        return_trace: one dict per step: ``t``, ``x`` and, for absorbing noise, ``n_noisy``.
+
+    Returns:
+        ``batch_shape + (L,)`` tokens without any mask (and the trace if asked).
+    """
+    n_steps = check_n_diffusion_steps(n_steps)
+    check_choice("noise", noise, NOISES)
+    check_choice("decode", decode, DECODINGS)
+    x_init = jnp.asarray(x_init)
+    _check_tokens("x_init", x_init, n_classes)
+    pinned = x_init != n_classes
+    key_init, *keys = jax.random.split(key, n_steps + 1)
+    x, trace, times = _noise_tokens(key_init, x_init, ~pinned, noise, n_classes), [], step_times(n_steps)
+    for t, s, key_step in zip(times[:-1], times[1:], keys):
+        key_tilt, key_decode, key_move = jax.random.split(key_step, 3)
+        logits = _call(denoiser, x, t, n_classes)
+        free = (x == n_classes) if noise == "absorbing" else ~pinned
+        if guidance is not None:
+            logits = tilt(key_tilt, logits, guidance, x_t=jnp.where(free, n_classes, x))
+        log_p = jax.nn.log_softmax(logits, axis=-1)
+        if noise == "absorbing":
+            token = (log_p + sample_gumbel(key_decode, log_p.shape, dtype=log_p.dtype) if decode == "sample" else log_p).argmax(-1)
+            move = jax.random.uniform(key_move, x.shape) < unmask_probability(t, s)
+            x = jnp.where(free & move, token, x)
+        else:
+            a_ts, a_s = (1.0 - t) / (1.0 - s), 1.0 - s
+            left = a_ts * jax.nn.one_hot(x, n_classes, dtype=log_p.dtype) + (1.0 - a_ts) / n_classes
+            log_post = jnp.log(left) + jnp.log(a_s * jnp.exp(log_p) + (1.0 - a_s) / n_classes)
+            noise_g = sample_gumbel(key_decode, log_post.shape, dtype=log_post.dtype)
+            x = jnp.where(pinned, x, (log_post + noise_g if decode == "sample" else log_post).argmax(-1).astype(x.dtype))
+        if return_trace:
+            trace.append({"t": s, "x": x, **({"n_noisy": (x == n_classes).sum(-1)} if noise == "absorbing" else {})})
     return (x, trace) if return_trace else x

@@ -20,8 +20,9 @@ from numpyro.infer import TraceMeanField_ELBO
 from scipy import stats
 
 from numpyro_ext import diffusion
-from numpyro_ext.diffusion import Guidance, MaskedDiffusion, sample, tilt
+from numpyro_ext.diffusion import Guidance, MaskedDiffusion, MultinomialDiffusion, ancestral_sample, sample, tilt
 from numpyro_ext.distributions import OneHotCategorical
+from relaxed_dists import diffusion as core
 from relaxed_dists.diffusion import LOSS_WEIGHTS, SCHEDULES, loss_weight, noisy_counts, step_times
 
 K, L, B = 4, 12, 6
@@ -243,9 +244,9 @@ def test_denoiser_called_once_per_step_and_its_output_carries_no_tangent(monkeyp
         seen.append(isinstance(prior_logits, jax.core.Tracer))
         return real_tilt(key, prior_logits, guidance, x_t=x_t)
 
-    def spy_route(key, x, log_probs, *args, **kwargs):
+    def spy_route(key, x, noisy, log_probs, *args, **kwargs):
         seen.append(isinstance(log_probs, jax.core.Tracer))
-        return real_route(key, x, log_probs, *args, **kwargs)
+        return real_route(key, x, noisy, log_probs, *args, **kwargs)
 
     monkeypatch.setattr(diffusion, "tilt", spy_tilt)
     monkeypatch.setattr(diffusion, "_route", spy_route)
@@ -425,11 +426,13 @@ def test_same_routing_as_torch(renoise, n_noisy_next):
     log_probs = jax.nn.log_softmax(_logits(14), -1)
     pinned = x_init != MASK
     n_next = jnp.minimum(n_noisy_next, (~pinned).sum(-1))
-    options = dict(mask_id=MASK, routing="adaptive", routing_noise=0.0, renoise=renoise, decode="argmax")
-    x_jax = diffusion._route(jax.random.key(0), x, log_probs, pinned, n_next, **options)
+    noisy = x == MASK
+    options = dict(routing="adaptive", routing_noise=0.0, renoise=renoise, decode="argmax")
+    x_jax, noisy_jax = diffusion._route(jax.random.key(0), x, noisy, log_probs, pinned, n_next, **options)
     as_torch = lambda a: torch.from_numpy(np.array(a))  # a writable copy
-    x_torch = torch_diffusion._route(as_torch(x), as_torch(log_probs), as_torch(pinned), as_torch(n_next), generator=None, **options)
+    x_torch, noisy_torch = torch_diffusion._route(as_torch(x), as_torch(noisy), as_torch(log_probs), as_torch(pinned), as_torch(n_next), generator=None, **options)
     np.testing.assert_array_equal(np.asarray(x_jax), x_torch.numpy())
+    np.testing.assert_array_equal(np.asarray(noisy_jax), noisy_torch.numpy())
 
 
 def _both_traces(n_free: int, n_steps: int, schedule: str):
@@ -496,3 +499,149 @@ def test_normalized_objective_and_tilt_are_invariant_to_the_reward_scale():
 def test_normalize_rejects_non_booleans(bad):
     with pytest.raises(TypeError, match="normalize"):
         Guidance(_count_of_token_0, normalize=bad)
+
+
+# --- multinomial noise and the vanilla (D3PM) baselines --------------------------------------
+
+
+def _peaked(target: jax.Array, margin: jax.Array, calls: list | None = None):
+    """A denoiser sure of ``target`` (``[..., L]`` tokens) with a per-position confidence
+    ``margin`` (``[L]``); records the inputs it sees."""
+    logits = jax.nn.one_hot(target, K) * margin[:, None]
+
+    def denoiser(x_t, t):
+        if calls is not None:
+            calls.append(x_t)
+        return jnp.broadcast_to(logits, x_t.shape + (K,))
+
+    return denoiser
+
+
+def _uniform_denoiser(x_t, t):
+    return jnp.zeros(x_t.shape + (K,))
+
+
+@pytest.mark.statistical
+def test_multinomial_q_sample_follows_its_marginal_and_never_touches_pinned():
+    n, t = 20_000, 0.4
+    x0 = jax.random.randint(jax.random.key(5), (n, L), 0, K)
+    pinned = jnp.zeros((n, L), dtype=bool).at[:, :3].set(True)
+    x_t, noisy = MultinomialDiffusion(K).q_sample(jax.random.key(6), x0, jnp.full(n, t), pinned=pinned, return_noisy=True)
+    x_t, noisy, x0 = np.asarray(x_t), np.asarray(noisy), np.asarray(x0)
+    assert not noisy[:, :3].any() and (x_t[:, :3] == x0[:, :3]).all() and int(x_t.max()) < K
+    assert (x_t[~noisy] == x0[~noisy]).all()
+    # the noisy set at rate t, and (x0, x_t) pairs at q(x_t | x_0): alpha = 1e-3 each (the stated rate)
+    assert stats.binomtest(int(noisy[:, 3:].sum()), n * (L - 3), t).pvalue > 1e-3
+    observed = np.zeros((K, K))
+    np.add.at(observed, (x0[:, 3:].reshape(-1), x_t[:, 3:].reshape(-1)), 1)
+    expected = core.marginal(np.eye(K), t, "multinomial")[:, :K] * observed.sum(1, keepdims=True)
+    assert stats.chi2.sf(((observed - expected) ** 2 / expected).sum(), K * (K - 1)) > 1e-3
+
+
+@pytest.mark.parametrize("weight", LOSS_WEIGHTS)
+def test_multinomial_loss_equals_hand_computation(weight):
+    diffusion_ = MultinomialDiffusion(K, weight=weight)
+    x0, x_init = _puzzle(1)
+    pinned = x_init != MASK
+    t = jnp.linspace(0.2, 0.9, B)
+    logits = _logits(2)
+    calls = []
+    loss = diffusion_.loss(jax.random.key(4), _fixed_denoiser(logits, calls), x0, t=t, pinned=pinned)
+    # the loss's draw, redone by hand: loss splits its key into (t key, forward key)
+    x_t, noisy = diffusion_.q_sample(jax.random.split(jax.random.key(4))[1], x0, t, pinned=pinned, return_noisy=True)
+    np.testing.assert_array_equal(calls[0][0], x_t)  # the denoiser saw that draw
+    noisy, x0_np = np.asarray(noisy), np.asarray(x0)
+    assert noisy.any() and (~noisy & ~np.asarray(pinned)).any() and int(np.asarray(x_t).max()) < K
+    log_p = np.asarray(jax.nn.log_softmax(logits, -1))
+    expected = [loss_weight(float(t[b]), weight) * sum(-log_p[b, n, x0_np[b, n]] for n in range(L) if noisy[b, n])
+                / int((~np.asarray(pinned[b])).sum()) for b in range(B)]
+    np.testing.assert_allclose(float(loss), np.mean(expected), rtol=1e-12)
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+@pytest.mark.parametrize("routing", core.ROUTINGS)
+def test_multinomial_sample_tracks_the_noisy_set_on_the_oracle_schedule(schedule, routing):
+    n_steps = 5
+    target, x_init = _puzzle(3)
+    calls = []
+    denoiser = _peaked(target[0], jnp.linspace(0.5, 3.0, L), calls)
+    target = jnp.broadcast_to(target[0], (B, L))
+    x_init = jnp.where(x_init == MASK, MASK, target)
+    x, trace = sample(jax.random.key(1), denoiser, x_init, n_classes=K, n_steps=n_steps, noise="multinomial",
+                      routing=routing, schedule=schedule, return_trace=True)
+    assert len(calls) == n_steps and all(int(x_t.max()) < K for x_t in calls)  # never a mask
+    pinned = np.asarray(x_init != MASK)
+    previous = ~pinned
+    for step in trace:
+        noisy_step = np.asarray(step["noisy"])
+        assert (np.asarray(step["x"])[pinned] == np.asarray(x_init)[pinned]).all() and not (noisy_step & pinned).any()
+        assert not (noisy_step & ~previous).any()  # without renoise a decoded cell stays decoded
+        previous = noisy_step
+    n_free = (~pinned).sum(-1)
+    for b in range(B):
+        assert [int(step["n_noisy"][b]) for step in trace] == noisy_counts(int(n_free[b]), n_steps, schedule)
+    np.testing.assert_array_equal(x, target)  # argmax decoding of a sure denoiser
+
+
+def test_multinomial_guidance_tilts_only_the_noisy_positions():
+    x_init = jnp.full((2, L), MASK).at[:, :2].set(1)
+    x = sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="multinomial",
+               guidance=GUIDANCES["reinmax"])
+    assert (x[:, :2] == 1).all() and bool((x[:, 2:] == 0).all())
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("noise", core.NOISES)
+def test_ancestral_step_follows_the_d3pm_posterior(noise):
+    n, t, s = 20_000, 0.75, 0.5
+    probs = jnp.array([0.1, 0.5, 0.3, 0.1])
+    # one step of a 4-step sampler from t = 0.75, through the public function: start at t = 1
+    # and read the second step's transition from the trace (the first step makes x_t)
+    x, trace = ancestral_sample(jax.random.key(6), lambda x_t, tt: jnp.broadcast_to(jnp.log(probs), x_t.shape + (K,)),
+                                jnp.full((n, 1), MASK), n_classes=K, n_steps=4, noise=noise, return_trace=True)
+    x_t, x_s = np.asarray(trace[0]["x"][:, 0]), np.asarray(trace[1]["x"][:, 0])
+    assert trace[0]["t"] == t and trace[1]["t"] == s and int(x.max()) < K
+    expected = core.posterior(x_t, np.broadcast_to(np.asarray(probs), (n, K)), t, s, noise)
+    for start in np.unique(x_t):  # chi-square per starting token at alpha = 1e-3 / 5 (Bonferroni)
+        rows = x_t == start
+        observed = np.bincount(x_s[rows], minlength=K + 1)
+        exp = expected[rows].sum(0)
+        keep = exp > 0
+        assert observed[~keep].sum() == 0
+        if keep.sum() > 1:
+            assert stats.chisquare(observed[keep], exp[keep] * observed.sum() / exp[keep].sum()).pvalue > 2e-4
+
+
+@pytest.mark.parametrize("noise", core.NOISES)
+def test_ancestral_sample_keeps_pinned_and_leaves_no_mask(noise):
+    x_init = jnp.full((3, L), MASK).at[:, :5].set(2)
+    x = ancestral_sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise=noise)
+    assert (x[:, :5] == 2).all() and int(x.max()) < K
+    for bad in (lambda: ancestral_sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian"),
+                lambda: sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian")):
+        with pytest.raises(ValueError, match="noise"):
+            bad()
+
+
+@pytest.mark.parametrize("renoise", [False, True])
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_same_multinomial_trace_as_torch(renoise, schedule):
+    # Fixed logits, adaptive routing, argmax decoding: the noisy set after every step and the
+    # tokens outside it are the same in both backends; the noise tokens inside it come from each
+    # backend's own generator (and do not reach a denoiser that ignores its input).
+    n_steps = 6
+    _, x_init = _puzzle(11)
+    logits = _logits(16)
+    options = dict(n_classes=K, n_steps=n_steps, noise="multinomial", schedule=schedule, renoise=renoise, return_trace=True)
+    x_jax, trace_jax = sample(jax.random.key(3), _fixed_denoiser(logits), x_init, **options)
+    t_logits = torch.from_numpy(np.array(logits))
+    x_torch, trace_torch = torch_diffusion.sample(lambda x_t, t: t_logits, torch.from_numpy(np.array(x_init)),
+                                                  generator=torch.Generator().manual_seed(3), **options)
+    np.testing.assert_array_equal(np.asarray(x_jax), x_torch.numpy())
+    for step_jax, step_torch in zip(trace_jax, trace_torch, strict=True):
+        noisy = np.asarray(step_jax["noisy"])
+        np.testing.assert_array_equal(noisy, step_torch["noisy"].numpy())
+        np.testing.assert_array_equal(np.asarray(step_jax["x"])[~noisy], step_torch["x"].numpy()[~noisy])
+    n_free = np.asarray((x_init == MASK).sum(-1))
+    for b in range(B):
+        assert [int(step["n_noisy"][b]) for step in trace_jax] == noisy_counts(int(n_free[b]), n_steps, schedule)

@@ -66,7 +66,7 @@ def test_same_diffusion_methods():
     from numpyro_ext import diffusion as jax_mod
     from pyro_ext import diffusion as torch_mod
 
-    for name in ("MaskedDiffusion", "Guidance"):
+    for name in ("MaskedDiffusion", "MultinomialDiffusion", "Guidance"):
         t_cls, j_cls = getattr(torch_mod, name), getattr(jax_mod, name)
         assert _public_methods(t_cls) == _public_methods(j_cls), name
         for method in _public_methods(t_cls):
