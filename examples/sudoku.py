@@ -58,6 +58,8 @@ N_CELLS, N_DIGITS = 81, 9
 MASK_ID = N_DIGITS
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "sudoku_denoiser.pt"
 WEIGHTS_MULTINOMIAL = WEIGHTS.with_name("sudoku_denoiser_multinomial.pt")  # sudoku_train.py --noise multinomial
+#: sudoku_train.py --noise multinomial --conditional: with the clue indicator (SudokuDenoiser docstring)
+WEIGHTS_MULTINOMIAL_CONDITIONAL = WEIGHTS.with_name("sudoku_denoiser_multinomial_conditional.pt")
 
 
 try:
@@ -96,11 +98,20 @@ class SudokuDenoiser(nn.Module):
     token embeddings' scale N(0, 1)): the attention layers see from the start which cells share
     a unit. (A first try, a free table of 81 vectors at scale 0.02, stayed at the uniform-logits
     loss for 300 steps: the positions were drowned by the tokens.)
+
+    ``conditional=True`` adds an embedding of a clue indicator, ``forward(x_t, t, clues)``
+    (``clues``: ``BoolTensor[B, 81]``, the cells known to be clean). Multinomial noise needs it
+    for puzzles: noisy cells hold digits, so without it a clue looks like any noisy cell, and at
+    ``t = 1`` (where training saw only noise) the denoiser ignores the clues it is given.
     """
 
-    def __init__(self, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, d_ff: int = 256) -> None:
+    def __init__(self, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, d_ff: int = 256,
+                 conditional: bool = False) -> None:
         super().__init__()
         self.config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "d_ff": d_ff}
+        if conditional:
+            self.config["conditional"] = True
+            self.clues = nn.Embedding(2, d_model)
         self.tokens = nn.Embedding(N_DIGITS + 1, d_model)
         self.units = nn.Parameter(torch.randn(27, d_model))  # rows, columns, boxes
         self.time = nn.Sequential(nn.Linear(1, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
@@ -108,10 +119,21 @@ class SudokuDenoiser(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.readout = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, N_DIGITS))
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, clues: torch.Tensor | None = None) -> torch.Tensor:
         cells = UNITS.to(self.units).T @ self.units  # [81, d]: row + column + box of each cell
         h = self.tokens(x_t) + cells + self.time(t[:, None].to(cells))[:, None, :]
+        if self.config.get("conditional"):
+            h = h + self.clues(torch.zeros_like(x_t) if clues is None else clues.long())
         return self.readout(self.encoder(h))
+
+
+def with_clues(denoiser: SudokuDenoiser, puzzle: torch.Tensor):
+    """``denoiser(x_t, t)`` with the clue cells of ``puzzle`` (``!= N_DIGITS``) as the clue
+    indicator when the denoiser is conditional; the denoiser itself otherwise."""
+    if not denoiser.config.get("conditional"):
+        return denoiser
+    clues = puzzle != N_DIGITS
+    return lambda x_t, t: denoiser(x_t, t, clues)
 
 
 def load_denoiser(path: Path = WEIGHTS) -> SudokuDenoiser:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def solve(denoiser, puzzle: torch.Tensor, method: str, n_steps: int, seed: int, 
     kind, noise, routing = METHODS[method]
     torch.manual_seed(seed)  # guidance's estimator noise (torch's global generator)
     generator = torch.Generator().manual_seed(seed)  # noise tokens, routing order, ancestral draws
+    denoiser = sudoku.with_clues(denoiser, puzzle)  # a conditional denoiser is told the clue cells
     start = time.perf_counter()
     common = dict(n_classes=sudoku.N_DIGITS, n_steps=n_steps, noise=noise, guidance=guidance, generator=generator)
     if kind == "vanilla":
@@ -101,9 +103,10 @@ def report(results: dict, args, n_puzzles: int, guided: dict | None) -> str:
         f"{n_puzzles} held-out puzzles (seed {sudoku.EVAL_SEED}) with {args.n_blanks} blanks; seeds {seeds}. "
         "Each cell: valid % [Wilson 95%] over puzzles x seeds (the seeds share the puzzles, so the "
         "interval is a little narrow for between-puzzle variation). Denoisers: the shipped absorbing "
-        "one (`sudoku_denoiser.pt`) and the multinomial one (`sudoku_denoiser_multinomial.pt`), same "
+        f"one (`{args.weights.name}`) and the multinomial one (`{args.weights_multinomial.name}`"
+        + (", conditional: told the clue cells" if args.conditional else "") + "), same "
         "architecture, same training budget. Vanilla: ancestral sampling, `decode=\"sample\"`; RDM: "
-        "argmax decoding, linear schedule. Command: `python examples/sudoku_steps.py`.", "",
+        f"argmax decoding, linear schedule. Command: `{args.command}`.", "",
         "| method | " + " | ".join(f"{n} calls" for n in steps) + " |",
         "| --- | " + " | ".join("---:" for _ in steps) + " |",
     ]
@@ -174,7 +177,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=0.2, help="guidance: Adam step size")
     parser.add_argument("--kl-weight", type=float, default=0.5, help="guidance: weight of the KL to the prior")
     parser.add_argument("--weights", type=Path, default=sudoku.WEIGHTS, help="the absorbing denoiser")
-    parser.add_argument("--weights-multinomial", type=Path, default=sudoku.WEIGHTS_MULTINOMIAL)
+    parser.add_argument("--weights-multinomial", type=Path, default=sudoku.WEIGHTS_MULTINOMIAL_CONDITIONAL,
+                        help="the multinomial denoiser (default: the conditional one; the unconditional first "
+                             f"try is {sudoku.WEIGHTS_MULTINOMIAL.name})")
+    parser.add_argument("--name", default="sudoku_steps", help="stem of the .md and .png written to --out-dir")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machine)")
     parser.add_argument("--quick", action="store_true", help="8 puzzles, 1 and 2 calls, 1 seed (seconds)")
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -185,6 +191,8 @@ def main(argv=None) -> dict:
         args.n_puzzles, args.steps, args.seeds, args.guided_steps, args.n_opt = 8, [1, 2], args.seeds[:1], 2, 2
     denoisers = {"absorbing": sudoku.load_denoiser(args.weights),
                  "multinomial": sudoku.load_denoiser(args.weights_multinomial)}
+    args.conditional = bool(denoisers["multinomial"].config.get("conditional"))
+    args.command = "python examples/sudoku_steps.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     puzzle, _ = sudoku.puzzles(args.n_puzzles, args.n_blanks, sudoku.EVAL_SEED)
     results, start = {}, time.perf_counter()
     for method, (_, noise, _) in METHODS.items():
@@ -208,9 +216,10 @@ def main(argv=None) -> dict:
     table += f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s).\n"
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "sudoku_steps.md").write_text(table + "\n![valid against calls](sudoku_steps.png)\n")
-    plot(results, args, args.out_dir / "sudoku_steps.png")
-    print(f"wrote {args.out_dir / 'sudoku_steps.md'} and {args.out_dir / 'sudoku_steps.png'}")
+    md, png = args.out_dir / f"{args.name}.md", args.out_dir / f"{args.name}.png"
+    md.write_text(table + f"\n![valid against calls]({png.name})\n")
+    plot(results, args, png)
+    print(f"wrote {md} and {png}")
     return results
 
 

@@ -6,7 +6,11 @@ grid masked at its own rate ``t ~ U(0, 1)``, cross-entropy on the masked cells, 
 in RDM. ``--noise multinomial`` trains the same network on ``MultinomialDiffusion(9).loss``
 instead: noisy cells hold uniformly drawn digits, not the mask. Nothing is pinned: a puzzle's blanks are a uniformly random set of cells, which is
 exactly what masking at rate ``t = 45 / 81`` draws, so pinning a random clue set would change
-nothing the denoiser sees except to drop the clue cells from the loss. AdamW, linear warm-up
+nothing the denoiser sees except to drop the clue cells from the loss. That holds for absorbing
+noise only: with multinomial noise a clue looks like a noisy cell. ``--conditional`` trains the
+conditional denoiser (``SudokuDenoiser(conditional=True)``, a clue indicator as input): every grid
+gets a uniformly random clue set of 0 to 64 cells, pinned (``loss(..., pinned=)``) and shown to
+the denoiser, and the other cells are noised at rate ``t``. AdamW, linear warm-up
 then cosine decay, gradient norm clipped at 1.
 
 The weights are saved as ``{"config", "state_dict"}`` in float16 (about 1 MB). The training
@@ -15,6 +19,7 @@ puzzles of ``sudoku.py`` come from its ``EVAL_SEED`` and ``VALIDATION_SEED``, ne
 
     python examples/sudoku_train.py                      # the shipped weights (minutes on 1 CPU thread)
     python examples/sudoku_train.py --noise multinomial  # the multinomial-noise denoiser (MultinomialDiffusion)
+    python examples/sudoku_train.py --noise multinomial --conditional  # the same, told the clue cells
     python examples/sudoku_train.py --quick              # seconds, writes to a temporary file
 """
 
@@ -32,9 +37,9 @@ import torch
 from pyro_ext.diffusion import MaskedDiffusion, MultinomialDiffusion
 
 try:
-    from examples.sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, SudokuDenoiser, solved_grids
+    from examples.sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, WEIGHTS_MULTINOMIAL_CONDITIONAL, SudokuDenoiser, solved_grids
 except ImportError:  # run as a script: examples/ itself is on sys.path
-    from sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, SudokuDenoiser, solved_grids
+    from sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, WEIGHTS_MULTINOMIAL_CONDITIONAL, SudokuDenoiser, solved_grids
 
 
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -55,7 +60,11 @@ def train(model: SudokuDenoiser, args) -> np.ndarray:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
         x0 = torch.from_numpy(solved_grids(args.batch_size, rng))
-        loss = diffusion.loss(model, x0, generator=generator)
+        if args.conditional:
+            pinned = random_clues(x0.shape, rng)
+            loss = diffusion.loss(lambda x_t, t: model(x_t, t, pinned), x0, pinned=pinned, generator=generator)
+        else:
+            loss = diffusion.loss(model, x0, generator=generator)
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -64,6 +73,13 @@ def train(model: SudokuDenoiser, args) -> np.ndarray:
         if (step + 1) % args.log_every == 0:
             print(f"step {step + 1:5d}  loss {losses[step + 1 - args.log_every : step + 1].mean():.4f}", flush=True)
     return losses
+
+
+def random_clues(shape: tuple[int, int], rng: np.random.Generator, max_clues: int = 64) -> torch.Tensor:
+    """``BoolTensor[shape]``: per grid, a uniformly random set of ``n ~ U{0 .. max_clues}`` cells."""
+    n_clues = rng.integers(0, max_clues + 1, size=(shape[0], 1))
+    ranks = rng.random(shape).argsort(-1).argsort(-1)
+    return torch.from_numpy(ranks < n_clues)
 
 
 def save(model: SudokuDenoiser, path: Path) -> None:
@@ -90,6 +106,8 @@ def main(argv=None) -> np.ndarray:
                         help="MaskedDiffusion's loss weighting")
     parser.add_argument("--noise", choices=["absorbing", "multinomial"], default="absorbing",
                         help="the forward process: MaskedDiffusion or MultinomialDiffusion")
+    parser.add_argument("--conditional", action="store_true",
+                        help="train with random pinned clue sets shown to the denoiser (SudokuDenoiser(conditional=True))")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--log-every", type=int, default=100)
@@ -102,8 +120,11 @@ def main(argv=None) -> np.ndarray:
     if args.quick:
         args.steps, args.batch_size, args.warmup, args.log_every = 5, 8, 2, 1
         args.out = args.out or Path(tempfile.mkdtemp()) / "sudoku_denoiser.pt"
-    out = args.out or (WEIGHTS if args.noise == "absorbing" else WEIGHTS_MULTINOMIAL)
-    model = SudokuDenoiser()
+    default = WEIGHTS if args.noise == "absorbing" else WEIGHTS_MULTINOMIAL
+    out = args.out or (WEIGHTS_MULTINOMIAL_CONDITIONAL if args.conditional else default)
+    if args.conditional and args.noise == "absorbing" and args.out is None:
+        out = WEIGHTS.with_name("sudoku_denoiser_conditional.pt")
+    model = SudokuDenoiser(conditional=args.conditional)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"denoiser: {model.config}, {n_params:,} parameters; {args.steps} steps x {args.batch_size} grids")
 

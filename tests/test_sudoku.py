@@ -68,6 +68,35 @@ def test_shipped_weights_load_and_give_logits(sudoku):
     assert logits.shape == (3, 81, 9) and torch.isfinite(logits).all()
 
 
+def test_conditional_denoiser_reads_the_clue_indicator(sudoku):
+    torch.manual_seed(0)
+    model = sudoku.SudokuDenoiser(d_model=16, n_layers=1, n_heads=2, d_ff=16, conditional=True).eval()
+    puzzle, _ = sudoku.puzzles(2, 45, seed=0)
+    t = torch.ones(2)
+    with torch.no_grad():
+        told = sudoku.with_clues(model, puzzle)(puzzle, t)
+        blind = model(puzzle, t)  # no clue indicator: every cell "not a clue"
+        assert torch.equal(told, model(puzzle, t, puzzle != sudoku.N_DIGITS))
+    assert not torch.allclose(told, blind)
+    plain = sudoku.SudokuDenoiser(d_model=16, n_layers=1, n_heads=2, d_ff=16)
+    assert sudoku.with_clues(plain, puzzle) is plain and "conditional" not in plain.config
+
+
+def test_random_clue_sets_have_uniform_sizes_up_to_the_cap():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    try:
+        from examples.sudoku_train import random_clues
+    finally:
+        sys.path.remove(str(ROOT))
+    clues = random_clues((4000, 81), np.random.default_rng(0), max_clues=64)
+    sizes = clues.sum(-1).numpy()
+    assert clues.dtype == torch.bool and sizes.min() == 0 and sizes.max() == 64
+    counts = np.bincount(sizes, minlength=65)  # 65 sizes, ~61.5 each: none empty, none double
+    assert counts.min() > 25 and counts.max() < 110
+
+
 def _run(script: str, *args: str, cwd: Path) -> str:
     """``examples/<script> args`` in a fresh interpreter (its own thread count, matplotlib backend)."""
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
