@@ -4,15 +4,16 @@ REDGE-family estimators, their kernels and a ``redge``-package-compatible functi
 Mirrors :mod:`numpyro_ext` name for name.
 """
 
-from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, relax, selection
+# `relax` is the function (from .relax below), which shadows the submodule of that name.
+from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, selection
 from .autoguide import AutoRelaxed
 from .distributions import (
     REDGE,
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     ExpRelaxedOneHotCategorical,
     OneHotCategorical,

@@ -38,8 +38,8 @@ from pyro.ops.tensor_utils import periodic_repeat
 from torch.distributions import Categorical
 
 from relaxed_dists import defaults
-from relaxed_dists.selection import check_auto_args
 from relaxed_dists.checks import check_positive_scalar
+from relaxed_dists.selection import check_auto_args
 
 from .relax import RelaxReparam, _rewrap, _select_into, _unwrap
 

@@ -49,8 +49,8 @@ from .distributions import (
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     REDGECov,
     ReinMax,
@@ -363,7 +363,7 @@ class _ReplayedValueCheck(Messenger):
     class got an exact one-hot / 0-1 value: a Concrete guide's relaxed point replayed into a hard
     model site is a short ``ValueError`` naming the site, not the host's message printing the tensor."""
 
-    def __init__(self, relaxed: "_Relaxed") -> None:
+    def __init__(self, relaxed: _Relaxed) -> None:
         super().__init__()
         self.relaxed = relaxed
 
