@@ -13,7 +13,7 @@ except ImportError as err:
         'install them with: pip install "relaxed-dists[numpyro]"'
     ) from err
 
-from relaxed_dists import __version__
+from relaxed_dists import __version__ as __version__  # re-exported: the one version
 
 # `relax` is the function (from .relax below), which shadows the submodule of that name.
 from . import autoguide, concrete, diagnostics, diffusion, distributions, estimators, functional, kl, selection
