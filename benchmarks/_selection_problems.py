@@ -26,7 +26,6 @@ import torch
 from pyro import poutine
 
 from pyro_ext.concrete import categorical_log_prob
-
 from pyro_ext.diagnostics import standard_problem
 
 _spec = importlib.util.spec_from_file_location("_mixtures", pathlib.Path(__file__).with_name("_mixtures.py"))

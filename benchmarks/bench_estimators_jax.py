@@ -68,7 +68,7 @@ import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
 from numpyro_ext import estimators  # noqa: E402
-from numpyro_ext._ops import gumbel_from_uniform, sample_gumbel, sample_uniform
+from numpyro_ext._ops import gumbel_from_uniform, sample_gumbel, sample_uniform  # noqa: E402
 
 FULL_SIZES = "256x81x9,128x256x64,32x512x1024,16x1024x4096"
 QUICK_SIZES = "256x81x9,64x128x64"

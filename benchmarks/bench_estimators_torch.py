@@ -50,8 +50,8 @@ import json
 import os
 import shlex
 import statistics
-import tempfile
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path

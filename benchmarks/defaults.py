@@ -49,7 +49,6 @@ import _mixtures  # noqa: E402
 import _spike_slab  # noqa: E402
 import autoguide_defaults as ad  # noqa: E402
 from autoguide_defaults import DTYPE, LR, PARTICLES, SEED, Problem, exact_kl, label, posterior_table  # noqa: E402
-
 from relaxed_dists import defaults as lib_defaults  # noqa: E402
 from relaxed_dists.registry import resolve_hyper  # noqa: E402
 from relaxed_dists.selection import DEFAULT_CANDIDATES  # noqa: E402

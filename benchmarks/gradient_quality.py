@@ -52,8 +52,7 @@ from pathlib import Path
 
 import torch
 
-from pyro_ext import diagnostics
-from pyro_ext import estimators as kernels
+from pyro_ext import diagnostics, estimators as kernels
 from pyro_ext._ops import sample_gumbel
 from relaxed_dists import diagnostics as core
 from relaxed_dists.diagnostics import REINFORCE, GradientReport, plot_sweep

@@ -31,10 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
 import _sudoku_grid as grid  # noqa: E402
-import sudoku_numpyro as demo  # noqa: E402
-
 import numpyro_ext.diffusion as jd  # noqa: E402
 import pyro_ext.diffusion as td  # noqa: E402
+import sudoku_numpyro as demo  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "guidance_defaults.md"
 SWEEP = [(n_opt, lr, kl) for n_opt in (10, 30) for lr in (0.1, 0.3) for kl in (0.003, 0.01, 0.03, 0.1)]

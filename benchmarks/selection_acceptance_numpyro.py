@@ -27,7 +27,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import optax
 from numpyro.infer import SVI, Trace_ELBO
 
@@ -35,9 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import _selection_problems_numpyro as problems  # noqa: E402
-
 from numpyro_ext.diagnostics import gradient_report, standard_problem  # noqa: E402
-from numpyro_ext.distributions import OneHotCategorical  # noqa: E402
 from numpyro_ext.relax import relax  # noqa: E402
 from numpyro_ext.selection import run_svi, select_estimator  # noqa: E402
 from relaxed_dists import defaults  # noqa: E402

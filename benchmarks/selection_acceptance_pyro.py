@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import pathlib
-import sys
 import time
 
 import numpy as np

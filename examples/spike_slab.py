@@ -24,7 +24,6 @@ family's, not the estimator's. Same steps, optimiser, initial values and seed fo
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 

@@ -80,18 +80,15 @@ if ARGS is not None:
     os.environ.setdefault("JAX_PLATFORMS", ARGS.device.replace("gpu", "cuda"))
 
 import jax  # noqa: E402  (after XLA_FLAGS: XLA reads them once)
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import numpyro  # noqa: E402
-from jax.sharding import Mesh, NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P  # noqa: E402
 from numpyro.infer import SVI, Trace_ELBO  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _data import binarized_digits  # noqa: E402
-from vae_numpyro import guide, model  # noqa: E402  (the same model and guide, unchanged)
-
 from numpyro_ext.relax import relax  # noqa: E402
+from vae_numpyro import guide, model  # noqa: E402  (the same model and guide, unchanged)
 
 
 def mesh(n_devices: int, platform: str) -> Mesh:

@@ -115,7 +115,7 @@ def train(estimator: str, seed: int, train_x, test_x, steps: int, num_particles:
     svi = SVI(vae.model, guide, pyro.optim.Adam({"lr": LEARNING_RATE}), loss)
     order = torch.Generator().manual_seed(seed)
     batches, curve, start = [], [], time.perf_counter()
-    for step in range(steps):
+    for _ in range(steps):
         if not batches:
             batches = list(torch.randperm(len(train_x), generator=order).split(BATCH_SIZE))
         batch = train_x[batches.pop()]

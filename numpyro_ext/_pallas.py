@@ -45,9 +45,9 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from relaxed_dists import schedules
 from relaxed_dists.checks import check_n_steps, check_t_1, out_of_range
 from relaxed_dists.clamping import sigma_floor
-from relaxed_dists import schedules
 
 __all__ = ["pallas_available", "redge_coefficients", "redge_hard_soft", "MAX_K"]
 

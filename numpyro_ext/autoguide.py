@@ -221,7 +221,7 @@ class AutoRelaxed(_AutoSelection, AutoGuide):
         with handlers.block():
             self.prototype_trace = handlers.trace(handlers.seed(self.model, rng_key)).get_trace(*args, **kwargs)
 
-        self._prototype_frames = {}
+        self._prototype_frames: dict = {}
         self._prototype_frame_full_sizes = {}
         discrete, enumerated, continuous, order = {}, [], [], []
         for name, site in self.prototype_trace.items():

@@ -43,6 +43,7 @@ import math
 import numbers
 import warnings
 import weakref
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -319,7 +320,7 @@ _CATEGORICAL_RANGES = {
 _BINARY_RANGES = {"temperature": "a finite number > 0", "probs": "in [0, 1]", "logits": "a number or +-inf, not NaN"}
 
 
-def _given(probs, logits) -> tuple[str, object]:
+def _given(probs: Any, logits: Any) -> tuple[str, Any]:
     """The one of ``probs``/``logits`` that was given, as ``(name, value)``."""
     check_probs_or_logits(probs, logits)
     return ("probs", probs) if probs is not None else ("logits", logits)
@@ -419,7 +420,15 @@ def _eager_on_constants(init):
     return wrapper
 
 
-class _Checked:
+if TYPE_CHECKING:
+    # To the type checker the mixins below are the host distributions they are mixed into (their
+    # attributes and super() calls are the host's); at run time they are plain classes.
+    _Host = Any
+else:
+    _Host = object
+
+
+class _Checked(_Host):
     """Mixin: parameter and value checks with the core's messages, and an ``expand`` that
     rebuilds the class with broadcast parameters (so enumeration keeps the event shape)."""
 
@@ -429,7 +438,7 @@ class _Checked:
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
-            cls.__init__ = _eager_on_constants(cls.__init__)
+            cls.__init__ = _eager_on_constants(cls.__init__)  # type: ignore[method-assign]
 
     def validate_args(self, strict: bool = True) -> None:
         """Check array parameters. Constant parameters are checked inside ``jit`` too (the
@@ -554,7 +563,7 @@ class _TransformedRelaxed(_Checked):
         return lost_pre_image(type(self).__name__, int(lost.sum()), lost.size, self._lost_text, fix)
 
 
-class _HardSample:
+class _HardSample(_Host):
     """Mixin for a straight-through class: its sample is the hard value, reparameterised
     through ``_ops.straight_through``, with no intermediates (``log_prob`` needs none)."""
 
@@ -654,7 +663,7 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
         return jax.nn.softmax(self.logits, axis=-1)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):
         name, shape = _given(probs, logits)
         _check_event_shape(name, shape)
         return batch_shape_of(shape, temperature=temperature), tuple(shape[-1:])
@@ -665,7 +674,7 @@ class ExpRelaxedOneHotCategorical(_Checked, Distribution):
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
-        return exp_concrete_log_prob(value, self.logits, self.temperature)
+        return exp_concrete_log_prob(jnp.asarray(value), self.logits, self.temperature)
 
 
 class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
@@ -749,7 +758,7 @@ class RelaxedOneHotCategorical(_TransformedRelaxed, TransformedDistribution):
         super().__init__(base_dist, _LogSimplexExpTransform(), validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):
         return ExpRelaxedOneHotCategorical.infer_shapes(temperature, probs, logits)
 
     def _lost(self, value: jax.Array) -> jax.Array:
@@ -816,7 +825,7 @@ class RelaxedOneHotCategoricalStraightThrough(_HardSample, RelaxedOneHotCategori
     @_validated
     def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
         """Categorical log-probability of the one-hot ``value``; ``intermediates`` is ignored."""
-        return categorical_log_prob(value, self.logits)
+        return categorical_log_prob(jnp.asarray(value), self.logits)
 
     @property
     def mean(self) -> jax.Array:
@@ -899,7 +908,7 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
         return jax.nn.sigmoid(self.logits)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):
         _, shape = _given(probs, logits)
         return _binary_batch_shape(shape, temperature), ()
 
@@ -909,7 +918,7 @@ class _LogitRelaxedBernoulli(_Checked, Distribution):
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
-        return logit_binary_concrete_log_prob(value, self.logits, self.temperature)
+        return logit_binary_concrete_log_prob(jnp.asarray(value), self.logits, self.temperature)
 
 
 class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
@@ -973,7 +982,7 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
         super().__init__(base_dist, _SigmoidTransform(), validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):
         return _LogitRelaxedBernoulli.infer_shapes(temperature, probs, logits)
 
     def _lost(self, value: jax.Array) -> jax.Array:
@@ -1034,7 +1043,7 @@ class RelaxedBernoulliStraightThrough(_HardSample, RelaxedBernoulli):
     @_validated
     def log_prob(self, value: ArrayLike, intermediates: list | None = None) -> jax.Array:
         """Bernoulli log-probability of ``value``; ``intermediates`` is ignored."""
-        return bernoulli_log_prob(value, self.logits)
+        return bernoulli_log_prob(jnp.asarray(value), self.logits)
 
     @property
     def mean(self) -> jax.Array:
@@ -1111,7 +1120,7 @@ class OneHotCategorical(_Checked, Distribution):
         return jax.nn.softmax(self.logits, axis=-1)
 
     @classmethod
-    def infer_shapes(cls, probs=None, logits=None):
+    def infer_shapes(cls, probs: Any = None, logits: Any = None):
         name, shape = _given(probs, logits)
         _check_event_shape(name, shape)
         return tuple(shape[:-1]), tuple(shape[-1:])
@@ -1122,7 +1131,7 @@ class OneHotCategorical(_Checked, Distribution):
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
-        return categorical_log_prob(value, self.logits)
+        return categorical_log_prob(jnp.asarray(value), self.logits)
 
     def enumerate_support(self, expand: bool = True) -> jax.Array:
         k = self.event_shape[0]
@@ -1188,7 +1197,7 @@ class _OneHotEstimator(_Checked, Distribution):
     reparametrized_params = ["probs", "logits"]
     support = reparametrized_one_hot
     has_enumerate_support = True
-    pytree_data_fields = ("probs", "logits")
+    pytree_data_fields: tuple[str, ...] = ("probs", "logits")
     _ranges = _ESTIMATOR_RANGES
     _support_text = "a one-hot vector (entries in {0, 1} summing to 1)"
     _hyper: tuple[str, ...] = ()
@@ -1205,7 +1214,7 @@ class _OneHotEstimator(_Checked, Distribution):
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, probs=None, logits=None, **hyper):
+    def infer_shapes(cls, probs: Any = None, logits: Any = None, **hyper):
         name, shape = _given(probs, logits)
         _check_event_shape(name, shape)
         hyper = {k: v for k, v in hyper.items() if k in cls._hyper}
@@ -1241,7 +1250,7 @@ class _OneHotEstimator(_Checked, Distribution):
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
-        return categorical_log_prob(value, self.logits)
+        return categorical_log_prob(jnp.asarray(value), self.logits)
 
     @property
     def mean(self) -> jax.Array:
@@ -1353,14 +1362,14 @@ class ReinMax(_OneHotEstimator):
         super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):  # type: ignore[override]  # its own knobs, by keyword
         return super().infer_shapes(probs, logits, temperature=temperature)
 
     def _sample(self, key, shape):
         return estimators.reinmax(self.logits, self.temperature, self._gumbels(key, shape))[0]
 
 
-class _SampleLaw:
+class _SampleLaw(_Host):
     """Mixin for the REDGE family (one-hot and Bernoulli): the measured bias of the hard samples'
     law (``relaxed_dists.sample_law``), looked up by ``_law_name`` at ``(n_steps, t_1)``."""
 
@@ -1420,7 +1429,7 @@ class _REDGEBase(_SampleLaw, _OneHotEstimator):
         self._warn_if_biased(t_1)
 
     @classmethod
-    def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
+    def infer_shapes(cls, probs: Any = None, logits: Any = None, n_steps=(), t_1=()):  # type: ignore[override]  # its own knobs, by keyword
         return super().infer_shapes(probs, logits, t_1=t_1)
 
     def _noise(self, key, shape):
@@ -1623,7 +1632,7 @@ class _BernoulliEstimator(_Checked, Distribution):
     reparametrized_params = ["probs", "logits"]
     support = reparametrized_boolean
     has_enumerate_support = True
-    pytree_data_fields = ("probs", "logits")
+    pytree_data_fields: tuple[str, ...] = ("probs", "logits")
     _ranges = _BERNOULLI_ESTIMATOR_RANGES
     _support_text = "0 or 1"
     _hyper: tuple[str, ...] = ()
@@ -1638,7 +1647,7 @@ class _BernoulliEstimator(_Checked, Distribution):
         super().__init__(batch_shape, validate_args=validate_args)
 
     @classmethod
-    def infer_shapes(cls, probs=None, logits=None, **hyper):
+    def infer_shapes(cls, probs: Any = None, logits: Any = None, **hyper):
         _, shape = _given(probs, logits)
         hyper = {k: v for k, v in hyper.items() if k in cls._hyper}
         return _binary_batch_shape(shape, **hyper), ()
@@ -1672,7 +1681,7 @@ class _BernoulliEstimator(_Checked, Distribution):
 
     @_validated
     def log_prob(self, value: ArrayLike) -> jax.Array:
-        return bernoulli_log_prob(value, self.logits)
+        return bernoulli_log_prob(jnp.asarray(value), self.logits)
 
     @property
     def mean(self) -> jax.Array:
@@ -1786,7 +1795,7 @@ class BernoulliReinMax(_BernoulliEstimator):
         super().__init__(probs, logits, validate_args=validate_args, temperature=temperature)
 
     @classmethod
-    def infer_shapes(cls, temperature=(), probs=None, logits=None):
+    def infer_shapes(cls, temperature=(), probs: Any = None, logits: Any = None):  # type: ignore[override]  # its own knobs, by keyword
         return super().infer_shapes(probs, logits, temperature=temperature)
 
     def _sample(self, key, shape):
@@ -1809,7 +1818,7 @@ class _BernoulliREDGEBase(_SampleLaw, _BernoulliEstimator):
         self._warn_if_biased(t_1)
 
     @classmethod
-    def infer_shapes(cls, probs=None, logits=None, n_steps=(), t_1=()):
+    def infer_shapes(cls, probs: Any = None, logits: Any = None, n_steps=(), t_1=()):  # type: ignore[override]  # its own knobs, by keyword
         return super().infer_shapes(probs, logits, t_1=t_1)
 
     def _noise(self, key, shape):

@@ -21,6 +21,9 @@ Under ``jit``, ``n_steps`` and ``hard`` must be static.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
@@ -157,7 +160,7 @@ def reindge(
 
 
 #: Name -> sampler, with the ``redge`` package's keys.
-SAMPLERS = {
+SAMPLERS: dict[str, Callable[..., Any]] = {
     "st": straight_through,
     "gumbel": gumbel_softmax,
     "reinmax": reinmax,

@@ -45,7 +45,7 @@ from numpyro.primitives import mutable
 from relaxed_dists import defaults
 from relaxed_dists.checks import check_positive_scalar, out_of_range
 from relaxed_dists.registry import resolve_hyper
-from relaxed_dists.selection import check_auto_args
+from relaxed_dists.selection import SelectionReport, check_auto_args
 
 from . import kl  # noqa: F401  (registers the KL divergences TraceMeanField_ELBO uses)
 from .distributions import (
@@ -53,8 +53,8 @@ from .distributions import (
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     OneHotCategorical,
     REDGECov,
@@ -234,7 +234,7 @@ class _Hyper(MutableMapping):
     def has_schedules(self) -> bool:
         return any(callable(value) for value in self._values.values())
 
-    def at(self, step: ArrayLike) -> dict[str, object]:
+    def at(self, step: ArrayLike | None) -> dict[str, object]:
         """The values at ``step``: each schedule called with ``step``, every value checked."""
         values = {name: value(step) if callable(value) else value for name, value in self._values.items()}
         return resolve_hyper(self.estimator, values)
@@ -414,11 +414,13 @@ class _AutoSelection:
     :class:`~relaxed_dists.selection.SelectionReport`), ``selections`` (``[(step, estimator, hyper)]``),
     ``selection_options`` (passed to :func:`~numpyro_ext.selection.select_estimator`), and :meth:`select`."""
 
+    reparam: RelaxReparam  # set by the class it is mixed into
+
     def _init_auto(self, auto: bool, model, reselect_every) -> None:
         self._auto = auto
         self.model = model
         self.reselect_every = reselect_every
-        self.selection = None
+        self.selection: SelectionReport | None = None
         self.selections: list[tuple[int, str, dict]] = []
         self.selection_options: dict = {}
         self._selecting = False  # True while select_estimator traces this guide with a candidate
@@ -479,7 +481,7 @@ class _Relaxed(_AutoSelection):
         self.reparam.step = step
 
     @property
-    def hyper(self) -> MutableMapping:
+    def hyper(self) -> _Hyper:
         """The hyperparameters (numbers, arrays, schedules); assign to change them from the next trace."""
         return self.reparam.hyper
 

@@ -50,6 +50,7 @@ import statistics
 import sys
 import time
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -206,7 +207,8 @@ class _Problem:
 
     def configurations(self) -> dict:
         """``{site: values}`` with a leading axis of the ``C`` joint configurations."""
-        sizes, slices = [], []
+        sizes: list[int] = []
+        slices: list[tuple[int, int]] = []
         for kind, shape in self.discrete.values():
             n_vars = math.prod(shape[:-1] if kind == "one_hot" else shape)
             slices.append((len(sizes), n_vars))
@@ -272,7 +274,7 @@ def _score_reference(key, problem: _Problem, m: int, groups: int) -> tuple[np.nd
 
 #: XLA options for the selection's own programs: each is run once, so compile time dominates
 #: (optimisation level 0 compiles ~3x faster on CPU and runs ~2x slower).
-_FAST_COMPILE = {"xla_backend_optimization_level": 0}
+_FAST_COMPILE: dict[str, Any] = {"xla_backend_optimization_level": 0}  # XLA takes the int
 
 
 def _candidate_gradients(key, problem: _Problem, estimator, hyper, num_samples) -> tuple[np.ndarray, float]:
@@ -417,7 +419,7 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
     else:
         state = svi.init(init_key, *args, **kwargs)
     options = dict(getattr(guide, "selection_options", {}))
-    steps = range(num_steps)
+    steps: Any = range(num_steps)  # or a tqdm bar over it
     if progress_bar:
         from tqdm.auto import tqdm
 
@@ -436,8 +438,8 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
             choice = report.best if auto else None
         state, loss = update(state, *args)
         losses.append(loss)
-    losses = jnp.stack(losses) if losses else jnp.zeros((0,))
-    return SVIRunResult(svi.get_params(state), state, losses)
+    stacked = jnp.stack(losses) if losses else jnp.zeros((0,))
+    return SVIRunResult(svi.get_params(state), state, stacked)
 
 
 # --- CLI ---------------------------------------------------------------------------------------

@@ -212,5 +212,7 @@ def redge_fused(
     coefs = _coefficient_table(n_steps, float(t_1), logits.device)
     seed = int(torch.randint(0, 2**31 - 1, (), dtype=torch.int64))  # CPU generator: no device sync
     if eps is not None:
+        if gumbels is None:
+            raise ValueError("redge_fused: pass eps and gumbels together, or neither")
         eps, gumbels = eps.to(torch.float32).contiguous(), gumbels.to(torch.float32).contiguous()
     return _REDGEFused.apply(logits, coefs, seed, eps, gumbels, store_soft)

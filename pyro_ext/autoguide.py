@@ -21,6 +21,7 @@ Mirrors ``numpyro_ext/autoguide.py`` name for name.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from contextlib import ExitStack
 from operator import attrgetter
 
@@ -38,8 +39,8 @@ from pyro.ops.tensor_utils import periodic_repeat
 from torch.distributions import Categorical
 
 from relaxed_dists import defaults
-from relaxed_dists.selection import check_auto_args
 from relaxed_dists.checks import check_positive_scalar
+from relaxed_dists.selection import check_auto_args
 
 from .relax import RelaxReparam, _rewrap, _select_into, _unwrap
 
@@ -196,6 +197,7 @@ class AutoRelaxed(AutoGuide):
 
     def _setup(self, *args, **kwargs):
         super()._setup_prototype(*args, **kwargs)
+        assert self.prototype_trace is not None  # set by _setup_prototype
         self.logits = PyroModule()
         self._sites = {}  # name -> (kind, wrappers kept, event_dim)
         hidden, remaining, errors = [], [], []
@@ -251,6 +253,7 @@ class AutoRelaxed(AutoGuide):
 
     def _build_continuous(self, blocked):
         factory = self._continuous_factory
+        params: Mapping[str, inspect.Parameter]
         try:
             params = inspect.signature(factory).parameters
         except (TypeError, ValueError):  # no signature to read: pass nothing
@@ -270,6 +273,7 @@ class AutoRelaxed(AutoGuide):
 
     def _check_prototype(self, part_trace):
         """As ``AutoGuideList``'s: the continuous guide's sites match the model's."""
+        assert self.prototype_trace is not None  # the model's, traced before the parts
         for name, part_site in part_trace.iter_stochastic_nodes():
             self_site = self.prototype_trace.nodes[name]
             assert part_site["fn"].batch_shape == self_site["fn"].batch_shape
@@ -295,7 +299,7 @@ class AutoRelaxed(AutoGuide):
                         stack.enter_context(plates[frame.name])
                 logits = attrgetter(name)(self.logits)
                 q = dist.OneHotCategorical(logits=logits) if kind == "one_hot" else dist.Bernoulli(logits=logits)
-                result[name] = pyro.sample(name, self._reparam.relax_distribution(name, _rewrap(q, wrappers)))
+                result[name] = pyro.sample(name, self._reparam.relax_distribution(name, _rewrap(q, wrappers)))  # type: ignore[arg-type]  # a Pyro distribution
         if self.continuous is not None:
             result.update(self.continuous(*args, **kwargs))
         self._reparam.step += 1

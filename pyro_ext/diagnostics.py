@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sys
 import warnings
+from collections.abc import Sequence
 
 import torch
 from pyro import poutine
@@ -225,6 +226,7 @@ def check_gradients(model, guide, *args, params=None, **kwargs) -> dict[str, flo
     model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
     values = {name: site["value"] for name, site in guide_trace.nodes.items() if _is_relaxed(site)}
     elbo = _log_density_downstream(model_trace, values) - _log_density_downstream(guide_trace, values)
+    grads: Sequence[torch.Tensor | None]
     if elbo.requires_grad and values:
         grads = torch.autograd.grad(elbo, list(values.values()), allow_unused=True)
     else:

@@ -35,10 +35,11 @@ or all-masked rows give NaN samples and scores, as in ``torch.distributions``. I
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from pyro.distributions import OneHotCategorical
-from pyro.distributions.torch import TransformedDistribution
+from pyro.distributions.torch import TransformedDistribution  # type: ignore[attr-defined]  # made at import
 from pyro.distributions.torch_distribution import TorchDistribution
 from torch.distributions import Distribution, biject_to, constraints, transform_to
 from torch.distributions.transforms import SigmoidTransform, Transform
@@ -264,7 +265,7 @@ class _ExpToSimplexTransform(Transform):
         y = _recall(x)
         return torch.log(x) if y is None else y
 
-    def log_abs_det_jacobian(self, y, x):
+    def log_abs_det_jacobian(self, y, x):  # type: ignore[override]  # (input, output), called positionally
         # a -inf coordinate is a masked class (x = 0 there): left out of the base measure,
         # with the last kept coordinate in place of the K-th
         masked = torch.isneginf(y)
@@ -287,7 +288,7 @@ class _SigmoidTransform(SigmoidTransform):
         z = _recall(x)
         return super()._inverse(x) if z is None else z
 
-    def log_abs_det_jacobian(self, z, x):
+    def log_abs_det_jacobian(self, z, x):  # type: ignore[override]  # (input, output), called positionally
         # z = +-inf is the point mass of a +-inf logit (one value masked): no Jacobian
         infinite = torch.isinf(z)
         return torch.where(infinite, 0.0, super().log_abs_det_jacobian(torch.where(infinite, 0.0, z), x))
@@ -343,7 +344,7 @@ class _RelaxedCategoricalBase(TorchDistribution):
             self.logits = param.expand(batch_shape + event_shape)
         super().__init__(batch_shape, event_shape, validate_args=validate_args)
 
-    infer_shapes = staticmethod(_concrete_infer_shapes)
+    infer_shapes = staticmethod(_concrete_infer_shapes)  # type: ignore[assignment]  # Pyro calls it by keyword
 
     def expand(self, batch_shape, _instance=None):
         new = self._get_checked_instance(_RelaxedCategoricalBase, _instance)
@@ -944,7 +945,15 @@ class ReinMax(_OneHotEstimator):
         return estimators.reinmax(logits, self.temperature, self._gumbels(shape))[0]
 
 
-class _REDGEKnobs:
+if TYPE_CHECKING:
+    # To the type checker the mixins below are the host distributions they are mixed into (their
+    # attributes and super() calls are the host's); at run time they are plain classes.
+    _Host = Any
+else:
+    _Host = object
+
+
+class _REDGEKnobs(_Host):
     """``n_steps`` and ``t_1`` of the REDGE family, shared by the one-hot and the Bernoulli classes:
     their checks, the bias warning, ``expand`` and the measured sample law. Put first among the
     bases, before the estimator base whose ``__init__`` takes ``t_1`` as a hyperparameter."""

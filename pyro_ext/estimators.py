@@ -289,7 +289,7 @@ class _REDGE(torch.autograd.Function):
             return None, None, None, None, None
         logits, eps, soft, t_1 = ctx.saved_tensors
         alphas, sigmas = _redge_schedule(ctx.n_steps, ctx.hyper if t_1 is None else t_1)
-        x0_hats = []
+        x0_hats: list[torch.Tensor] = []
         _redge_chain(_redge_logits, logits, eps, alphas, sigmas, x0_hats=x0_hats)
         x0_hats.append(soft)
         grad_logits = _softmax_vjp(x0_hats.pop(), g)  # t = 1, the last denoiser call

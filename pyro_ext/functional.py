@@ -20,6 +20,9 @@ torch.Size([3, 4])
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import torch
 
 from relaxed_dists.checks import check_event_size, check_n_steps, check_positive_scalar, check_t_1, out_of_range
@@ -108,7 +111,7 @@ def redge(
     if fused_available(logits, t_1):
         _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
         sample, soft = redge_fused(logits, n_steps, t_1, store_soft=not hard)
-        return sample if hard else soft
+        return sample if hard else cast(torch.Tensor, soft)  # kept: store_soft=True
     sample, soft = _chain(estimators.redge, logits, n_steps, t_1, validate_args)
     return sample if hard else soft
 
@@ -131,7 +134,7 @@ def reindge(
 
 
 #: Name -> sampler, with the ``redge`` package's keys.
-SAMPLERS = {
+SAMPLERS: dict[str, Callable[..., Any]] = {
     "st": straight_through,
     "gumbel": gumbel_softmax,
     "reinmax": reinmax,

@@ -30,6 +30,7 @@ import functools
 import numbers
 import warnings
 from collections.abc import Callable, Collection, Iterator, Mapping, MutableMapping
+from typing import Any
 
 import torch
 from pyro import poutine
@@ -49,8 +50,8 @@ from .distributions import (
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     REDGECov,
     ReinMax,
@@ -158,9 +159,9 @@ def take_one_hot(table: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 # --- unwrapping a site's distribution -------------------------------------------------------
 
 
-def _unwrap(fn: Distribution) -> tuple[Distribution, list[tuple[str, object]]]:
+def _unwrap(fn: Any) -> tuple[Any, list[tuple[str, Any]]]:
     """The innermost distribution under Pyro's wrappers, and the wrappers, outermost first."""
-    wrappers = []
+    wrappers: list[tuple[str, Any]] = []
     while True:
         if isinstance(fn, torch.distributions.Independent):
             wrappers.append(("independent", fn.reinterpreted_batch_ndims))
@@ -173,7 +174,7 @@ def _unwrap(fn: Distribution) -> tuple[Distribution, list[tuple[str, object]]]:
         fn = fn.base_dist
 
 
-def _rewrap(fn: Distribution, wrappers: list[tuple[str, object]]) -> Distribution:
+def _rewrap(fn: Distribution, wrappers: list[tuple[str, Any]]) -> Distribution:
     """Re-applies ``wrappers`` (outermost first) around ``fn``; ``expand`` uses ``fn``'s own."""
     for kind, arg in reversed(wrappers):
         if kind == "independent":
@@ -191,7 +192,7 @@ def _given_param(leaf: Distribution) -> dict[str, torch.Tensor]:
     ``logits - logsumexp(logits)``; ``Bernoulli`` stores them as given. A validated
     ``OneHotCategorical`` computes its logits at once and, once expanded (as by a plate), records
     them as its parameter: the values are those the relaxed class would compute from ``probs``."""
-    store = leaf._categorical if isinstance(leaf, OneHotCategorical) else leaf
+    store: Any = leaf._categorical if isinstance(leaf, OneHotCategorical) else leaf
     probs = store.__dict__.get("probs")
     return {"probs": probs} if probs is not None and store._param is probs else {"logits": store.logits}
 
@@ -329,7 +330,7 @@ class RelaxReparam(Reparam):
         relaxed = cls(**self.hyper.at(self.step), **_given_param(leaf), validate_args=leaf._validate_args)
         return _rewrap(relaxed, wrappers)
 
-    def _relaxed_class(self, name: str, leaf: Distribution) -> type[Distribution]:
+    def _relaxed_class(self, name: str, leaf: Distribution) -> Callable[..., Distribution]:
         return (ONE_HOT_CLASSES if isinstance(leaf, OneHotCategorical) else BERNOULLI_CLASSES)[self.estimator]
 
 
@@ -363,7 +364,7 @@ class _ReplayedValueCheck(Messenger):
     class got an exact one-hot / 0-1 value: a Concrete guide's relaxed point replayed into a hard
     model site is a short ``ValueError`` naming the site, not the host's message printing the tensor."""
 
-    def __init__(self, relaxed: "_Relaxed") -> None:
+    def __init__(self, relaxed: _Relaxed) -> None:
         super().__init__()
         self.relaxed = relaxed
 
@@ -371,7 +372,7 @@ class _ReplayedValueCheck(Messenger):
         leaf = _unwrap(msg["fn"])[0]
         if msg["is_observed"] or not isinstance(leaf, _hard_classes()) or not leaf._validate_args:
             return
-        if not bool(torch.all(leaf.support.check(msg["value"]))):
+        if not bool(torch.all(leaf.support.check(msg["value"]))):  # type: ignore[union-attr]  # hard classes have one
             raise ValueError(
                 f"site {msg['name']!r} of {getattr(self.relaxed.fn, '__name__', self.relaxed.fn)!r} is relaxed to "
                 f"{type(leaf).__name__}, which takes exact one-hot (or 0/1) values, and was given a value that is not "
@@ -599,7 +600,7 @@ def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None,
         tensor([0.3000, 0.3000, 0.3000])
     """
     check_auto_args(estimator, model, hyper, reselect_every)
-    cls = _RelaxedModule if isinstance(fn, torch.nn.Module) else _Relaxed
+    cls: Callable[..., _Relaxed] = _RelaxedModule if isinstance(fn, torch.nn.Module) else _Relaxed
     return cls(fn, sites, estimator, hyper, model=model, reselect_every=reselect_every)
 
 
@@ -613,7 +614,7 @@ class _RelaxedModule(_Relaxed, torch.nn.Module):
 
     def __init__(self, fn: torch.nn.Module, *args, model=None, **kwargs) -> None:
         torch.nn.Module.__init__(self)
-        _Relaxed.__init__(self, fn, *args, model=None, **kwargs)
+        _Relaxed.__init__(self, fn, *args, model=None, **kwargs)  # type: ignore[misc]  # model is keyword-only here
         object.__setattr__(self, "model", model)  # unregistered (see the class docstring)
 
     def forward(self, *args, **kwargs):

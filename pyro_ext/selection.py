@@ -44,6 +44,7 @@ import statistics
 import sys
 import time
 import warnings
+from typing import Any, cast
 
 import numpy as np
 import pyro
@@ -93,7 +94,7 @@ def _guide_with(guide, estimator, hyper):
     if isinstance(guide, AutoRelaxed):
         saved, selecting = guide._reparam, guide._selecting
         guide._selecting = True
-        guide._reparam = _NoRelax(saved.step) if estimator is None else RelaxReparam(estimator, **hyper)
+        guide._reparam = _NoRelax(saved.step) if estimator is None else RelaxReparam(estimator, **hyper)  # type: ignore[assignment]  # a stand-in
         try:
             yield guide
         finally:
@@ -188,10 +189,8 @@ class _Problem:
         if not self.discrete:
             raise ValueError("select_estimator: the guide has no latent OneHotCategorical or Bernoulli site")
         self.continuous = _continuous_sites(trace, self.discrete)
-        lp = sum(
-            _unwrap(trace.nodes[n]["fn"])[0].log_prob(trace.nodes[n]["value"].detach()).sum()
-            for n in self.discrete
-        )
+        nodes: Any = trace.nodes  # Pyro types a site's "fn" as any callable, its "value" as optional
+        lp = cast(torch.Tensor, sum(_unwrap(nodes[n]["fn"])[0].log_prob(nodes[n]["value"].detach()).sum() for n in self.discrete))
         grads = torch.autograd.grad(lp, [self.leaves[n] for n in names], allow_unused=True, retain_graph=True) if names else []
         self.names = [n for n, g in zip(names, grads) if g is not None]
         if not self.names and self.module_leaves:

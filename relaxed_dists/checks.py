@@ -22,12 +22,12 @@ __all__ = [
 ]
 
 
-def out_of_range(name: str, value, allowed: str) -> str:
+def out_of_range(name: str, value: object, allowed: str) -> str:
     """The one message format for a parameter outside its allowed range."""
     return f"{name} must be {allowed}, got {name}={value!r}"
 
 
-def check_n_steps(n_steps) -> int:
+def check_n_steps(n_steps: object) -> int:
     """``n_steps`` counts REDGE grid points: an integer >= 2 (``n_steps - 1`` denoiser calls)."""
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral):
         raise TypeError(out_of_range("n_steps", n_steps, "an integer >= 2"))
@@ -36,15 +36,15 @@ def check_n_steps(n_steps) -> int:
     return int(n_steps)
 
 
-def check_t_1(t_1) -> None:
+def check_t_1(t_1: object) -> None:
     """``t_1`` is the REDGE end point, in (0, 1]; checks a Python number only."""
-    if isinstance(t_1, numbers.Real) and not (0.0 < t_1 <= 1.0):  # NaN fails too
+    if isinstance(t_1, numbers.Real) and not (0.0 < float(t_1) <= 1.0):  # NaN fails too
         raise ValueError(out_of_range("t_1", t_1, "in (0, 1]"))
 
 
-def check_positive_scalar(name: str, value) -> None:
+def check_positive_scalar(name: str, value: object) -> None:
     """A temperature-like Python number must be finite and > 0 (NaN fails)."""
-    if isinstance(value, numbers.Real) and not (0.0 < value < math.inf):
+    if isinstance(value, numbers.Real) and not (0.0 < float(value) < math.inf):
         raise ValueError(out_of_range(name, value, "a finite number > 0"))
 
 
@@ -57,7 +57,7 @@ def check_event_size(k: int, name: str = "logits") -> None:
         )
 
 
-def check_probs_or_logits(probs, logits) -> None:
+def check_probs_or_logits(probs: object, logits: object) -> None:
     """Exactly one of ``probs`` and ``logits`` must be given."""
     if (probs is None) == (logits is None):
         given = "both" if probs is not None else "neither"

@@ -34,8 +34,10 @@ import itertools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .checks import out_of_range
 from .registry import ESTIMATORS, resolve_hyper
@@ -130,11 +132,11 @@ def all_one_hots(n_vars: int, k: int) -> np.ndarray:
     return np.eye(k)[index]
 
 
-def _item(x: np.ndarray):
+def _item(x: np.ndarray) -> float | np.ndarray:
     return float(x) if np.ndim(x) == 0 else x
 
 
-def summarise(grads, exact, estimator: str = "", params: Mapping | None = None) -> GradientReport:
+def summarise(grads: ArrayLike, exact: ArrayLike, estimator: str = "", params: Mapping | None = None) -> GradientReport:
     """:class:`GradientReport` of per-sample gradients ``(M, *batch, L, K)`` against ``exact``
     ``(*batch, L, K)`` (anything :func:`numpy.asarray` takes, computed in float64)."""
     grads, exact = np.asarray(grads, dtype=np.float64), np.asarray(exact, dtype=np.float64)
@@ -165,12 +167,12 @@ def sweep_grid(params: Mapping[str, object]) -> list[dict]:
     return [{**params, **dict(zip(swept, values))} for values in itertools.product(*swept.values())]
 
 
-def total_variation(p, q):
+def total_variation(p: ArrayLike, q: ArrayLike) -> float | np.ndarray:
     """``0.5 sum_k |p_k - q_k|`` over the last axis."""
     return _item(0.5 * np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64)).sum(axis=-1))
 
 
-def categorical_tv_noise(probs, n: int):
+def categorical_tv_noise(probs: ArrayLike, n: int) -> float | np.ndarray:
     r"""Expected TV between the frequencies of ``n`` exact draws from ``probs`` and ``probs``, by
     the normal approximation :math:`E|N(0, s^2)| = s\sqrt{2/\pi}`:
     :math:`\tfrac12 \sum_k \sqrt{2 p_k (1 - p_k) / (\pi n)}`."""
@@ -178,13 +180,13 @@ def categorical_tv_noise(probs, n: int):
     return mean_tv_noise(p * (1.0 - p), n)
 
 
-def mean_tv_noise(variance, n: int):
+def mean_tv_noise(variance: ArrayLike, n: int) -> float | np.ndarray:
     r"""Expected TV error of a mean of ``n`` draws with per-coordinate ``variance`` (last axis):
     :math:`\tfrac12 \sum_k \sqrt{2 \mathrm{Var}_k / (\pi n)}`."""
     return _item(0.5 * np.sqrt(2.0 * np.asarray(variance, np.float64) / (math.pi * n)).sum(axis=-1))
 
 
-def fidelity_report(hard, probs, estimator: str = "", params: Mapping | None = None) -> FidelityReport:
+def fidelity_report(hard: ArrayLike, probs: ArrayLike, estimator: str = "", params: Mapping | None = None) -> FidelityReport:
     """:class:`FidelityReport` of hard samples ``(N, *batch, K)`` against ``probs`` ``(*batch, K)``."""
     hard = np.asarray(hard, np.float64)
     n = hard.shape[0]
@@ -217,7 +219,7 @@ def fidelity_markdown(reports: Sequence[FidelityReport]) -> str:
     return "\n".join(lines)
 
 
-def plot_sweep(reports: Sequence[GradientReport], x: str, by: str | None = None, ax=None, floor: float = 1e-5):
+def plot_sweep(reports: Sequence[GradientReport], x: str, by: str | None = None, ax: Any = None, floor: float = 1e-5) -> Any:
     """Relative bias against hyperparameter ``x``, one line per value of ``by``, error bars ``+- se``
     on a log axis (values below ``floor``, exact up to rounding, sit on the bottom edge). Returns the axes."""
     import matplotlib.pyplot as plt
@@ -314,7 +316,7 @@ def cli_params(args: argparse.Namespace) -> dict:
     return {name: flags[name] if flags[name] is not None else value for name, value in defaults.items()}
 
 
-def check_n_samples(n_samples, minimum: int = 1) -> int:
+def check_n_samples(n_samples: object, minimum: int = 1) -> int:
     """``n_samples`` counts Monte Carlo draws: an integer >= ``minimum`` (no draws give no
     frequencies, and a TV or a mean of none is NaN).
 

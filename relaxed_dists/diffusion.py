@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .checks import check_positive_scalar, out_of_range
 from .registry import resolve_hyper
@@ -65,14 +68,14 @@ DECODINGS = ("argmax", "sample")
 NOISES = ("absorbing", "multinomial")
 
 
-def check_choice(name: str, value, allowed: tuple[str, ...]) -> str:
+def check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     """``value`` must be one of the strings in ``allowed``; the error names the parameter."""
     if value not in allowed:
         raise ValueError(out_of_range(name, value, f"one of {list(allowed)}"))
     return value
 
 
-def check_n_diffusion_steps(n_steps) -> int:
+def check_n_diffusion_steps(n_steps: object) -> int:
     """The sampler's number of steps (denoiser calls): an integer >= 1."""
     if isinstance(n_steps, bool) or not isinstance(n_steps, numbers.Integral):
         raise TypeError(out_of_range("n_steps", n_steps, "an integer >= 1"))
@@ -81,20 +84,20 @@ def check_n_diffusion_steps(n_steps) -> int:
     return int(n_steps)
 
 
-def check_n_opt(n_opt) -> int:
+def check_n_opt(n_opt: object) -> int:
     """Inner optimiser steps of guidance: an integer >= 0 (0 leaves the prior logits as they are)."""
     if isinstance(n_opt, bool) or not isinstance(n_opt, numbers.Integral) or n_opt < 0:
         raise ValueError(out_of_range("n_opt", n_opt, "an integer >= 0"))
     return int(n_opt)
 
 
-def check_routing_noise(routing_noise) -> None:
+def check_routing_noise(routing_noise: object) -> None:
     """The scale of the Gumbel noise on adaptive routing scores: a finite Python number >= 0."""
-    if isinstance(routing_noise, bool) or not isinstance(routing_noise, numbers.Real) or not 0.0 <= routing_noise < math.inf:
+    if isinstance(routing_noise, bool) or not isinstance(routing_noise, numbers.Real) or not 0.0 <= float(routing_noise) < math.inf:
         raise ValueError(out_of_range("routing_noise", routing_noise, "a finite number >= 0"))
 
 
-def check_guidance_args(n_opt, lr, kl_weight, n_samples) -> None:
+def check_guidance_args(n_opt: object, lr: object, kl_weight: object, n_samples: object) -> None:
     """Guidance's scalars: ``n_opt >= 0``, ``lr > 0``, ``kl_weight > 0``, ``n_samples >= 1``."""
     check_n_opt(n_opt)
     check_positive_scalar("lr", lr)
@@ -103,7 +106,7 @@ def check_guidance_args(n_opt, lr, kl_weight, n_samples) -> None:
         raise ValueError(out_of_range("n_samples", n_samples, "an integer >= 1"))
 
 
-def check_normalize(normalize) -> bool:
+def check_normalize(normalize: object) -> bool:
     """Guidance's ``normalize``: a Python ``bool`` (divide the reward by its detached per-sequence
     mean absolute value at every Adam step, or not)."""
     if not isinstance(normalize, (bool, np.bool_)):
@@ -116,7 +119,7 @@ def check_normalize(normalize) -> bool:
 GUIDANCE_DEFAULTS = {name: {"n_steps": 3, "t_1": 0.5} for name in ("redge", "redge_cov", "reindge")}
 
 
-def guidance_hyper(estimator: str, hyper) -> dict:
+def guidance_hyper(estimator: str, hyper: Mapping[str, object]) -> dict:
     """An estimator name's hyperparameters for guidance; ``"concrete"`` is refused (the
     reward is evaluated on hard one-hot samples)."""
     if estimator == "concrete":
@@ -124,7 +127,7 @@ def guidance_hyper(estimator: str, hyper) -> dict:
     return resolve_hyper(estimator, {**GUIDANCE_DEFAULTS.get(estimator, {}), **hyper})
 
 
-def loss_weight(t, weight: str) -> np.ndarray:
+def loss_weight(t: ArrayLike, weight: str) -> np.ndarray:
     """RDM's time weight ``lambda(t)`` (float64 NumPy; the backends write the same three lines)."""
     check_choice("weight", weight, LOSS_WEIGHTS)
     t = np.asarray(t, dtype=np.float64)
@@ -158,17 +161,17 @@ def noisy_counts(n_free: int, n_steps: int, schedule: str) -> list[int]:
     return [int(noisy_count(n_free, t, schedule)) for t in step_times(n_steps)[1:]]
 
 
-def noisy_count(n_free, t: float, schedule: str):
+def noisy_count(n_free: ArrayLike, t: float, schedule: str) -> np.ndarray:
     """``floor(n_free * fraction + 1e-9)``: works on ints and on NumPy integer arrays."""
     return np.floor(np.asarray(n_free) * noisy_fraction(t, schedule) + 1e-9).astype(np.int64)
 
 
-def _check_times(t, s=None) -> None:
+def _check_times(t: float, s: float | None = None) -> None:
     if not 0.0 <= float(t) <= 1.0 or (s is not None and not 0.0 <= float(s) <= float(t)):
         raise ValueError(out_of_range("(t, s)", (t, s), "0 <= s <= t <= 1"))
 
 
-def marginal(x0_probs, t: float, noise: str) -> np.ndarray:
+def marginal(x0_probs: ArrayLike, t: float, noise: str) -> np.ndarray:
     """``q(x_t | x_0)`` in float64, ``x0_probs.shape[:-1] + (K + 1,)`` over the ``K`` tokens and
     the mask (index ``K``, only ever non-zero for absorbing noise). ``x0_probs``: a one-hot
     ``x_0`` (or any law over it, ``(..., K)``).
@@ -191,7 +194,7 @@ def unmask_probability(t: float, s: float) -> float:
     return (t - s) / t if t > 0 else 1.0
 
 
-def posterior(x_t, x0_probs, t: float, s: float, noise: str) -> np.ndarray:
+def posterior(x_t: ArrayLike, x0_probs: ArrayLike, t: float, s: float, noise: str) -> np.ndarray:
     r"""The vanilla (D3PM) reverse step ``p(x_s | x_t) = sum_{x_0} q(x_s | x_t, x_0) p(x_0 | x_t)``
     in float64, ``x_t.shape + (K + 1,)`` (the last entry: the mask), for ``0 <= s < t <= 1``;
     ``x_t`` integer tokens in ``0 .. K`` (``K``: the mask), ``x0_probs`` ``x_t.shape + (K,)``

@@ -38,9 +38,10 @@ import dataclasses
 import importlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .checks import out_of_range
 from .registry import ESTIMATORS, resolve_hyper
@@ -101,7 +102,7 @@ def candidate_label(estimator: str, hyper: Mapping[str, object]) -> str:
     return " ".join([estimator, *(f"{k}={v}" for k, v in hyper.items())])
 
 
-def check_candidates(candidates) -> list[tuple[str, dict[str, object]]]:
+def check_candidates(candidates: object) -> list[tuple[str, dict[str, object]]]:
     """``[(estimator, hyper), ...]`` with each ``hyper`` completed by the registry's defaults.
 
     ``candidates``: ``None`` (:data:`DEFAULT_CANDIDATES`), or a non-empty sequence whose items are
@@ -122,7 +123,7 @@ def check_candidates(candidates) -> list[tuple[str, dict[str, object]]]:
     return out
 
 
-def check_int(name: str, value, low: int) -> None:
+def check_int(name: str, value: object, low: int) -> None:
     """``value`` an integer ``>= low`` (``TypeError`` / ``ValueError`` naming ``name`` otherwise)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(out_of_range(name, value, f"an integer >= {low}"))
@@ -131,7 +132,14 @@ def check_int(name: str, value, low: int) -> None:
 
 
 def check_selection_args(
-    num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples=2048, params=None
+    num_samples: int,
+    num_groups: int,
+    reference: str,
+    rule: str,
+    num_particles: int,
+    max_configurations: int,
+    reference_samples: int = 2048,
+    params: object = None,
 ) -> None:
     """Range checks of :func:`select_estimator`'s options, naming the argument."""
     for name, value, low in (
@@ -154,7 +162,9 @@ def check_selection_args(
         raise TypeError(out_of_range("params", params, "None or a dict {name: constrained value}"))
 
 
-def check_auto_args(estimator, model, hyper, reselect_every, where: str = "relax") -> None:
+def check_auto_args(
+    estimator: str | None, model: object, hyper: Mapping[str, object], reselect_every: object, where: str = "relax"
+) -> None:
     """The checks of ``relax(..., estimator, model=, reselect_every=, **hyper)`` / ``AutoRelaxed``
     for ``"auto"`` (``where`` names the caller): ``reselect_every`` ``None`` or an int >= 1
     (``ValueError``); with ``"auto"``, ``model`` required (``ValueError``) and no ``**hyper``
@@ -187,13 +197,13 @@ def reference_kind(reference: str, n_configurations: int, continuous: Sequence[s
     return reference
 
 
-def group_means(grads, num_groups: int) -> np.ndarray:
+def group_means(grads: ArrayLike, num_groups: int) -> np.ndarray:
     """``(num_groups, D)`` means of consecutive groups of ``(N, D)`` gradients."""
     g = np.asarray(grads, dtype=np.float64)
     return g.reshape(num_groups, g.shape[0] // num_groups, -1).mean(1)
 
 
-def mean_and_relative_se(groups) -> tuple[np.ndarray, float]:
+def mean_and_relative_se(groups: ArrayLike) -> tuple[np.ndarray, float]:
     """The mean of ``(B, D)`` group means and its standard error relative to its norm (``nan`` at 0)."""
     g = np.asarray(groups, dtype=np.float64)
     mean = g.mean(0)
@@ -231,8 +241,8 @@ class CandidateResult:
 def candidate_result(
     estimator: str,
     hyper: Mapping[str, object],
-    group_grads,
-    reference,
+    group_grads: ArrayLike,
+    reference: ArrayLike,
     seconds: float = math.nan,
     particles_per_group: int = 1,
     num_particles: int = 1,
@@ -312,7 +322,7 @@ class SelectionReport:
 
 def make_report(
     results: list[CandidateResult],
-    reference,
+    reference: ArrayLike,
     reference_se: float,
     *,
     kind: str,
@@ -365,20 +375,20 @@ def selection_markdown(report: SelectionReport) -> str:
     return "\n".join(lines)
 
 
-def rank_key(rule: str):
+def rank_key(rule: str) -> Callable[[CandidateResult], float]:
     """Sort key of a :class:`CandidateResult` under ``rule``."""
     if rule == "efficiency":
         return lambda r: r.mse_n * r.seconds
     return lambda r: r.mse_n
 
 
-def spearman(a, b) -> float:
+def spearman(a: ArrayLike, b: ArrayLike) -> float:
     """Spearman's rank correlation of two equal-length sequences (average ranks for ties)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or a.size < 2:
         raise ValueError(f"spearman needs two 1-D sequences of equal length >= 2, got shapes {a.shape} and {b.shape}")
 
-    def ranks(x):
+    def ranks(x: np.ndarray) -> np.ndarray:
         order = np.argsort(x, kind="mergesort")
         r = np.empty_like(x)
         r[order] = np.arange(x.size, dtype=np.float64)

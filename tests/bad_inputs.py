@@ -44,7 +44,7 @@ get (None: the case does not apply to them). Their value 1 plays the categorical
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

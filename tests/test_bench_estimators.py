@@ -83,7 +83,7 @@ def test_jax_sizes_with_classes(tmp_path):
         "--classes", ",".join(class_rows), "--out", str(out), cwd=tmp_path)
     rows = {row[1]: row for row in table_rows(out.read_text()) if row[0] == "8x4x5"}
     assert list(rows) == ["baseline", "redge", *class_rows]
-    for name, row in rows.items():
+    for row in rows.values():
         assert all(positive(row[i]) for i in (2, 3, 4)), row  # compile s, median ms, ratio
         assert float(row[-1]) >= 0, row  # CPU ms: may round to 0.00 at this size
     assert positive(rows["REDGE"][5]) and positive(rows["baseline_rng"][5])  # x kernel

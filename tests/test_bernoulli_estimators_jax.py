@@ -28,8 +28,8 @@ from numpyro_ext import estimators as E
 from numpyro_ext.distributions import (
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     OneHotCategorical,
     reparametrized_boolean,

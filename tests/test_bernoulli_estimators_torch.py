@@ -9,7 +9,6 @@ Statistical tests are seeded and marked ``statistical``; each states its false-f
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -177,8 +176,8 @@ from pyro.infer import Trace_ELBO  # noqa: E402
 from pyro_ext import (  # noqa: E402
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     relax,
 )

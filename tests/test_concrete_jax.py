@@ -27,11 +27,11 @@ from numpyro_ext.distributions import (
     RelaxedBernoulliStraightThrough,
     RelaxedOneHotCategorical,
     RelaxedOneHotCategoricalStraightThrough,
+    _LogitRelaxedBernoulli as LogitRelaxedBernoulli,  # the binary base class
     one_hot,
     reparametrized_boolean,
     reparametrized_one_hot,
 )
-from numpyro_ext.distributions import _LogitRelaxedBernoulli as LogitRelaxedBernoulli  # the binary base class
 from relaxed_dists import reference
 
 CATEGORICAL = [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedOneHotCategoricalStraightThrough]

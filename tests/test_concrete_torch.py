@@ -16,13 +16,11 @@ import pytest
 import scipy.integrate
 import scipy.stats
 import torch
-from cases import CASES, make_logits
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
-from relaxed_dists import reference as R
-from pyro_ext import concrete
-from pyro_ext import distributions as D
+from cases import CASES, make_logits
+from pyro_ext import concrete, distributions as D
 from pyro_ext.distributions import (
     ExpRelaxedOneHotCategorical,
     OneHotCategorical,
@@ -31,6 +29,7 @@ from pyro_ext.distributions import (
     RelaxedOneHotCategorical,
     RelaxedOneHotCategoricalStraightThrough,
 )
+from relaxed_dists import reference as R
 
 F32_EPS = torch.finfo(torch.float32).eps
 ONE_HOT_CLASSES = [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedOneHotCategoricalStraightThrough]

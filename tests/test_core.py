@@ -9,7 +9,6 @@ import pytest
 from relaxed_dists import checks, reference as R, schedules, shapes
 from relaxed_dists.clamping import ALPHA_MIN, uniform_bounds
 
-
 # --- checks --------------------------------------------------------------------------
 
 

@@ -13,9 +13,9 @@ import pytest
 from jax.test_util import check_grads
 from scipy import stats
 
+from cases import CASES, make_logits
 from numpyro_ext import estimators as E, functional as F
 from relaxed_dists import reference as R
-from cases import CASES, make_logits
 
 # Float64 agreement with the oracle: the kernels do the oracle's arithmetic in another
 # order (fused XLA ops, softmax via log-softmax); observed gaps are <= 3e-14 (ReinMax, K =

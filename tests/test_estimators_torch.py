@@ -15,9 +15,9 @@ import pathlib
 import numpy as np
 import pytest
 import torch
-from cases import make_logits
 from scipy import stats
 
+from cases import make_logits
 from pyro_ext import estimators, functional
 from relaxed_dists import reference
 

@@ -18,9 +18,9 @@ import pytest
 pytest.importorskip("jax.experimental.pallas")
 pytest.importorskip("jax.experimental.pallas.triton")
 
+from cases import make_logits  # noqa: E402
 from numpyro_ext import _ops, _pallas as P, estimators as E  # noqa: E402
 from relaxed_dists import reference as R  # noqa: E402
-from cases import make_logits  # noqa: E402
 
 # Float64 agreement with the oracle: the same arithmetic in another order (coefficients
 # folded into Python floats, c_x0 x0 + c_x x instead of the DDIM bridge written out);

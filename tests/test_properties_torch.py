@@ -14,8 +14,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
+from hypothesis import example, given, settings, strategies as st
 
 import pyro_ext
 from bad_inputs import BINARY_CLASSES, CLASSES, HYPER

@@ -23,8 +23,6 @@ import numpyro
 import numpyro.distributions as dist
 import optax
 import pytest
-
-from relaxed_dists import defaults
 from multipledispatch.conflict import ambiguities
 from numpyro import handlers
 from numpyro.distributions.kl import kl_divergence
@@ -36,8 +34,8 @@ from numpyro_ext.distributions import (
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     OneHotCategorical,
     REDGECov,
@@ -50,7 +48,7 @@ from numpyro_ext.distributions import (
 )
 from numpyro_ext.kl import ONE_HOT_CLASSES as KL_ONE_HOT_CLASSES, OUR_BERNOULLI_CLASSES
 from numpyro_ext.relax import BERNOULLI_CLASSES, ONE_HOT_CLASSES, RelaxReparam, exponential_anneal, relax
-from relaxed_dists import schedules
+from relaxed_dists import defaults, schedules
 from relaxed_dists.registry import BERNOULLI_ESTIMATORS, ESTIMATORS
 
 # These tests use small t_1 / n_steps on purpose, to exercise shapes, gradients and mappings;

@@ -19,15 +19,13 @@ from pyro.infer import SVI, Trace_ELBO, TraceGraph_ELBO, TraceMeanField_ELBO
 from pyro.optim import Adam
 from torch.distributions import kl_divergence
 
-import pyro_ext.kl
-import pyro_ext.relax
 from pyro_ext.distributions import (
     REDGE,
     REINDGE,
     BernoulliREDGE,
     BernoulliREDGECov,
-    BernoulliReinMax,
     BernoulliREINDGE,
+    BernoulliReinMax,
     BernoulliStraightThrough,
     REDGECov,
     ReinMax,

@@ -28,7 +28,7 @@ NAMES = {"REDGE": "redge", "REDGECov": "redge_cov", "REINDGE": "reindge"}
 def test_bound_is_monotone_and_covers_the_measurements(estimator):
     grid = [[tv_bound(estimator, n, t) for n in N_STEPS_GRID] for t in T_1_GRID]
     for j, t in enumerate(T_1_GRID):
-        for i, n in enumerate(N_STEPS_GRID):
+        for i in range(len(N_STEPS_GRID)):
             assert grid[j][i] >= sample_law.MEASURED_TV[estimator][t][i]
             if i + 1 < len(N_STEPS_GRID):
                 assert grid[j][i] >= grid[j][i + 1]  # more steps: no more bias

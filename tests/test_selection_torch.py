@@ -4,24 +4,21 @@ Problems: ``benchmarks/_selection_problems.py`` (``expectation``: model and guid
 logits, so the ELBO gradient is exactly grad E[f]; ``mixture``: issue 10's mixture)."""
 
 import importlib.util
-import logging
 import math
 import pathlib
 
 import numpy as np
 import pyro
-import pyro.distributions as dist
 import pytest
 import torch
-from relaxed_dists import defaults
 from pyro.infer import SVI, Trace_ELBO
 from pyro.optim import Adam
 
 from pyro_ext.autoguide import AutoRelaxed
-from pyro_ext.diagnostics import exact_gradient, standard_problem
-from pyro_ext.diagnostics import main as diagnostics_main
+from pyro_ext.diagnostics import exact_gradient, main as diagnostics_main, standard_problem
 from pyro_ext.relax import RelaxReparam, relax
 from pyro_ext.selection import run_svi, select_estimator
+from relaxed_dists import defaults
 
 _path = pathlib.Path(__file__).parents[1] / "benchmarks" / "_selection_problems.py"
 _spec = importlib.util.spec_from_file_location("_selection_problems", _path)
