@@ -92,7 +92,7 @@ class AutoRelaxed(AutoGuide):
             :data:`~relaxed_dists.defaults.AUTO_RELAXED_HYPER`, read at construction; ``**hyper``
             overrides them.
         continuous: the autoguide for the remaining latent sites, or ``None``.
-        init_loc_fn: passed to ``continuous`` (see :ref:`autoguide-initialization`). Default
+        init_loc_fn: passed to ``continuous`` (see :mod:`pyro.infer.autoguide.initialization`). Default
             ``init_to_median``: the continuous latents start at the prior's median, not at a random
             point (from a random start, 1 of 3 seeds of NumPyro's twin ended in a label-swapped
             optimum on the held-out unknown-means mixtures: ``benchmarks/results/autoguide_acceptance_numpyro.md``).

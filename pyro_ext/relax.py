@@ -14,6 +14,7 @@ Mirrors ``numpyro_ext/relax.py`` name for name; the one difference is where the 
 step lives (here on the returned object, there in a ``numpyro.mutable`` site).
 
 >>> import pyro, pyro.distributions as dist
+>>> pyro.clear_param_store()
 >>> def guide():
 ...     logits = pyro.param("logits", torch.zeros(3, 4))
 ...     with pyro.plate("data", 3):

@@ -341,6 +341,21 @@ def select_estimator(
         rule: ``"mse"`` or ``"efficiency"`` (MSE times seconds per gradient).
         max_configurations: largest joint support ``"exact"`` enumerates (``ValueError`` beyond).
         reference_samples: draws of the score reference, a multiple of ``num_groups``.
+
+    Example:
+        One 3-class latent, two candidates; ``report.best`` is ``(estimator, hyper)``, ready
+        for ``relax(guide, estimator, **hyper)``.
+
+        >>> import pyro, pyro.distributions as dist
+        >>> pyro.clear_param_store()
+        >>> def model():
+        ...     z = pyro.sample("z", dist.OneHotCategorical(logits=torch.zeros(3)))
+        ...     pyro.sample("x", dist.Normal(z @ torch.tensor([-1.0, 0.0, 1.0]), 1.0), obs=torch.tensor(0.8))
+        >>> def guide():
+        ...     pyro.sample("z", dist.OneHotCategorical(logits=pyro.param("q", torch.zeros(3))))
+        >>> report = select_estimator(model, guide, candidates=["st", ("reinmax", {"temperature": 1.0})], num_samples=16, num_groups=4)
+        >>> report.best[0] in ("st", "reinmax"), report.reference, report.n_configurations
+        (True, 'exact', 3)
     """
     start = time.perf_counter()
     check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params)

@@ -5,6 +5,13 @@ user sees at once which argument to fix. These checks run on Python scalars and 
 concrete arrays; the backends call :func:`out_of_range` to build the same message for
 tensor-valued parameters they check with their own ops (and say so where a check
 cannot run on traced JAX values).
+
+>>> check_n_steps(5)
+5
+>>> check_t_1(1.5)
+Traceback (most recent call last):
+    ...
+ValueError: t_1 must be in (0, 1], got t_1=1.5
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 Clamping happens only at named boundaries, with the working dtype's ``finfo``; the
 backends pass their own ``finfo(dtype).tiny`` and ``.eps`` so this policy is written
 once and holds for float64, float32, float16 and bfloat16 alike.
+
+>>> import numpy as np
+>>> finfo = np.finfo(np.float32)
+>>> lo, hi = uniform_bounds(float(finfo.tiny), float(finfo.eps))
+>>> bool(np.float32(hi) < 1.0), bool(np.isfinite(-np.log(-np.log(np.float32(lo)))))
+(True, True)
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ steps, 3 seeds. Rule: the smallest worst-case regret (final exact KL per latent 
 the best config's). ReinMax at temperature 1 wins, worst-case regret 0.035 nats per variable
 (next: reindge ``n_steps=5, t_1=0.5``, 0.038; redge at its registry defaults, 0.56). The
 acceptance models of issues 10 and 16 were held out of the suite.
+
+>>> from relaxed_dists.registry import resolve_hyper
+>>> RELAX_ESTIMATOR, resolve_hyper(RELAX_ESTIMATOR, RELAX_HYPER)
+('reinmax', {'temperature': 1.0})
 """
 
 from __future__ import annotations

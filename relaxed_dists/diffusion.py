@@ -178,6 +178,11 @@ def marginal(x0_probs: ArrayLike, t: float, noise: str) -> np.ndarray:
 
     - absorbing: ``(1 - t) x_0`` on the tokens, ``t`` on the mask;
     - multinomial: ``(1 - t) x_0 + t / K``, 0 on the mask.
+
+    >>> marginal(np.eye(3)[[0]], 0.25, "absorbing").tolist()
+    [[0.75, 0.0, 0.0, 0.25]]
+    >>> marginal(np.eye(2)[[1]], 0.5, "multinomial").tolist()
+    [[0.25, 0.75, 0.0]]
     """
     check_choice("noise", noise, NOISES)
     _check_times(t)

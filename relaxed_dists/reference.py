@@ -19,6 +19,14 @@ References
   Straight-Through and Beyond (ReinMax). NeurIPS 2023, arXiv 2304.08612.
 - S. Gourevitch, A. Durmus, E. Moulines, J. Olsson, Y. Janati. Categorical Reparameterization
   with Denoising Diffusion models (REDGE). 2026, arXiv 2601.00781.
+
+Examples
+--------
+>>> rng = np.random.default_rng(0)
+>>> logits = rng.normal(size=(2, 5))
+>>> hard, soft = redge(logits, 5, 0.5, rng.normal(size=(2, 5)), rng.gumbel(size=(2, 5)))
+>>> hard.sum(-1).tolist(), bool(np.allclose(soft.sum(-1), 1.0))
+([1.0, 1.0], True)
 """
 
 from __future__ import annotations

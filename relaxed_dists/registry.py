@@ -1,6 +1,14 @@
 """Estimators by name: which hyperparameters each takes, their defaults, and the check of a
 user's choice. Shared by ``pyro_ext.relax`` and ``numpyro_ext.relax`` (each maps a name to
-its own distribution class)."""
+its own distribution class).
+
+>>> resolve_hyper("redge", {"t_1": 0.2})  # the registry's defaults, overridden
+{'n_steps': 5, 't_1': 0.2}
+>>> resolve_hyper("reinmax", {"n_steps": 3})
+Traceback (most recent call last):
+    ...
+TypeError: estimator='reinmax' takes hyperparameters ['temperature'], got unexpected ['n_steps']
+"""
 
 from __future__ import annotations
 

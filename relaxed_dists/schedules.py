@@ -6,6 +6,13 @@ Index 0 is clean data, index ``n_steps - 1`` the noisiest point. Because ``t_1``
 a (differentiable) array, the grid is expressed through the fractions ``f_k`` with
 ``alpha_k = (1 - t_1) (1 - f_k) + ALPHA_MIN f_k`` for ``k = 1 .. n_steps - 1``; the
 backends build the alphas from these Python floats once per call.
+
+>>> redge_alphas(3, 0.5)  # clean, 1 - t_1, ALPHA_MIN
+(1.0, 0.5, 0.0001)
+>>> len(redge_coefficients(5, 0.5))  # one (k_t, c_x0, c_x) per denoiser call
+4
+>>> exponential_anneal(0, 1e-3, 0.5), exponential_anneal(10_000, 1e-3, 0.5)
+(1.0, 0.5)
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@
 Hyperparameters such as ``temperature`` and ``t_1`` broadcast against ``batch_shape``
 (never against the event dimension): a temperature of shape ``(K,)`` is a batch of
 temperatures, not one per category.
+
+>>> batch_shape_of((2, 3, 5), temperature=(3,))  # logits (2, 3, 5): batch (2, 3), K = 5
+(2, 3)
+>>> batch_shape_of((2, 3, 5), temperature=(5,))
+Traceback (most recent call last):
+    ...
+ValueError: temperature must broadcast to the batch shape (2, 3) (logits.shape[:-1]; never to the event dimension), got temperature.shape=(5,)
 """
 
 from __future__ import annotations

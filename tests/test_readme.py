@@ -46,3 +46,12 @@ def test_ci_runs_the_readme_test_command():
     assert "<!-- test-command -->" in README and "<!-- test-command -->" in ci
     command = README.split("<!-- test-command -->", 1)[1].split("```bash\n", 1)[1].split("\n", 1)[0]
     assert "pytest" in command and "pip install" in command
+
+
+def test_docs_getting_started_repeats_the_readme_set_up():
+    """The docs' getting-started page shows README's two set-up commands, character for character."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "getting_started.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)\n```", README.split("## Ten lines per backend", 1)[0], flags=re.S)
+    assert len(commands) == 2
+    for command in commands:
+        assert command in page
