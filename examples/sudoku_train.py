@@ -26,6 +26,7 @@ puzzles of ``sudoku.py`` come from its ``EVAL_SEED`` and ``VALIDATION_SEED``, ne
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import tempfile
 import time
@@ -37,9 +38,23 @@ import torch
 from pyro_ext.diffusion import MaskedDiffusion, MultinomialDiffusion
 
 try:
-    from examples.sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, WEIGHTS_MULTINOMIAL_CONDITIONAL, SudokuDenoiser, solved_grids
+    from examples.sudoku import (
+        N_DIGITS,
+        WEIGHTS,
+        WEIGHTS_MULTINOMIAL,
+        WEIGHTS_MULTINOMIAL_CONDITIONAL,
+        SudokuDenoiser,
+        solved_grids,
+    )
 except ImportError:  # run as a script: examples/ itself is on sys.path
-    from sudoku import N_DIGITS, WEIGHTS, WEIGHTS_MULTINOMIAL, WEIGHTS_MULTINOMIAL_CONDITIONAL, SudokuDenoiser, solved_grids
+    from sudoku import (
+        N_DIGITS,
+        WEIGHTS,
+        WEIGHTS_MULTINOMIAL,
+        WEIGHTS_MULTINOMIAL_CONDITIONAL,
+        SudokuDenoiser,
+        solved_grids,
+    )
 
 
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -62,7 +77,7 @@ def train(model: SudokuDenoiser, args) -> np.ndarray:
         x0 = torch.from_numpy(solved_grids(args.batch_size, rng))
         if args.conditional:
             pinned = random_clues(x0.shape, rng)
-            loss = diffusion.loss(lambda x_t, t: model(x_t, t, pinned), x0, pinned=pinned, generator=generator)
+            loss = diffusion.loss(functools.partial(model, clues=pinned), x0, pinned=pinned, generator=generator)
         else:
             loss = diffusion.loss(model, x0, generator=generator)
         optimizer.zero_grad()

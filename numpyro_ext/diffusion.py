@@ -58,6 +58,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -75,8 +76,8 @@ from relaxed_dists.diffusion import (
     SCHEDULES,
     check_choice,
     check_guidance_args,
-    check_normalize,
     check_n_diffusion_steps,
+    check_normalize,
     check_routing_noise,
     guidance_hyper,
     noisy_count,
@@ -262,6 +263,17 @@ class Guidance:
     an attribute raises ``AttributeError``; build a new ``Guidance`` to change a setting.
     Its numbers and ``hyper`` are compiled in as constants.
     """
+
+    # set once in __init__ (through __dict__: __setattr__ refuses); declared for type checkers
+    reward: Callable[[jax.Array], jax.Array]
+    estimator: Callable[..., Any]
+    hyper: dict[str, Any]
+    n_opt: int
+    lr: float
+    kl_weight: float
+    n_samples: int
+    use_prior: bool
+    normalize: bool
 
     def __init__(
         self,
