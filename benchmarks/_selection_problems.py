@@ -37,7 +37,12 @@ __all__ = ["mixture", "mixture_args", "mixture_model", "mixture_guide", "expecta
 
 def mixture_args():
     p = mixtures.FIXED
-    return (torch.tensor(p["x"]).float(), torch.tensor(p["locs"]).float(), torch.tensor(p["weights"]).float(), p["scale"])
+    return (
+        torch.tensor(p["x"]).float(),
+        torch.tensor(p["locs"]).float(),
+        torch.tensor(p["weights"]).float(),
+        p["scale"],
+    )
 
 
 def mixture_model(x, locs, weights, scale):

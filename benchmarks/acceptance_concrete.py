@@ -60,10 +60,19 @@ def own_samples_torch(n: int, event_sizes=EVENT_SIZES):
             lp = d.log_prob(x)  # validation on: raises if a sample is rejected
             y = d.transforms[0].inv(x)  # the cached float32 pre-image
             err = _oracle_error(lp.numpy(), y.numpy(), d.logits.double().numpy(), tau)
-            builtin = torch.distributions.RelaxedOneHotCategorical(torch.tensor(tau), logits=logits, validate_args=False)
+            builtin = torch.distributions.RelaxedOneHotCategorical(
+                torch.tensor(tau), logits=logits, validate_args=False
+            )
             lp_builtin = builtin.log_prob(builtin.rsample((n,)))
-            rows.append((k, tau, float((~torch.isfinite(lp)).float().mean()), err,
-                         float((~torch.isfinite(lp_builtin)).float().mean())))
+            rows.append(
+                (
+                    k,
+                    tau,
+                    float((~torch.isfinite(lp)).float().mean()),
+                    err,
+                    float((~torch.isfinite(lp_builtin)).float().mean()),
+                )
+            )
     return rows
 
 
@@ -167,7 +176,9 @@ def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=None, help="draws per cell (default 100,000; quick 200)")
     parser.add_argument("--steps", type=int, default=None, help="SVI steps (default 200; quick 5)")
-    parser.add_argument("--quick", action="store_true", help="few samples and steps, K in {2, 1000} only (for the tests)")
+    parser.add_argument(
+        "--quick", action="store_true", help="few samples and steps, K in {2, 1000} only (for the tests)"
+    )
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     n = args.samples or (200 if args.quick else 100_000)

@@ -136,7 +136,9 @@ def main(argv=None):
         for uniform in (False, True):
             for s in seeds:
                 mean_err, prob_err = run_unknown(s, steps_b, uniform, problem)
-                lines.append(f"| {'init_to_uniform' if uniform else 'defaults'} | {s} | {mean_err:.3f} | {prob_err:.3f} |")
+                lines.append(
+                    f"| {'init_to_uniform' if uniform else 'defaults'} | {s} | {mean_err:.3f} | {prob_err:.3f} |"
+                )
                 print(lines[-1], flush=True)
     lines += ["", f"Wall time: {time.time() - start:.0f} s (CPU)."]
     out = ROOT / "benchmarks" / "results" / "autoguide_acceptance_numpyro.md"

@@ -110,7 +110,9 @@ def run_unknown(p, steps, bar):
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=None, help="SVI steps, fixed means (default 1500; quick 20)")
-    parser.add_argument("--steps-unknown", type=int, default=None, help="SVI steps, unknown means (default 3000; quick 20)")
+    parser.add_argument(
+        "--steps-unknown", type=int, default=None, help="SVI steps, unknown means (default 3000; quick 20)"
+    )
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
@@ -151,7 +153,9 @@ def main(argv=None) -> str:
     for name, kls in fixed.items():
         hyper = defaults.AUTO_RELAXED_HYPER if name == "defaults" else ESTIMATORS[name]
         label = f"defaults ({defaults.AUTO_RELAXED_ESTIMATOR})" if name == "defaults" else name
-        lines.append(f"| {label} | {hyper or '-'} | " + " | ".join(f"{k:.4f}" for k in kls) + f" | {np.mean(kls):.4f} |")
+        lines.append(
+            f"| {label} | {hyper or '-'} | " + " | ".join(f"{k:.4f}" for k in kls) + f" | {np.mean(kls):.4f} |"
+        )
     for key, (rows, means) in unknown.items():
         p = problems[key]
         worst_mean = max(r[0] for r in rows)

@@ -126,7 +126,13 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def mixture(n: int = 20, means=(-3.0, -1.8, -0.6, 0.6, 1.8, 3.0), weights=(0.3, 0.1, 0.2, 0.15, 0.15, 0.1), scale: float = 0.8, seed: int = 1) -> Problem:
+def mixture(
+    n: int = 20,
+    means=(-3.0, -1.8, -0.6, 0.6, 1.8, 3.0),
+    weights=(0.3, 0.1, 0.2, 0.15, 0.15, 0.1),
+    scale: float = 0.8,
+    seed: int = 1,
+) -> Problem:
     """1-D mixture with fixed means, unequal weights, overlapping components (``scale`` > half the spacing)."""
     means, weights = torch.tensor(means, dtype=DTYPE), torch.tensor(weights, dtype=DTYPE)
     g = _generator(seed)
@@ -139,8 +145,14 @@ def mixture(n: int = 20, means=(-3.0, -1.8, -0.6, 0.6, 1.8, 3.0), weights=(0.3, 
             z = pyro.sample("z", dist.OneHotCategorical(logits=weights.log()))
             pyro.sample("x", dist.Normal(z @ means, scale), obs=x)
 
-    return Problem(f"mix1d N={n} K={len(means)}", "1-D mixture, fixed means, unequal weights, overlapping", model,
-                   {"z": prior}, {"z": ("data", n)}, factorised=True)
+    return Problem(
+        f"mix1d N={n} K={len(means)}",
+        "1-D mixture, fixed means, unequal weights, overlapping",
+        model,
+        {"z": prior},
+        {"z": ("data", n)},
+        factorised=True,
+    )
 
 
 def mixture_2d(n: int = 15, seed: int = 2) -> Problem:
@@ -157,8 +169,14 @@ def mixture_2d(n: int = 15, seed: int = 2) -> Problem:
             z = pyro.sample("z", dist.OneHotCategorical(logits=weights.log()))
             pyro.sample("x", dist.Normal(z @ means, 1.0).to_event(1), obs=x)
 
-    return Problem(f"mix2d N={n} K=4", "2-D mixture, fixed means, unequal weights", model,
-                   {"z": prior}, {"z": ("data", n)}, factorised=True)
+    return Problem(
+        f"mix2d N={n} K=4",
+        "2-D mixture, fixed means, unequal weights",
+        model,
+        {"z": prior},
+        {"z": ("data", n)},
+        factorised=True,
+    )
 
 
 def hmm(t: int = 5, seed: int = 3) -> Problem:
@@ -182,15 +200,23 @@ def hmm(t: int = 5, seed: int = 3) -> Problem:
             pyro.sample(f"x_{i}", dist.Normal(z @ locs, 0.7), obs=x[i])
 
     sites = {f"z_{i}": init.log().clone() for i in range(t)}  # the prior's marginal (stationary)
-    return Problem(f"hmm T={t} K={k}", "sticky 3-state chain, Gaussian emissions, mean field over z_t",
-                   model, sites, {name: None for name in sites}, max_plate_nesting=0)
+    return Problem(
+        f"hmm T={t} K={k}",
+        "sticky 3-state chain, Gaussian emissions, mean field over z_t",
+        model,
+        sites,
+        {name: None for name in sites},
+        max_plate_nesting=0,
+    )
 
 
 def noisy_or(n_causes: int = 8, n_obs: int = 12, seed: int = 4) -> Problem:
     """Noisy-OR belief net: 8 binary causes (2-class one-hots), 12 observed binary effects."""
     g = _generator(seed)
     prior_p = 0.1 + 0.3 * torch.rand(n_causes, generator=g, dtype=DTYPE)
-    weights = (torch.rand(n_obs, n_causes, generator=g, dtype=DTYPE) < 0.35) * (0.5 + 0.45 * torch.rand(n_obs, n_causes, generator=g))
+    weights = (torch.rand(n_obs, n_causes, generator=g, dtype=DTYPE) < 0.35) * (
+        0.5 + 0.45 * torch.rand(n_obs, n_causes, generator=g)
+    )
     leak = 0.05
     causes = (torch.rand(n_causes, generator=g) < prior_p).to(DTYPE)
     x = (torch.rand(n_obs, generator=g) < _noisy_or_p(causes, weights, leak)).to(DTYPE)
@@ -203,8 +229,13 @@ def noisy_or(n_causes: int = 8, n_obs: int = 12, seed: int = 4) -> Problem:
         with pyro.plate("effects", n_obs):
             pyro.sample("x", dist.Bernoulli(probs=p), obs=x)
 
-    return Problem(f"noisy-or {n_causes}x{n_obs}", "noisy-OR net, binary causes as 2-class one-hots (explaining away)",
-                   model, {"b": prior.clone()}, {"b": ("causes", n_causes)})
+    return Problem(
+        f"noisy-or {n_causes}x{n_obs}",
+        "noisy-OR net, binary causes as 2-class one-hots (explaining away)",
+        model,
+        {"b": prior.clone()},
+        {"b": ("causes", n_causes)},
+    )
 
 
 def _noisy_or_p(causes: torch.Tensor, weights: torch.Tensor, leak: float) -> torch.Tensor:
@@ -228,8 +259,13 @@ def ising(side: int = 3, coupling: float = 0.6, seed: int = 5) -> Problem:
         spin = s[..., 1] - s[..., 0]
         pyro.factor("coupling", coupling * (spin[..., i] * spin[..., j]).sum(-1))
 
-    return Problem(f"ising {side}x{side}", f"ferromagnetic Ising grid (J={coupling}), random fields", model,
-                   {"s": prior.clone()}, {"s": ("spins", n)})
+    return Problem(
+        f"ising {side}x{side}",
+        f"ferromagnetic Ising grid (J={coupling}), random fields",
+        model,
+        {"s": prior.clone()},
+        {"s": ("spins", n)},
+    )
 
 
 def suite(quick: bool = False) -> list[Problem]:
@@ -248,14 +284,21 @@ def log_joint(model: Callable, values: dict[str, torch.Tensor], keep: int) -> to
     trace = poutine.trace(poutine.condition(model, data=values)).get_trace()
     terms = [site["fn"].log_prob(site["value"]) for site in trace.nodes.values() if site["type"] == "sample"]
     shape = torch.broadcast_shapes(*(term.shape[:keep] for term in terms if term.dim() >= keep))
-    return sum(term.expand(*shape, *term.shape[keep:]).reshape(*shape, -1).sum(-1) if term.dim() >= keep
-               else term.sum().expand(shape) for term in terms)
+    return sum(
+        term.expand(*shape, *term.shape[keep:]).reshape(*shape, -1).sum(-1)
+        if term.dim() >= keep
+        else term.sum().expand(shape)
+        for term in terms
+    )
 
 
 def _joint_states(problem: Problem) -> dict[str, torch.Tensor]:
     """Every joint latent state as one-hots: site -> ``(M,) + site shape``, ``M = prod K``."""
-    variables = [(name, idx, logits.shape[-1]) for name, logits in problem.sites.items()
-                 for idx in itertools.product(*map(range, logits.shape[:-1]))]
+    variables = [
+        (name, idx, logits.shape[-1])
+        for name, logits in problem.sites.items()
+        for idx in itertools.product(*map(range, logits.shape[:-1]))
+    ]
     combos = torch.tensor(list(itertools.product(*(range(k) for _, _, k in variables))))
     values = {name: torch.zeros(len(combos), *logits.shape, dtype=DTYPE) for name, logits in problem.sites.items()}
     for col, (name, idx, _) in enumerate(variables):
@@ -282,7 +325,9 @@ def exact_kl(problem: Problem, logits: dict[str, torch.Tensor], table: torch.Ten
         log_q = torch.log_softmax(site_logits, dim=-1)
         return (log_q.exp() * (log_q - table)).sum(dim=(-2, -1)) / problem.n_vars
     states = _joint_states(problem)
-    log_q = sum((torch.log_softmax(logits[name], -1)[:, None] * states[name]).flatten(2).sum(-1) for name in problem.sites)
+    log_q = sum(
+        (torch.log_softmax(logits[name], -1)[:, None] * states[name]).flatten(2).sum(-1) for name in problem.sites
+    )
     log_post = table - torch.logsumexp(table, dim=0)
     return (log_q.exp() * (log_q - log_post)).sum(-1) / problem.n_vars
 
@@ -294,7 +339,9 @@ def cavi_kl(problem: Problem, sweeps: int = 100) -> float:
         return 0.0
     log_p = posterior_table(problem).double()
     states = _joint_states(problem)
-    index = torch.cat([states[name].reshape(len(log_p), -1, states[name].shape[-1]).argmax(-1) for name in problem.sites], dim=1)  # (M, n)
+    index = torch.cat(
+        [states[name].reshape(len(log_p), -1, states[name].shape[-1]).argmax(-1) for name in problem.sites], dim=1
+    )  # (M, n)
     log_q = torch.cat([torch.log_softmax(l.double(), -1).reshape(-1, l.shape[-1]) for l in problem.sites.values()])
     for _ in range(sweeps):
         for v in range(len(log_q)):
@@ -318,8 +365,16 @@ def elbo_loss(problem: Problem, guide: Callable, particles: int) -> torch.Tensor
     return -(model_trace.log_prob_sum() - guide_trace.log_prob_sum()) / particles
 
 
-def train(problem: Problem, estimator: str, hyper: dict, seeds: int, steps: int, particles: int = PARTICLES,
-          seed: int = SEED, table: torch.Tensor | None = None) -> torch.Tensor:
+def train(
+    problem: Problem,
+    estimator: str,
+    hyper: dict,
+    seeds: int,
+    steps: int,
+    particles: int = PARTICLES,
+    seed: int = SEED,
+    table: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Adam from the prior's logits, ``seeds`` runs at once; the final exact KL per variable, shape ``(seeds,)``."""
     torch.manual_seed(seed)
     logits = {name: prior.expand(seeds, *prior.shape).clone().requires_grad_() for name, prior in problem.sites.items()}
@@ -349,7 +404,9 @@ def choose(kls: dict[str, dict[str, torch.Tensor]]) -> str:
     return min(regrets(kls).items(), key=lambda item: max(item[1].values()))[0]
 
 
-def markdown(kls, problems: list[Problem], cavi: dict[str, float], steps: int, seeds: int, elapsed: float, command: str) -> str:
+def markdown(
+    kls, problems: list[Problem], cavi: dict[str, float], steps: int, seeds: int, elapsed: float, command: str
+) -> str:
     reg = regrets(kls)
     winner = choose(kls)
     names = [p.name for p in problems]
@@ -375,14 +432,27 @@ def markdown(kls, problems: list[Problem], cavi: dict[str, float], steps: int, s
         "| --- | ---: | --- | ---: |",
     ]
     lines += [f"| {p.name} | {p.n_vars} | {p.description} | {cavi[p.name]:.2e} |" for p in problems]
-    lines += ["", "## Regret (nats per latent variable), sorted by worst case", "",
-              "| config | " + " | ".join(names) + " | worst-case regret |",
-              "| --- |" + " ---: |" * (len(names) + 1)]
+    lines += [
+        "",
+        "## Regret (nats per latent variable), sorted by worst case",
+        "",
+        "| config | " + " | ".join(names) + " | worst-case regret |",
+        "| --- |" + " ---: |" * (len(names) + 1),
+    ]
     for c in order:
         mark = "**" if c == winner else ""
-        lines.append(f"| {mark}{c}{mark} | " + " | ".join(f"{reg[c][n]:.2e}" for n in names) + f" | {mark}{max(reg[c].values()):.2e}{mark} |")
-    lines += ["", "## Final exact KL (nats per latent variable), mean ± sd over seeds", "",
-              "| config | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+        lines.append(
+            f"| {mark}{c}{mark} | "
+            + " | ".join(f"{reg[c][n]:.2e}" for n in names)
+            + f" | {mark}{max(reg[c].values()):.2e}{mark} |"
+        )
+    lines += [
+        "",
+        "## Final exact KL (nats per latent variable), mean ± sd over seeds",
+        "",
+        "| config | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
     for c in order:
         lines.append(f"| {c} | " + " | ".join(_mean_sd(kls[c][n]) for n in names) + " |")
     return "\n".join(lines)
@@ -395,7 +465,9 @@ def _mean_sd(values: torch.Tensor) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run for the tests: small problems, 3 configs, 5 steps, 1 seed")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny run for the tests: small problems, 3 configs, 5 steps, 1 seed"
+    )
     parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 1000, quick 5)")
     parser.add_argument("--seeds", type=int, default=None, help="independent runs per config (default 3, quick 1)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "autoguide_defaults.md")
@@ -417,9 +489,13 @@ def main(argv=None) -> str:
     kls = {label(e, h): {} for e, h in grid}
     runs = tqdm(list(itertools.product(grid, problems)), desc="config x problem", disable=args.quick)
     for (estimator, hyper), problem in runs:
-        kls[label(estimator, hyper)][problem.name] = train(problem, estimator, hyper, seeds, steps, table=tables[problem.name])
+        kls[label(estimator, hyper)][problem.name] = train(
+            problem, estimator, hyper, seeds, steps, table=tables[problem.name]
+        )
     elapsed = time.perf_counter() - start
-    command = "python benchmarks/autoguide_defaults.py " + " ".join(argv if argv is not None else __import__("sys").argv[1:])
+    command = "python benchmarks/autoguide_defaults.py " + " ".join(
+        argv if argv is not None else __import__("sys").argv[1:]
+    )
     text = markdown(kls, problems, cavi, steps, seeds, elapsed, command.strip())
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

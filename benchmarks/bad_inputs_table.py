@@ -46,13 +46,13 @@ NOTES = [
     "## torch.compile (fullgraph) of the transformed classes",
     "",
     "`RelaxedOneHotCategorical` and `RelaxedBernoulli` failed under `torch.compile(fullgraph=True)`",
-    "with \"Attempted to inline function marked as skipped ... `WeakIdKeyDictionary.__setitem__`\":",
+    'with "Attempted to inline function marked as skipped ... `WeakIdKeyDictionary.__setitem__`":',
     "ours (the pre-image table that lets a model score a guide's sample). The table is now skipped",
     "while Dynamo traces; the transform's own cache still scores the instance's own samples",
     "(`tests/test_bad_inputs_torch.py::test_transformed_classes_compile_fullgraph`). With",
     "`validate_args=True` torch's own classes break the graph too, in `Distribution.__init__`",
-    "(upstream): \"Attempted to call function marked as skipped ... the function `is_dependent` in",
-    "file `torch/distributions/constraints.py` should not be traced\"; compile with validation off.",
+    '(upstream): "Attempted to call function marked as skipped ... the function `is_dependent` in',
+    'file `torch/distributions/constraints.py` should not be traced"; compile with validation off.',
 ]
 
 
@@ -138,7 +138,9 @@ def markdown(results: dict) -> str:
     ]
     for backend, outcomes in results.items():
         if outcomes is None:
-            lines.append(f"| {backend} | not run (its library or tests/{RUNNERS[backend]}.py is missing) | | | | | | | | |")
+            lines.append(
+                f"| {backend} | not run (its library or tests/{RUNNERS[backend]}.py is missing) | | | | | | | | |"
+            )
             continue
         c = counts(outcomes, backend)
         lines.append(

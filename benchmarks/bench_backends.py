@@ -42,7 +42,9 @@ SIZES = "64x256x64,32x512x512"
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default=SIZES, help=f"comma-separated BxNxK (default {SIZES})")
-    parser.add_argument("--estimators", default=",".join(ESTIMATORS), help="comma-separated subset (gumbel is always run)")
+    parser.add_argument(
+        "--estimators", default=",".join(ESTIMATORS), help="comma-separated subset (gumbel is always run)"
+    )
     parser.add_argument("--n-steps", type=int, default=5)
     parser.add_argument("--t-1", type=float, default=0.5)
     parser.add_argument("--tau", type=float, default=1.0)
@@ -82,13 +84,18 @@ def jax_rows(shape, names, args) -> dict:
         "gumbel": lambda lg: E.gumbel_softmax(lg, tau, gumbels)[0],
         "st": lambda lg: E.straight_through(lg, gumbels)[0],
         "reinmax": lambda lg: E.reinmax(lg, tau, gumbels)[0],
-        **{name: (lambda lg, f=getattr(E, name): f(lg, n, t_1, eps, gumbels)[0]) for name in ("redge", "reindge", "redge_cov")},
+        **{
+            name: (lambda lg, f=getattr(E, name): f(lg, n, t_1, eps, gumbels)[0])
+            for name in ("redge", "reindge", "redge_cov")
+        },
     }
     params = dict(tau=tau, n_steps=n, t_1=t_1)
     rows = {}
     for name in names:
-        for mode, hard in (("kernel", lambda lg, key, f=kernels[name]: f(lg)),
-                           ("noise", lambda lg, key, f=F.SAMPLERS[name]: f(key, lg, **params))):
+        for mode, hard in (
+            ("kernel", lambda lg, key, f=kernels[name]: f(lg)),
+            ("noise", lambda lg, key, f=F.SAMPLERS[name]: f(key, lg, **params)),
+        ):
             grad = jax.grad(lambda lg, key, w, h=hard: (jnp.sum(w * (s := h(lg, key))), s), has_aux=True)
             compiled = jax.jit(grad).lower(logits, k_draw, w).compile()
             rows[("JAX", name, mode)] = (lambda c=compiled: jax.block_until_ready(c(logits, k_draw, w)), compiled)
@@ -112,7 +119,10 @@ def torch_rows(shape, names, args) -> dict:
         "gumbel": lambda lg: E.gumbel_softmax(lg, tau, gumbels)[0],
         "st": lambda lg: E.straight_through(lg, gumbels)[0],
         "reinmax": lambda lg: E.reinmax(lg, tau, gumbels)[0],
-        **{name: (lambda lg, f=getattr(E, name): f(lg, n, t_1, eps, gumbels)[0]) for name in ("redge", "reindge", "redge_cov")},
+        **{
+            name: (lambda lg, f=getattr(E, name): f(lg, n, t_1, eps, gumbels)[0])
+            for name in ("redge", "reindge", "redge_cov")
+        },
     }
     params = dict(tau=tau, n_steps=n, t_1=t_1)
 
@@ -165,7 +175,9 @@ def table(size, names, rows, times) -> list[str]:
                 ratios.append(ratio)
                 cells += [f"{wall * 1e3:.2f}", f"{cpu * 1e3:.2f}", f"{ratio:.2f}"]
             temp, moved = _xla(rows[("JAX", name, mode)][1])
-            lines.append(f"| {size} | {name} | {mode} | {' | '.join(cells)} | {ratios[0] / ratios[1]:.2f} | {temp} | {moved} |")
+            lines.append(
+                f"| {size} | {name} | {mode} | {' | '.join(cells)} | {ratios[0] / ratios[1]:.2f} | {temp} | {moved} |"
+            )
     return lines
 
 

@@ -115,21 +115,28 @@ def classes() -> dict:
     off = dict(validate_args=False)
     relaxed = lambda lg, o: dists.RelaxedOneHotCategorical(o.tau, logits=lg, **off)
     redge_family = {
-        "REDGE": ("redge", dists.REDGE), "REDGECov": ("redge_cov", dists.REDGECov), "REINDGE": ("reindge", dists.REINDGE)
+        "REDGE": ("redge", dists.REDGE),
+        "REDGECov": ("redge_cov", dists.REDGECov),
+        "REINDGE": ("reindge", dists.REINDGE),
     }
     return {
         "baseline_rng": (lambda lg, key, o: baseline(lg, sample_gumbel(key, lg.shape, lg.dtype), o.tau), "baseline"),
         "StraightThrough": (_rsample(lambda lg, o: dists.StraightThrough(logits=lg, **off)), "straight_through"),
         "RelaxedOneHotCategoricalStraightThrough": (
-            _rsample(lambda lg, o: dists.RelaxedOneHotCategoricalStraightThrough(o.tau, logits=lg, **off)), "gumbel_softmax"
+            _rsample(lambda lg, o: dists.RelaxedOneHotCategoricalStraightThrough(o.tau, logits=lg, **off)),
+            "gumbel_softmax",
         ),
         "ReinMax": (_rsample(lambda lg, o: dists.ReinMax(o.tau, logits=lg, **off)), "reinmax"),
-        **{name: (_rsample(lambda lg, o, c=c: c(logits=lg, n_steps=o.n_steps, t_1=o.t_1, **off)), kernel)
-           for name, (kernel, c) in redge_family.items()},
+        **{
+            name: (_rsample(lambda lg, o, c=c: c(logits=lg, n_steps=o.n_steps, t_1=o.t_1, **off)), kernel)
+            for name, (kernel, c) in redge_family.items()
+        },
         "RelaxedOneHotCategorical": (_rsample(relaxed), "gumbel_softmax"),
         "RelaxedOneHotCategorical+log_prob": (_rsample(relaxed, score=True), "gumbel_softmax"),
         "ExpRelaxedOneHotCategorical": (
-            _rsample(lambda lg, o: dists.ExpRelaxedOneHotCategorical(o.tau, logits=lg, **off)), "gumbel_softmax"),
+            _rsample(lambda lg, o: dists.ExpRelaxedOneHotCategorical(o.tau, logits=lg, **off)),
+            "gumbel_softmax",
+        ),
     }
 
 
@@ -149,7 +156,10 @@ def compile_row(name: str, size: str, opts) -> tuple:
     w = jax.random.normal(key_w, shape, dtype)  # the upstream gradient
     if name in ESTIMATORS:
         hard = ESTIMATORS[name]
-        noise = (jax.random.normal(key_eps, shape, dtype), gumbel_from_uniform(sample_uniform(key_gumbels, shape, dtype)))
+        noise = (
+            jax.random.normal(key_eps, shape, dtype),
+            gumbel_from_uniform(sample_uniform(key_gumbels, shape, dtype)),
+        )
     else:  # a class: it draws its noise from a key
         hard, noise = classes()[name][0], (key_gumbels,)
     args = (logits, *noise, w)
@@ -244,11 +254,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", help=f"comma-separated BxNxK sizes (default {FULL_SIZES})")
     parser.add_argument("--out", help="write the markdown table to this path too")
     parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 10; 5 with --quick)")
-    parser.add_argument("--min-time", type=float, default=1.0,
-                        help="seconds of timed runs per size at least: cheap sizes get more than --repeats (default 1)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=1.0,
+        help="seconds of timed runs per size at least: cheap sizes get more than --repeats (default 1)",
+    )
     parser.add_argument("--estimators", default=",".join(ESTIMATORS), help="comma-separated subset")
-    parser.add_argument("--classes", nargs="?", const="all",
-                        help="add the numpyro_ext distribution classes' rsample (all, or a comma-separated subset)")
+    parser.add_argument(
+        "--classes",
+        nargs="?",
+        const="all",
+        help="add the numpyro_ext distribution classes' rsample (all, or a comma-separated subset)",
+    )
     parser.add_argument("--large-only", help=f"comma-separated rows to run at sizes of {LARGE} elements or more")
     parser.add_argument("--large-repeats", type=int, help="timed runs per measurement at those sizes")
     parser.add_argument("--n-steps", type=int, default=5, help="REDGE grid points (default 5, as the torch script)")

@@ -65,7 +65,13 @@ ESTIMATORS = ("st", "gumbel", "reinmax", "redge", "redge_cov", "reindge")
 CONCRETE = ("concrete", "concrete+log_prob")  # the soft rows of --classes
 LARGE = 2**25  # elements: from here on (16x1024x4096 has 2**26) --large-only and --large-repeats apply
 #: The rows of --scaling: (estimator, impl); the first is the baseline of the ratios.
-SCALING_ROWS = (("gumbel", "ours"), ("redge", "ours"), ("redge", "redge pkg"), ("reindge", "ours"), ("redge_cov", "ours"))
+SCALING_ROWS = (
+    ("gumbel", "ours"),
+    ("redge", "ours"),
+    ("redge", "redge pkg"),
+    ("reindge", "ours"),
+    ("redge_cov", "ours"),
+)
 SHORT_CALL_S = 5e-3  # --scaling flags points whose Gumbel-ST call is shorter than this
 SCALING = {"ks": "2,8,64,512,4096", "scaling_bn": "16x128", "steps": "2,3,5,9,17", "steps_size": "64x256x64"}
 QUICK_SCALING = {"ks": "2,8,64", "scaling_bn": "8x32", "steps": "2,3,5", "steps_size": "8x32x16"}
@@ -95,7 +101,11 @@ def ours_eager_redge(args):
     """REDGE's eager kernel (the CPU path), to show what the fused CUDA kernel buys."""
     est, ops = load_kernels()
     n, t_1 = args.n_steps, args.t_1
-    return {"redge": lambda lg: est.redge(lg, n, t_1, torch.randn_like(lg), ops.sample_gumbel(lg.shape, lg.dtype, lg.device))[0]}
+    return {
+        "redge": lambda lg: est.redge(
+            lg, n, t_1, torch.randn_like(lg), ops.sample_gumbel(lg.shape, lg.dtype, lg.device)
+        )[0]
+    }
 
 
 def peers(args):
@@ -137,10 +147,12 @@ def classes(args):
     tau, n_steps, t_1, off = args.tau, args.n_steps, args.t_1, dict(validate_args=False)
     torch_concrete = torch.distributions.RelaxedOneHotCategorical
     temperature = torch.tensor(tau, device=args.device)  # torch's log_prob needs a tensor
-    out = {"torch.distributions": {
-        "concrete": rsample(lambda lg: torch_concrete(temperature, logits=lg, **off)),
-        "concrete+log_prob": rsample(lambda lg: torch_concrete(temperature, logits=lg, **off), score=True),
-    }}
+    out = {
+        "torch.distributions": {
+            "concrete": rsample(lambda lg: torch_concrete(temperature, logits=lg, **off)),
+            "concrete+log_prob": rsample(lambda lg: torch_concrete(temperature, logits=lg, **off), score=True),
+        }
+    }
     try:
         load_kernels()
         dists = importlib.import_module("pyro_ext.distributions")
@@ -151,7 +163,10 @@ def classes(args):
         "st": rsample(lambda lg: dists.StraightThrough(logits=lg, **off)),
         "gumbel": rsample(lambda lg: dists.RelaxedOneHotCategoricalStraightThrough(tau, logits=lg, **off)),
         "reinmax": rsample(lambda lg: dists.ReinMax(tau, logits=lg, **off)),
-        **{name: rsample(lambda lg, c=c: c(logits=lg, n_steps=n_steps, t_1=t_1, **off)) for name, c in redge_family.items()},
+        **{
+            name: rsample(lambda lg, c=c: c(logits=lg, n_steps=n_steps, t_1=t_1, **off))
+            for name, c in redge_family.items()
+        },
         "concrete": rsample(lambda lg: dists.RelaxedOneHotCategorical(tau, logits=lg, **off)),
         "concrete+log_prob": rsample(lambda lg: dists.RelaxedOneHotCategorical(tau, logits=lg, **off), score=True),
     }
@@ -177,7 +192,10 @@ def implementations(args):
 def row_fns(impls, names):
     """``(estimator, impl) -> fn`` for the given estimators, grouped by estimator."""
     return {
-        (name, impl): fns[name] for name in names for impl, fns in impls.items() if not isinstance(fns, str) and name in fns
+        (name, impl): fns[name]
+        for name in names
+        for impl, fns in impls.items()
+        if not isinstance(fns, str) and name in fns
     }
 
 
@@ -335,11 +353,15 @@ def table(shape, results, unavailable):
 
 def sizes_report(args, impls):
     unavailable = [impl for impl, fns in impls.items() if isinstance(fns, str)]
-    report = [f"n_steps={args.n_steps}, t_1={args.t_1}, tau={args.tau}; median of {args.repeats} interleaved calls or more "
-              f"(until {args.min_time} s) after {args.warmup} warm-up calls each."]
+    report = [
+        f"n_steps={args.n_steps}, t_1={args.t_1}, tau={args.tau}; median of {args.repeats} interleaved calls or more "
+        f"(until {args.min_time} s) after {args.warmup} warm-up calls each."
+    ]
     if args.large_only or args.large_repeats:
-        report.append(f"Sizes of {LARGE} elements or more: {args.large_repeats or args.repeats} calls, "
-                      f"estimators {','.join(args.large_only or args.names)}.")
+        report.append(
+            f"Sizes of {LARGE} elements or more: {args.large_repeats or args.repeats} calls, "
+            f"estimators {','.join(args.large_only or args.names)}."
+        )
     for shape in args.shapes:
         large = torch.Size(shape).numel() >= LARGE
         names = [n for n in args.names if n in args.large_only] if large and args.large_only else args.names
@@ -366,7 +388,8 @@ def scaling_table(sweep, times):
     base = SCALING_ROWS[0]
     pkg = (("redge", "ours"), ("redge", "redge pkg"))
     rows = [
-        f"| {sweep} | Gumbel-ST ms | " + " | ".join(f"{name} ({impl}) x Gumbel-ST" for name, impl in keys)
+        f"| {sweep} | Gumbel-ST ms | "
+        + " | ".join(f"{name} ({impl}) x Gumbel-ST" for name, impl in keys)
         + (" | redge ours / pkg |" if all(k in keys for k in pkg) else " |"),
         "|---:|---:|" + "---:|" * (len(keys) + all(k in keys for k in pkg)),
     ]
@@ -376,8 +399,10 @@ def scaling_table(sweep, times):
         rows.append(f"| {x} | {seconds[base] * 1e3:.3f} | " + " | ".join(cells) + " |")
     short = [str(x) for x, seconds in times if seconds[base] < SHORT_CALL_S]
     if short:
-        rows.append(f"\n{sweep} = {', '.join(short)}: Gumbel-ST calls under {SHORT_CALL_S * 1e3:.0f} ms, so these ratios "
-                    "measure per-call Python overhead more than arithmetic (and, on a loaded machine, preemption).")
+        rows.append(
+            f"\n{sweep} = {', '.join(short)}: Gumbel-ST calls under {SHORT_CALL_S * 1e3:.0f} ms, so these ratios "
+            "measure per-call Python overhead more than arithmetic (and, on a loaded machine, preemption)."
+        )
     return "\n".join(rows)
 
 
@@ -411,8 +436,13 @@ def scaling_report(args):
     by_k = scaling_times(args, "K", [(k, b_n + (k,), args.n_steps) for k in map(int, args.ks.split(","))])
     by_steps = scaling_times(args, "n_steps", [(n, size, n) for n in map(int, args.steps.split(","))])
     if args.out:
-        plot_scaling([("K", f"K (logits {args.scaling_bn}xK, n_steps={args.n_steps})", by_k),
-                      ("n_steps", f"n_steps (logits {args.steps_size})", by_steps)], args.out.with_suffix(".png"))
+        plot_scaling(
+            [
+                ("K", f"K (logits {args.scaling_bn}xK, n_steps={args.n_steps})", by_k),
+                ("n_steps", f"n_steps (logits {args.steps_size})", by_steps),
+            ],
+            args.out.with_suffix(".png"),
+        )
     return [
         f"Time over our Gumbel-ST's at the same shape, median of {args.repeats} interleaved calls or more "
         f"(until {args.min_time} s) after {args.warmup} warm-up calls each; t_1={args.t_1}, tau={args.tau}.",
@@ -427,7 +457,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--sizes", default=None, help=f"comma-separated BxNxK shapes (default {','.join(SIZES)})")
-    parser.add_argument("--quick", action="store_true", help=f"small sizes only ({','.join(QUICK_SIZES)}), fewer repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"small sizes only ({','.join(QUICK_SIZES)}), fewer repeats"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
     parser.add_argument("--n-steps", type=int, default=5)
     parser.add_argument("--t-1", type=float, default=0.5)
@@ -435,21 +467,36 @@ def parse_args(argv=None):
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 20, quick 5)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--min-time", type=float, default=1.0,
-                        help="seconds of rounds per size at least: cheap sizes get more than --repeats calls (default 1)")
+    parser.add_argument(
+        "--min-time",
+        type=float,
+        default=1.0,
+        help="seconds of rounds per size at least: cheap sizes get more than --repeats calls (default 1)",
+    )
     parser.add_argument("--only", default=None, help="comma-separated estimator names to run")
     parser.add_argument("--large-only", default=None, help=f"estimators to run at sizes of {LARGE} elements or more")
     parser.add_argument("--large-repeats", type=int, default=None, help="timed calls per row at those sizes")
-    parser.add_argument("--compile", action="store_true", help="add rows for our kernels under torch.compile (fullgraph)")
+    parser.add_argument(
+        "--compile", action="store_true", help="add rows for our kernels under torch.compile (fullgraph)"
+    )
     parser.add_argument("--classes", action="store_true", help="add the distribution classes and the Concrete rows")
     parser.add_argument("--scaling", action="store_true", help="time against K and n_steps instead of --sizes")
-    what = {"ks": "the Ks of the K sweep", "scaling_bn": "BxN of the K sweep's logits",
-            "steps": "the n_steps of the n_steps sweep", "steps_size": "BxNxK of the n_steps sweep's logits"}
+    what = {
+        "ks": "the Ks of the K sweep",
+        "scaling_bn": "BxN of the K sweep's logits",
+        "steps": "the n_steps of the n_steps sweep",
+        "steps_size": "BxNxK of the n_steps sweep's logits",
+    }
     for name, default in SCALING.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=None,
-                            help=f"--scaling: {what[name]} (default {default}, quick {QUICK_SCALING[name]})")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=None,
+            help=f"--scaling: {what[name]} (default {default}, quick {QUICK_SCALING[name]})",
+        )
     parser.add_argument("--no-cpu-peak", dest="cpu_peak", action="store_false", help="skip the CPU peak (profiler)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a shared machine)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 is steadier on a shared machine)"
+    )
     parser.add_argument("--cpu", default=None, help="pin the process to these cores (os.sched_setaffinity), e.g. 0")
     args = parser.parse_args(argv)
     sizes = args.sizes.split(",") if args.sizes else QUICK_SIZES if args.quick else SIZES

@@ -38,18 +38,47 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run_numpyro(devices: int, batch: int, steps: int, out: Path) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_cpu_multi_thread_eigen=false")
-    command = [sys.executable, str(ROOT / "examples" / "vae_numpyro_sharded.py"), "--devices", str(devices),
-               "--batch-size", str(batch), "--steps", str(steps), "--chunk", str(max(1, steps // 4)), "--out-dir", str(out)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        JAX_PLATFORMS="cpu",
+        OMP_NUM_THREADS="1",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} --xla_cpu_multi_thread_eigen=false",
+    )
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "vae_numpyro_sharded.py"),
+        "--devices",
+        str(devices),
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(steps),
+        "--chunk",
+        str(max(1, steps // 4)),
+        "--out-dir",
+        str(out),
+    ]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     return json.loads((out / f"vae_numpyro_sharded_{devices}.json").read_text())
 
 
 def run_pyro(devices: int, batch: int, steps: int, out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    command = [sys.executable, str(ROOT / "examples" / "vae_pyro_ddp.py"), "--devices", str(devices),
-               "--batch-size", str(batch), "--steps", str(steps), "--out-dir", str(out), "--threads", "1"]
+    command = [
+        sys.executable,
+        str(ROOT / "examples" / "vae_pyro_ddp.py"),
+        "--devices",
+        str(devices),
+        "--batch-size",
+        str(batch),
+        "--steps",
+        str(steps),
+        "--out-dir",
+        str(out),
+        "--threads",
+        "1",
+    ]
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     result = json.loads((out / f"vae_pyro_ddp_devices{devices}.json").read_text())
     return dict(result, engine=f"Lightning {result['strategy']}, gloo", source=result["data"])
@@ -66,9 +95,12 @@ def measure(configs: list[tuple[str, int, int, int]], rounds: int, out: Path) ->
             start = time.perf_counter()
             result = RUNNERS[backend](devices, batch, steps, out)
             results.setdefault((backend, devices, batch), []).append(result)
-            print(f"round {r}: {backend:>7} {devices} device(s) batch {batch:>4}/device: "
-                  f"{result['steps_per_s']:7.1f} steps/s {result['samples_per_s']:8.0f} digits/s "
-                  f"({time.perf_counter() - start:.0f} s with start-up)", flush=True)
+            print(
+                f"round {r}: {backend:>7} {devices} device(s) batch {batch:>4}/device: "
+                f"{result['steps_per_s']:7.1f} steps/s {result['samples_per_s']:8.0f} digits/s "
+                f"({time.perf_counter() - start:.0f} s with start-up)",
+                flush=True,
+            )
     return results
 
 
@@ -90,8 +122,10 @@ def table(results: dict, batch: int, device_counts: list[int]) -> list[str]:
             engine = runs[0].get("engine", "")
             ratio = median(runs, "samples_per_s") / median(base, "samples_per_s") if base else float("nan")
             spread = f"{min(r['steps_per_s'] for r in runs):.1f}-{max(r['steps_per_s'] for r in runs):.1f}"
-            lines.append(f"| {backend} ({engine}) | {n} | {n * batch} | {median(runs, 'steps_per_s'):.1f} | {spread} | "
-                         f"{median(runs, 'samples_per_s'):.0f} | {ratio:.2f}x |")
+            lines.append(
+                f"| {backend} ({engine}) | {n} | {n * batch} | {median(runs, 'steps_per_s'):.1f} | {spread} | "
+                f"{median(runs, 'samples_per_s'):.0f} | {ratio:.2f}x |"
+            )
     return lines
 
 
@@ -109,8 +143,13 @@ def plot(results: dict, path: Path) -> None:
             continue
         ms = [1e3 / median(results[backend, n, bb], "steps_per_s") for bb in batches]
         ax.plot(batches, ms, "o-" if backend == "numpyro" else "s--", color=f"C{i}", label=f"{backend}, {n} device(s)")
-    ax.set(xscale="log", yscale="log", xlabel="digits per device and step", ylabel="step time (ms)",
-           title="discrete VAE, relax(guide): step time vs batch per device")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="digits per device and step",
+        ylabel="step time (ms)",
+        title="discrete VAE, relax(guide): step time vs batch per device",
+    )
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -123,7 +162,9 @@ def main(argv=None) -> None:
     parser.add_argument("--only", choices=list(RUNNERS), default=None)
     parser.add_argument("--devices", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--batch-size", type=int, default=100, help="digits per device for the devices table")
-    parser.add_argument("--sweep", type=int, nargs="+", default=[8, 32, 128, 512], help="batches per device for the plot")
+    parser.add_argument(
+        "--sweep", type=int, nargs="+", default=[8, 32, 128, 512], help="batches per device for the plot"
+    )
     parser.add_argument("--sweep-devices", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--rounds", type=int, default=3)
@@ -135,8 +176,13 @@ def main(argv=None) -> None:
     out = args.out or (Path(tempfile.mkdtemp()) / "data_parallel.md" if args.quick else RESULTS / "data_parallel.md")
     backends = [args.only] if args.only else list(RUNNERS)
     configs = [(b, n, args.batch_size, args.steps) for b in backends for n in args.devices]
-    configs += [(b, n, bb, args.steps) for b in backends for n in args.sweep_devices for bb in args.sweep
-                if (b, n, bb, args.steps) not in configs]
+    configs += [
+        (b, n, bb, args.steps)
+        for b in backends
+        for n in args.sweep_devices
+        for bb in args.sweep
+        if (b, n, bb, args.steps) not in configs
+    ]
     start, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         results = measure(configs, args.rounds, Path(scratch))
@@ -144,7 +190,9 @@ def main(argv=None) -> None:
     lines = [
         "# Data-parallel SVI: the discrete VAE with `relax` on 1, 2, 4 devices",
         "",
-        f"`python benchmarks/data_parallel.py {' '.join(argv if argv is not None else sys.argv[1:])}`".replace(" `", "`"),
+        f"`python benchmarks/data_parallel.py {' '.join(argv if argv is not None else sys.argv[1:])}`".replace(
+            " `", "`"
+        ),
         "",
         f"- Data: {first.get('source', 'MNIST')}; 20 x 10-class latents, encoder 784-512-256-200, decoder 200-256-512-784, "
         "`relax`'s default estimator, Adam 1e-3.",
@@ -165,11 +213,18 @@ def main(argv=None) -> None:
     ]
     for backend in backends:
         for n in args.sweep_devices:
-            cells = [f"{1e3 / median(results[backend, n, b], 'steps_per_s'):.1f} ms" if (backend, n, b) in results else ""
-                     for b in args.sweep]
+            cells = [
+                f"{1e3 / median(results[backend, n, b], 'steps_per_s'):.1f} ms" if (backend, n, b) in results else ""
+                for b in args.sweep
+            ]
             lines.append(f"| {backend} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", f"![step time vs batch per device]({out.with_suffix('.png').name})", "",
-              f"Wall time {time.perf_counter() - start:.0f} s.", ""]
+    lines += [
+        "",
+        f"![step time vs batch per device]({out.with_suffix('.png').name})",
+        "",
+        f"Wall time {time.perf_counter() - start:.0f} s.",
+        "",
+    ]
     text = "\n".join(lines)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

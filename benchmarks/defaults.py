@@ -81,8 +81,14 @@ def fixed_mixture() -> Problem:
             z = pyro.sample("z", dist.OneHotCategorical(logits=log_w))
             pyro.sample("x", dist.Normal(z @ locs, scale), obs=x)
 
-    return Problem(f"issue-10 mix N={n} K={k}", "issue 10's mixture: 6 points, 4 fixed means", model,
-                   {"z": log_w.expand(n, k).clone()}, {"z": ("data", n)}, factorised=True)
+    return Problem(
+        f"issue-10 mix N={n} K={k}",
+        "issue 10's mixture: 6 points, 4 fixed means",
+        model,
+        {"z": log_w.expand(n, k).clone()},
+        {"z": ("data", n)},
+        factorised=True,
+    )
 
 
 def polynomial(power: float, n_vars: int = 16, beta: float = POLY_BETA) -> Problem:
@@ -95,11 +101,19 @@ def polynomial(power: float, n_vars: int = 16, beta: float = POLY_BETA) -> Probl
             x = pyro.sample("x", dist.OneHotCategorical(logits=prior))
             pyro.factor("f", -beta * (x[..., 1] - 0.45).abs() ** power)
 
-    return Problem(f"polynomial p={power:g} L={n_vars}", f"E|x - 0.45|^{power:g} as exp(-{beta:g} f), binary",
-                   model, {"x": prior.clone()}, {"x": ("vars", n_vars)}, factorised=True)
+    return Problem(
+        f"polynomial p={power:g} L={n_vars}",
+        f"E|x - 0.45|^{power:g} as exp(-{beta:g} f), binary",
+        model,
+        {"x": prior.clone()},
+        {"x": ("vars", n_vars)},
+        factorised=True,
+    )
 
 
-def log_evidence(x: torch.Tensor, y: torch.Tensor, gammas: torch.Tensor, slab_scale: float, noise_scale: float) -> torch.Tensor:
+def log_evidence(
+    x: torch.Tensor, y: torch.Tensor, gammas: torch.Tensor, slab_scale: float, noise_scale: float
+) -> torch.Tensor:
     """``log N(y; 0, s^2 I + c^2 X diag(g) X^T)``, differentiable in ``gammas`` ``(..., p)`` -> ``(...)``:
     Sylvester's determinant and the push-through identity, one ``p x p`` solve per configuration."""
     n, p = x.shape
@@ -125,8 +139,13 @@ def spike_slab() -> Problem:
             g = pyro.sample("g", dist.OneHotCategorical(logits=prior))
         pyro.factor("y", log_evidence(x, y, g[..., 1], _spike_slab.SLAB_SCALE, _spike_slab.NOISE_SCALE))
 
-    return Problem(f"spike-slab N={x.shape[0]} p={p}", "spike-and-slab gates, slab integrated out, correlated columns",
-                   model, {"g": prior}, {"g": ("gates", p)})
+    return Problem(
+        f"spike-slab N={x.shape[0]} p={p}",
+        "spike-and-slab gates, slab integrated out, correlated columns",
+        model,
+        {"g": prior},
+        {"g": ("gates", p)},
+    )
 
 
 def suite(quick: bool = False) -> list[Problem]:
@@ -155,7 +174,9 @@ def train_auto(problem: Problem, seed: int, steps: int, reselect_every: int | No
                 pyro.sample(name, dist.OneHotCategorical(logits=logits))
 
     relaxed = relax(guide, estimator="auto", model=problem.model, reselect_every=reselect_every)
-    elbo = pyro.infer.Trace_ELBO(num_particles=PARTICLES, vectorize_particles=True, max_plate_nesting=problem.max_plate_nesting)
+    elbo = pyro.infer.Trace_ELBO(
+        num_particles=PARTICLES, vectorize_particles=True, max_plate_nesting=problem.max_plate_nesting
+    )
     svi = pyro.infer.SVI(problem.model, relaxed, pyro.optim.Adam({"lr": LR}), elbo)
     start = time.perf_counter()
     run_svi(svi, steps, progress_bar=False)  # selects at step 0 and every reselect_every steps
@@ -164,8 +185,12 @@ def train_auto(problem: Problem, seed: int, steps: int, reselect_every: int | No
     with torch.no_grad():
         logits = {name: pyro.param(f"logits_{name}").detach()[None] for name in problem.sites}
         kl = float(exact_kl(problem, logits, table)[0])
-    return kl, {"selections": list(relaxed.selections), "cost_in_steps": report.cost_in_steps,
-                "selection_seconds": report.seconds, "total_seconds": total}
+    return kl, {
+        "selections": list(relaxed.selections),
+        "cost_in_steps": report.cost_in_steps,
+        "selection_seconds": report.seconds,
+        "total_seconds": total,
+    }
 
 
 # --- the rule ------------------------------------------------------------------------------------
@@ -198,7 +223,9 @@ def choose_with_ties(kls, incumbent: str) -> tuple[str, str, float, list[str]]:
 
 def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> str:
     reg = ad.regrets(kls)
-    incumbent = label(lib_defaults.RELAX_ESTIMATOR, resolve_hyper(lib_defaults.RELAX_ESTIMATOR, lib_defaults.RELAX_HYPER))
+    incumbent = label(
+        lib_defaults.RELAX_ESTIMATOR, resolve_hyper(lib_defaults.RELAX_ESTIMATOR, lib_defaults.RELAX_HYPER)
+    )
     winner, argmin, tol, tied = choose_with_ties(kls, incumbent)
     fam = family_winners(reg, grid)
     names = [p.name for p in problems]
@@ -226,35 +253,74 @@ def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> 
         "```",
         f"relax / AutoRelaxed: {winner}   (worst-case regret {max(reg[winner].values()):.3g} nats/variable)",
         f"  smallest worst case: {argmin} ({max(reg[argmin].values()):.3g}); tied within its seed sd {tol:.2g}: "
-        + ", ".join(tied) + f"; library default before the study: {incumbent}",
+        + ", ".join(tied)
+        + f"; library default before the study: {incumbent}",
     ]
     lines += [f"{e:10s} best knob: {c}   (worst-case regret {max(reg[c].values()):.3g})" for e, c in fam.items()]
-    same = [(a, b) for i, a in enumerate(order) for b in order[i + 1:]
-            if all(torch.equal(kls[a][n], kls[b][n]) for n in names)]
-    lines += ["```", ""] + [f"`{a}` and `{b}` gave identical numbers on every problem (the same estimator at these knobs)." for a, b in same]
-    lines += ["", "Not in the suite yet (cut for time): the issue's amortised categorical and Bernoulli VAEs.", "", "## Problems", "", "| problem | latent variables | what | best fixed KL |", "| --- | ---: | --- | ---: |"]
+    same = [
+        (a, b)
+        for i, a in enumerate(order)
+        for b in order[i + 1 :]
+        if all(torch.equal(kls[a][n], kls[b][n]) for n in names)
+    ]
+    lines += ["```", ""] + [
+        f"`{a}` and `{b}` gave identical numbers on every problem (the same estimator at these knobs)." for a, b in same
+    ]
+    lines += [
+        "",
+        "Not in the suite yet (cut for time): the issue's amortised categorical and Bernoulli VAEs.",
+        "",
+        "## Problems",
+        "",
+        "| problem | latent variables | what | best fixed KL |",
+        "| --- | ---: | --- | ---: |",
+    ]
     lines += [f"| {p.name} | {p.n_vars} | {p.description} | {best[p.name]:.3g} |" for p in problems]
-    lines += ["", "## Regret (nats per latent variable), sorted by worst case", "",
-              "| config | " + " | ".join(names) + " | worst-case regret |", "| --- |" + " ---: |" * (len(names) + 1)]
+    lines += [
+        "",
+        "## Regret (nats per latent variable), sorted by worst case",
+        "",
+        "| config | " + " | ".join(names) + " | worst-case regret |",
+        "| --- |" + " ---: |" * (len(names) + 1),
+    ]
     for c in order:
         m = "**" if c == winner else ""
-        lines.append(f"| {m}{c}{m} | " + " | ".join(f"{reg[c][n]:.2e}" for n in names) + f" | {m}{max(reg[c].values()):.2e}{m} |")
+        lines.append(
+            f"| {m}{c}{m} | " + " | ".join(f"{reg[c][n]:.2e}" for n in names) + f" | {m}{max(reg[c].values()):.2e}{m} |"
+        )
     if auto is not None:
         a_reg = {n: float(np.mean(auto[n]["kl"])) - best[n] for n in names if n in auto}
-        lines.append("| auto (not in the rule) | " + " | ".join(f"{a_reg[n]:.2e}" if n in auto else "not run" for n in names)
-                     + f" | {max(a_reg.values()):.2e}{'' if len(a_reg) == len(names) else ' (of those run)'} |")
-    lines += ["", "## Final exact KL (nats per latent variable), mean ± sd over seeds", "",
-              "| config | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+        lines.append(
+            "| auto (not in the rule) | "
+            + " | ".join(f"{a_reg[n]:.2e}" if n in auto else "not run" for n in names)
+            + f" | {max(a_reg.values()):.2e}{'' if len(a_reg) == len(names) else ' (of those run)'} |"
+        )
+    lines += [
+        "",
+        "## Final exact KL (nats per latent variable), mean ± sd over seeds",
+        "",
+        "| config | " + " | ".join(names) + " |",
+        "| --- |" + " ---: |" * len(names),
+    ]
     for c in order:
         lines.append(f"| {c} | " + " | ".join(ad._mean_sd(kls[c][n]) for n in names) + " |")
     if auto is not None:
-        lines.append("| auto | " + " | ".join(ad._mean_sd(torch.tensor(auto[n]["kl"])) if n in auto else "not run" for n in names) + " |")
-        lines += ["", "## estimator=\"auto\" (per seed: relax(guide, estimator=\"auto\", model=model), pyro SVI, same steps; "
-                  f"{len(next(iter(auto.values()))['kl'])} seed(s))", "",
-                  "Within 10%: auto's mean final exact -ELBO (= KL - log p(x), per variable) within 10% of the best fixed "
-                  "config's; the KL regret is the same number in nats.", "",
-                  "| problem | auto KL | best fixed KL | regret (nats/var) | KL auto / best | -ELBO auto / best | within 10% (-ELBO) | choices per seed (step: estimator) | last selection's cost (SVI steps) | last selection's share of run time |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |"]
+        lines.append(
+            "| auto | "
+            + " | ".join(ad._mean_sd(torch.tensor(auto[n]["kl"])) if n in auto else "not run" for n in names)
+            + " |"
+        )
+        lines += [
+            "",
+            '## estimator="auto" (per seed: relax(guide, estimator="auto", model=model), pyro SVI, same steps; '
+            f"{len(next(iter(auto.values()))['kl'])} seed(s))",
+            "",
+            "Within 10%: auto's mean final exact -ELBO (= KL - log p(x), per variable) within 10% of the best fixed "
+            "config's; the KL regret is the same number in nats.",
+            "",
+            "| problem | auto KL | best fixed KL | regret (nats/var) | KL auto / best | -ELBO auto / best | within 10% (-ELBO) | choices per seed (step: estimator) | last selection's cost (SVI steps) | last selection's share of run time |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: |",
+        ]
         for p in [p for p in problems if p.name in auto]:
             a = auto[p.name]
             log_px = a["log_px"]
@@ -262,8 +328,10 @@ def markdown(kls, problems, grid, steps, seeds, elapsed, command, auto=None) -> 
             ratio = na / nb if nb else math.inf
             choices = "; ".join(" -> ".join(f"step {st}: {label(e, h)}" for st, e, h in sel) for sel in a["selections"])
             share = np.mean(a["selection_seconds"]) / np.mean(a["total_seconds"])
-            lines.append(f"| {p.name} | {np.mean(a['kl']):.3g} | {best[p.name]:.3g} | {np.mean(a['kl']) - best[p.name]:.2e} | "
-                         f"{np.mean(a['kl']) / best[p.name]:.3g} | {ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.1 else 'no'} | {choices} | {np.mean(a['cost_in_steps']):.0f} | {share:.0%} |")
+            lines.append(
+                f"| {p.name} | {np.mean(a['kl']):.3g} | {best[p.name]:.3g} | {np.mean(a['kl']) - best[p.name]:.2e} | "
+                f"{np.mean(a['kl']) / best[p.name]:.3g} | {ratio:.3f} | {'yes' if abs(ratio - 1) <= 0.1 else 'no'} | {choices} | {np.mean(a['cost_in_steps']):.0f} | {share:.0%} |"
+            )
     return "\n".join(lines)
 
 
@@ -279,14 +347,26 @@ def log_evidence_per_var(problem: Problem, table) -> float:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny run for the tests: 2 small problems, 3 configs, 5 steps, 1 seed")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny run for the tests: 2 small problems, 3 configs, 5 steps, 1 seed"
+    )
     parser.add_argument("--steps", type=int, default=None, help="Adam steps (default 300, quick 5)")
     parser.add_argument("--seeds", type=int, default=None, help="independent runs per config (default 3, quick 1)")
     parser.add_argument("--auto", action="store_true", help="add the estimator='auto' row (pyro_ext.selection)")
-    parser.add_argument("--reselect-every", type=int, default=None, help="auto: reselect every N steps (default: only at step 0)")
-    parser.add_argument("--only", choices=("fixed", "auto"), default=None,
-                        help="run only the fixed grid or only the auto row, saving the raw numbers beside --out (.fixed.json / .auto.json)")
-    parser.add_argument("--combine", action="store_true", help="write the markdown from the saved .fixed.json (and .auto.json if present)")
+    parser.add_argument(
+        "--reselect-every", type=int, default=None, help="auto: reselect every N steps (default: only at step 0)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=("fixed", "auto"),
+        default=None,
+        help="run only the fixed grid or only the auto row, saving the raw numbers beside --out (.fixed.json / .auto.json)",
+    )
+    parser.add_argument(
+        "--combine",
+        action="store_true",
+        help="write the markdown from the saved .fixed.json (and .auto.json if present)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "defaults.md")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser.parse_args(argv)
@@ -302,25 +382,45 @@ def run(args) -> tuple[dict, list[Problem], list, int, int, float, dict | None]:
     kls = {label(e, h): {} for e, h in grid}
     for problem in problems if args.only != "auto" else []:
         for estimator, hyper in grid:
-            kls[label(estimator, hyper)][problem.name] = ad.train(problem, estimator, hyper, seeds, steps, table=tables[problem.name])
+            kls[label(estimator, hyper)][problem.name] = ad.train(
+                problem, estimator, hyper, seeds, steps, table=tables[problem.name]
+            )
         print(f"{problem.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     auto = None
     if args.auto or args.only == "auto":
         auto = {}
         for problem in problems:
-            rows = [train_auto(problem, SEED + s, steps, args.reselect_every, tables[problem.name]) for s in range(seeds)]
-            auto[problem.name] = {"kl": [r[0] for r in rows], "log_px": log_evidence_per_var(problem, tables[problem.name]),
-                                  **{k: [r[1][k] for r in rows] for k in rows[0][1]}}
+            rows = [
+                train_auto(problem, SEED + s, steps, args.reselect_every, tables[problem.name]) for s in range(seeds)
+            ]
+            auto[problem.name] = {
+                "kl": [r[0] for r in rows],
+                "log_px": log_evidence_per_var(problem, tables[problem.name]),
+                **{k: [r[1][k] for r in rows] for k in rows[0][1]},
+            }
             print(f"auto {problem.name}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
             if args.only == "auto":  # saved after every problem, so a cut-short run keeps what it measured
-                save(args.out.with_suffix(".auto.json"), kls, auto, steps, seeds, time.perf_counter() - start,
-                     "python benchmarks/defaults.py " + " ".join(sys.argv[1:]))
+                save(
+                    args.out.with_suffix(".auto.json"),
+                    kls,
+                    auto,
+                    steps,
+                    seeds,
+                    time.perf_counter() - start,
+                    "python benchmarks/defaults.py " + " ".join(sys.argv[1:]),
+                )
     return kls, problems, grid, steps, seeds, time.perf_counter() - start, auto
 
 
 def save(path: Path, kls, auto, steps, seeds, elapsed, command: str = "") -> None:
-    payload = {"kls": {c: {n: v.tolist() for n, v in row.items()} for c, row in kls.items()}, "auto": auto,
-               "steps": steps, "seeds": seeds, "elapsed": elapsed, "command": command}
+    payload = {
+        "kls": {c: {n: v.tolist() for n, v in row.items()} for c, row in kls.items()},
+        "auto": auto,
+        "steps": steps,
+        "seeds": seeds,
+        "elapsed": elapsed,
+        "command": command,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, default=str))
 
@@ -336,8 +436,12 @@ def main(argv=None) -> str:
         auto = json.loads(raw["auto"].read_text())["auto"] if raw["auto"].exists() else None
         grid, problems = (QUICK_GRID if args.quick else GRID), suite(args.quick)
         steps, seeds, elapsed = saved["steps"], saved["seeds"], saved["elapsed"]
-        runs = [saved.get("command", "--only fixed")] + ([json.loads(raw["auto"].read_text()).get("command", "--only auto")] if auto else [])
-        command = "; ".join(runs + ["python benchmarks/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])])
+        runs = [saved.get("command", "--only fixed")] + (
+            [json.loads(raw["auto"].read_text()).get("command", "--only auto")] if auto else []
+        )
+        command = "; ".join(
+            runs + ["python benchmarks/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])]
+        )
     else:
         kls, problems, grid, steps, seeds, elapsed, auto = run(args)
         command = "python benchmarks/defaults.py " + " ".join(argv if argv is not None else sys.argv[1:])

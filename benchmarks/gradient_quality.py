@@ -65,7 +65,11 @@ SEED = 0
 
 # (row label, estimator, hyperparameters by relax's names): REINFORCE is handled apart (it is not a reparametrisation).
 ESTIMATORS = (
-    [("st", "st", {}), ("gumbel tau=0.5", "gumbel", {"temperature": 0.5}), ("gumbel tau=1.0", "gumbel", {"temperature": 1.0})]
+    [
+        ("st", "st", {}),
+        ("gumbel tau=0.5", "gumbel", {"temperature": 0.5}),
+        ("gumbel tau=1.0", "gumbel", {"temperature": 1.0}),
+    ]
     + [("reinmax tau=1.0", "reinmax", {"temperature": 1.0})]
     + [
         (f"redge n={n} t_1={t}", "redge", {"n_steps": n, "t_1": t})
@@ -77,7 +81,12 @@ ESTIMATORS = (
 QUICK_ESTIMATORS = [
     row for row in ESTIMATORS if row[1] != "redge" or (row[2]["n_steps"] == 3 and row[2]["t_1"] in (0.1, 0.9))
 ]
-REFERENCE_LINES = (("st", "k", "--"), ("gumbel tau=0.5", "C4", ":"), ("gumbel tau=1.0", "C4", "--"), ("reinmax tau=1.0", "C5", "-."))
+REFERENCE_LINES = (
+    ("st", "k", "--"),
+    ("gumbel tau=0.5", "C4", ":"),
+    ("gumbel tau=1.0", "C4", "--"),
+    ("reinmax tau=1.0", "C5", "-."),
+)
 PLOT_FLOOR = 1e-5
 TV_N_STEPS, TV_T_1S = (2, 3, 5, 9, 17), (0.1, 0.3, 0.5, 0.9, 1.0)
 
@@ -186,7 +195,12 @@ def gradient_markdown(name: str, exact: torch.Tensor, rows: dict) -> str:
 
 
 def tv_markdown(tv: dict, n_steps_list, t_1s, cell, title: str) -> str:
-    lines = [title, "", "| n_steps | " + " | ".join(f"t_1={t}" for t in t_1s) + " |", "| ---: |" + " ---: |" * len(t_1s)]
+    lines = [
+        title,
+        "",
+        "| n_steps | " + " | ".join(f"t_1={t}" for t in t_1s) + " |",
+        "| ---: |" + " ---: |" * len(t_1s),
+    ]
     for n in n_steps_list:
         lines.append(f"| {n} | " + " | ".join(cell(tv[n, t]) for t in t_1s) + " |")
     return "\n".join(lines)
@@ -202,7 +216,9 @@ def plot(tables: dict, path: Path, n_steps_list, t_1s) -> None:
 
     fig, axes = plt.subplots(1, len(tables), figsize=(4.5 * len(tables), 3.8), squeeze=False)
     for ax, (name, rows) in zip(axes[0], tables.items()):
-        redge_rows = [rows[f"redge n={n} t_1={t}"] for n in n_steps_list for t in t_1s if f"redge n={n} t_1={t}" in rows]
+        redge_rows = [
+            rows[f"redge n={n} t_1={t}"] for n in n_steps_list for t in t_1s if f"redge n={n} t_1={t}" in rows
+        ]
         plot_sweep(redge_rows, "t_1", by="n_steps", ax=ax, floor=PLOT_FLOOR)
         for label, color, style in REFERENCE_LINES:
             if label in rows:
@@ -217,8 +233,12 @@ def plot(tables: dict, path: Path, n_steps_list, t_1s) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny M and N, few configurations (for the test suite)")
-    parser.add_argument("--samples", type=int, default=None, help="M, gradient samples per row (default 200000, quick 500)")
-    parser.add_argument("--tv-samples", type=int, default=None, help="N, REDGE draws per TV cell (default 400000, quick 2000)")
+    parser.add_argument(
+        "--samples", type=int, default=None, help="M, gradient samples per row (default 200000, quick 500)"
+    )
+    parser.add_argument(
+        "--tv-samples", type=int, default=None, help="N, REDGE draws per TV cell (default 400000, quick 2000)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gradient_quality.md")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     return parser.parse_args(argv)
@@ -257,7 +277,11 @@ def main(argv=None) -> str:
             "The Rao-Blackwellised table gives each cell's own noise level in brackets: "
             "0.5 sum_k sqrt(2 Var(soft_k) / (pi N)).",
             tv_markdown(
-                tv, tv_n_steps, tv_t_1s, lambda c: f"{c['hard']:.4f}", "### TV(law of hard samples, softmax(logits)), from counts"
+                tv,
+                tv_n_steps,
+                tv_t_1s,
+                lambda c: f"{c['hard']:.4f}",
+                "### TV(law of hard samples, softmax(logits)), from counts",
             ),
             tv_markdown(
                 tv,

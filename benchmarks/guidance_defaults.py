@@ -87,26 +87,39 @@ def main() -> None:
     start = time.perf_counter()
     rows = sweep()
     best = max(rows, key=lambda r: r[4])
-    defaults = {k: v.default for k, v in inspect.signature(td.Guidance).parameters.items() if k in ("n_opt", "lr", "kl_weight", "normalize")}
+    defaults = {
+        k: v.default
+        for k, v in inspect.signature(td.Guidance).parameters.items()
+        if k in ("n_opt", "lr", "kl_weight", "normalize")
+    }
     lines = [
-        "# Guidance defaults: a sweep on the Sudoku reward, a check on Latin squares", "",
+        "# Guidance defaults: a sweep on the Sudoku reward, a check on Latin squares",
+        "",
         f"`OMP_NUM_THREADS=1 python benchmarks/guidance_defaults.py`. Library defaults now: `{defaults}` "
-        "(``normalize``: the reward divided at every Adam step by its detached per-sequence mean |r|).", "",
+        "(``normalize``: the reward divided at every Adam step by its detached per-sequence mean |r|).",
+        "",
         f"## Sweep (REDGE, normalize=True): JAX 4x4 Sudoku demo, {N_SWEEP} validation puzzles (seed 777), "
-        "12 blanks, 3 denoiser calls, adaptive routing, estimator seed 0", "",
-        "| n_opt | lr | kl_weight | valid % unguided | valid % guided | gain (pp) |", "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        "12 blanks, 3 denoiser calls, adaptive routing, estimator seed 0",
+        "",
+        "| n_opt | lr | kl_weight | valid % unguided | valid % guided | gain (pp) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [f"| {n} | {lr:g} | {kl:g} | {u:.1f} | {v:.1f} | {v - u:+.1f} |" for n, lr, kl, u, v in rows]
-    lines += ["", f"Best on the sweep: n_opt={best[0]}, lr={best[1]:g}, kl_weight={best[2]:g} ({best[4] - best[3]:+.1f} pp). "
-              "Kept: n_opt=30, lr=0.3 (the best pair) and kl_weight=0.003, the smallest of that pair's four, all within "
-              "2 binomial SE (about 2 x 2.4 pp at 200 puzzles) of the best. Disclosure: the sweep's argmax kl_weight=0.03 "
-              "was tried first and gave 0-0.5% valid Latin squares "
-              "(`benchmarks/results/guidance_defaults_kl003_first_try.md`); the smallest-kl rule was chosen after that, "
-              "so the Latin-square check below is not a clean held-out test of the kl_weight choice (it is for the "
-              "scale insensitivity).", ""]
+    lines += [
+        "",
+        f"Best on the sweep: n_opt={best[0]}, lr={best[1]:g}, kl_weight={best[2]:g} ({best[4] - best[3]:+.1f} pp). "
+        "Kept: n_opt=30, lr=0.3 (the best pair) and kl_weight=0.003, the smallest of that pair's four, all within "
+        "2 binomial SE (about 2 x 2.4 pp at 200 puzzles) of the best. Disclosure: the sweep's argmax kl_weight=0.03 "
+        "was tried first and gave 0-0.5% valid Latin squares "
+        "(`benchmarks/results/guidance_defaults_kl003_first_try.md`); the smallest-kl rule was chosen after that, "
+        "so the Latin-square check below is not a clean held-out test of the kl_weight choice (it is for the "
+        "scale insensitivity).",
+        "",
+    ]
     lines += [
         f"## Held out: 4x4 Latin squares from uniform logits, `tilt` with n_opt={LATIN_OPT} and the other defaults, "
-        f"{N_LATIN} grids, one draw from Cat(phi) each", "",
+        f"{N_LATIN} grids, one draw from Cat(phi) each",
+        "",
         "| backend | estimator | reward scale | seed | valid % unguided | valid % guided | gain (pp) | valid % guided, normalize=False |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -117,9 +130,14 @@ def main() -> None:
                 raw = f"{run(estimator, scale, 0, normalize=False)[1]:.1f}" if estimator == "redge" else "-"
                 lines.append(f"| {backend} | {estimator} | {scale:g} | 0 | {u:.1f} | {v:.1f} | {v - u:+.1f} | {raw} |")
                 print(lines[-1], flush=True)
-    lines += ["", "Last column (REDGE only, for time): the same defaults on the raw reward: what the reward's scale does "
-              "without the normalisation. At kl_weight=0.003 the KL term is weak, so the raw reward may also survive "
-              "0.1x-10x here; the exact scale invariance of the normalised updates is what tests/test_diffusion_*.py assert.", "", f"Wall time {time.perf_counter() - start:.0f} s, 1 thread."]
+    lines += [
+        "",
+        "Last column (REDGE only, for time): the same defaults on the raw reward: what the reward's scale does "
+        "without the normalisation. At kl_weight=0.003 the KL term is weak, so the raw reward may also survive "
+        "0.1x-10x here; the exact scale invariance of the normalised updates is what tests/test_diffusion_*.py assert.",
+        "",
+        f"Wall time {time.perf_counter() - start:.0f} s, 1 thread.",
+    ]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -33,15 +33,18 @@ def hlo_facts(compiled) -> str:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     temp = compiled.memory_analysis().temp_size_in_bytes
-    return (f"temp {temp / 2**20:7.1f} MiB  moved {cost.get('bytes accessed', 0) / 1e9:6.2f} GB  "
-            f"flops {cost.get('flops', 0) / 1e9:6.2f} G  while {text.count(' while(')}  fusions {text.count(' fusion(')}")
+    return (
+        f"temp {temp / 2**20:7.1f} MiB  moved {cost.get('bytes accessed', 0) / 1e9:6.2f} GB  "
+        f"flops {cost.get('flops', 0) / 1e9:6.2f} G  while {text.count(' while(')}  fusions {text.count(' fusion(')}"
+    )
 
 
 def run(fns: dict, args_of: dict, repeats: int, min_time: float) -> None:
     """Compile every variant (a function, or an already compiled one), then time them
     interleaved; print one line each."""
-    compiled = {name: fn if hasattr(fn, "as_text") else jax.jit(fn).lower(*args_of[name]).compile()
-                for name, fn in fns.items()}
+    compiled = {
+        name: fn if hasattr(fn, "as_text") else jax.jit(fn).lower(*args_of[name]).compile() for name, fn in fns.items()
+    }
     for name, c in compiled.items():
         jax.block_until_ready(c(*args_of[name]))
     wall, cpu = ({name: [] for name in fns} for _ in range(2))
@@ -55,8 +58,11 @@ def run(fns: dict, args_of: dict, repeats: int, min_time: float) -> None:
             wall[name].append(time.perf_counter() - start)
             cpu[name].append(time.process_time() - start_cpu)
     for name, c in compiled.items():
-        print(f"  {name:34s} {statistics.median(wall[name]) * 1e3:8.2f} ms  CPU {statistics.median(cpu[name]) * 1e3:8.2f} ms  "
-              f"{hlo_facts(c)}", flush=True)
+        print(
+            f"  {name:34s} {statistics.median(wall[name]) * 1e3:8.2f} ms  CPU {statistics.median(cpu[name]) * 1e3:8.2f} ms  "
+            f"{hlo_facts(c)}",
+            flush=True,
+        )
 
 
 def argmax_one_hot(scores):
@@ -104,7 +110,11 @@ def _gs_grad(gumbel, one_hot):
 def section_noise(opts):
     for size in opts.sizes.split(","):
         shape = tuple(int(d) for d in size.split("x"))
-        key, logits, w = jax.random.PRNGKey(1), jax.random.normal(jax.random.PRNGKey(2), shape), jax.random.normal(jax.random.PRNGKey(3), shape)
+        key, logits, w = (
+            jax.random.PRNGKey(1),
+            jax.random.normal(jax.random.PRNGKey(2), shape),
+            jax.random.normal(jax.random.PRNGKey(3), shape),
+        )
         print(f"noise, {size}:")
         fns = {
             "draw: exponential route": lambda key: gumbel_exponential(key, shape, jnp.float32),
@@ -140,7 +150,9 @@ def section_redge(opts):
             for name, unroll_max in (("unrolled chain", 99), ("scan chain", 0)):
                 E._UNROLL_MAX_STEPS = unroll_max  # read at trace time: compile now, then restore
                 try:
-                    fns[f"redge, float t_1, {name}"] = jax.jit(grad_of(lambda lg: E.redge(lg, n, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+                    fns[f"redge, float t_1, {name}"] = (
+                        jax.jit(grad_of(lambda lg: E.redge(lg, n, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+                    )
                 finally:
                     E._UNROLL_MAX_STEPS = default
             run(fns, dict.fromkeys(fns, (logits, w)), opts.repeats, opts.min_time)

@@ -69,8 +69,10 @@ def agreement(n_steps, t_1):
             forward_and_grad(k, n_steps, t_1)(*args) for k in (pallas_redge, estimators.redge)
         )
         soft_diff = float(jnp.max(jnp.abs(soft_of(pallas_redge) - soft_of(estimators.redge))))
-        print(f"| {shape} | {n_steps} | {t_1} | {int(jnp.sum(hard_p != hard_x))} | {soft_diff:.1e} "
-              f"| {float(jnp.max(jnp.abs(grad_p - grad_x))):.1e} |")
+        print(
+            f"| {shape} | {n_steps} | {t_1} | {int(jnp.sum(hard_p != hard_x))} | {soft_diff:.1e} "
+            f"| {float(jnp.max(jnp.abs(grad_p - grad_x))):.1e} |"
+        )
 
 
 def timing(shape, n_steps, t_1, repeats):
@@ -81,8 +83,11 @@ def timing(shape, n_steps, t_1, repeats):
         compiled[name] = forward_and_grad(kernel, n_steps, t_1).lower(*args).compile()
         jax.block_until_ready(compiled[name](*args))
         memory = compiled[name].memory_analysis()
-        peak = None if memory is None else (memory.argument_size_in_bytes + memory.output_size_in_bytes
-                                            + memory.temp_size_in_bytes)
+        peak = (
+            None
+            if memory is None
+            else (memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes)
+        )
         rows[name] = {"compile_s": time.perf_counter() - start, "times": [], "peak": peak}
     for _ in range(repeats):  # interleaved: a change in load hits every row alike
         for name, fn in compiled.items():
@@ -90,8 +95,10 @@ def timing(shape, n_steps, t_1, repeats):
             jax.block_until_ready(fn(*args))
             rows[name]["times"].append(time.perf_counter() - start)
     base = statistics.median(rows["gumbel_st"]["times"])
-    print(f"\n{jax.devices()[0].device_kind}, {'x'.join(map(str, shape))}, n_steps {n_steps}, t_1 {t_1}, float32, "
-          f"forward + backward, median of {repeats}\n")
+    print(
+        f"\n{jax.devices()[0].device_kind}, {'x'.join(map(str, shape))}, n_steps {n_steps}, t_1 {t_1}, float32, "
+        f"forward + backward, median of {repeats}\n"
+    )
     print("| kernel | compile s | run ms | x gumbel_st | peak MiB (memory_analysis) |\n|---|---|---|---|---|")
     for name, row in rows.items():
         median = statistics.median(row["times"])
@@ -106,8 +113,10 @@ def main():
     parser.add_argument("--t-1", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    print(f"backend {jax.default_backend()}, pallas_available: "
-          f"{_pallas.pallas_available(jnp.zeros((1, 4)), args.t_1)} (False: interpret mode)\n")
+    print(
+        f"backend {jax.default_backend()}, pallas_available: "
+        f"{_pallas.pallas_available(jnp.zeros((1, 4)), args.t_1)} (False: interpret mode)\n"
+    )
     agreement(args.n_steps, args.t_1)
     timing(tuple(int(s) for s in args.size.split("x")), args.n_steps, args.t_1, args.repeats)
 

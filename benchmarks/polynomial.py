@@ -154,7 +154,9 @@ def main_table(results: dict, powers: torch.Tensor, j: int) -> str:
         "| --- | ---: | ---: | ---: |",
     ]
     for label, r in results.items():
-        lines.append(f"| {label} | {mean_sd(r['own'][j])} | {mean_sd(r['exact'][j])} | {mean_sd(r['exact'][j] - best, '.2e')} |")
+        lines.append(
+            f"| {label} | {mean_sd(r['own'][j])} | {mean_sd(r['exact'][j])} | {mean_sd(r['exact'][j] - best, '.2e')} |"
+        )
     return "\n".join(lines)
 
 
@@ -170,17 +172,25 @@ def sweep_markdown(sweep: dict, powers: torch.Tensor) -> str:
         lines = [f"### p = {p:g}", "", "| REDGE n_steps | " + " | ".join(f"t_1={t}" for t in SWEEP_T_1S) + " |"]
         lines.append("| ---: |" + " ---: |" * len(SWEEP_T_1S))
         for n in SWEEP_N_STEPS:
-            lines.append(f"| {n} | " + " | ".join(gap_cell(sweep[f"redge n={n} t_1={t}"], j) for t in SWEEP_T_1S) + " |")
+            lines.append(
+                f"| {n} | " + " | ".join(gap_cell(sweep[f"redge n={n} t_1={t}"], j) for t in SWEEP_T_1S) + " |"
+            )
         lines += ["", "| temperature | " + " | ".join(f"tau={t}" for t in SWEEP_GUMBEL_TAUS) + " |"]
         lines.append("| --- |" + " ---: |" * len(SWEEP_GUMBEL_TAUS))
-        lines.append("| gumbel | " + " | ".join(gap_cell(sweep[f"gumbel tau={t}"], j) for t in SWEEP_GUMBEL_TAUS) + " |")
+        lines.append(
+            "| gumbel | " + " | ".join(gap_cell(sweep[f"gumbel tau={t}"], j) for t in SWEEP_GUMBEL_TAUS) + " |"
+        )
         lines.append(
             "| reinmax | "
-            + " | ".join(gap_cell(sweep[f"reinmax tau={t}"], j) if t in SWEEP_REINMAX_TAUS else "-" for t in SWEEP_GUMBEL_TAUS)
+            + " | ".join(
+                gap_cell(sweep[f"reinmax tau={t}"], j) if t in SWEEP_REINMAX_TAUS else "-" for t in SWEEP_GUMBEL_TAUS
+            )
             + " |"
         )
         lines.append("")
-        lines.append("Best and worst of each family, against ST and REINFORCE at the same settings: " + best_of(sweep, j))
+        lines.append(
+            "Best and worst of each family, against ST and REINFORCE at the same settings: " + best_of(sweep, j)
+        )
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
@@ -233,7 +243,10 @@ def parse_args(argv=None):
 
 def sweep_estimators():
     return (
-        [(f"redge n={n} t_1={t}", "redge", {"n_steps": n, "t_1": t}) for n, t in itertools.product(SWEEP_N_STEPS, SWEEP_T_1S)]
+        [
+            (f"redge n={n} t_1={t}", "redge", {"n_steps": n, "t_1": t})
+            for n, t in itertools.product(SWEEP_N_STEPS, SWEEP_T_1S)
+        ]
         + [(f"gumbel tau={t}", "gumbel", {"tau": t}) for t in SWEEP_GUMBEL_TAUS]
         + [(f"reinmax tau={t}", "reinmax", {"tau": t}) for t in SWEEP_REINMAX_TAUS]
         + [("st", "st", {}), ("reinforce (LOO)", "reinforce", {})]  # references at the sweep's own settings
@@ -272,8 +285,10 @@ def main(argv=None) -> str:
         *(main_table(results, powers, j) for j in range(len(powers))),
     ]
     if sweep is not None:
-        parts.append(f"Sweep settings: L = {sweep_vars}, {sweep_seeds} seed(s), batch {args.batch}, {steps} steps "
-                     "(smaller than the main table's to fit the CPU budget; compare sweep cells with each other, not with the main table).")
+        parts.append(
+            f"Sweep settings: L = {sweep_vars}, {sweep_seeds} seed(s), batch {args.batch}, {steps} steps "
+            "(smaller than the main table's to fit the CPU budget; compare sweep cells with each other, not with the main table)."
+        )
         parts.append(sweep_markdown(sweep, powers))
     parts.append(
         f"Runtime: {main_elapsed:.1f} s for the main table, {elapsed:.1f} s in all, on {torch.get_num_threads()} CPU thread(s)."

@@ -40,7 +40,13 @@ def law_tv(kernel, logits, n_steps, t_1, n_draws, n_batches):
     means = []
     for _ in range(n_batches):
         shape = (n_draws,) + logits.shape
-        _, soft = kernel(logits.expand(shape), n_steps, t_1, torch.randn(shape, dtype=logits.dtype), torch.zeros(shape, dtype=logits.dtype))
+        _, soft = kernel(
+            logits.expand(shape),
+            n_steps,
+            t_1,
+            torch.randn(shape, dtype=logits.dtype),
+            torch.zeros(shape, dtype=logits.dtype),
+        )
         means.append(soft.mean(0))
     means = torch.stack(means)  # (B, R, K)
     probs = torch.softmax(logits, -1)
@@ -67,15 +73,22 @@ def measure(n_draws: int, n_batches: int, n_steps_grid, t_1_grid, kernels) -> di
 
 
 def markdown(table: dict, n_draws: int, n_batches: int) -> str:
-    lines = [f"Largest TV(E[x0_hat], softmax(logits)) over {len(EVENT_SIZES) * len(SCALES) * 4} logit vectors "
-             f"(K in {EVENT_SIZES}, scale in {SCALES}); {n_batches} x {n_draws} draws; +- its standard error; "
-             "[K, scale] of the worst problem.", ""]
+    lines = [
+        f"Largest TV(E[x0_hat], softmax(logits)) over {len(EVENT_SIZES) * len(SCALES) * 4} logit vectors "
+        f"(K in {EVENT_SIZES}, scale in {SCALES}); {n_batches} x {n_draws} draws; +- its standard error; "
+        "[K, scale] of the worst problem.",
+        "",
+    ]
     names = sorted({key[0] for key in table})
     n_steps_grid = sorted({key[1] for key in table})
     t_1_grid = sorted({key[2] for key in table})
     for name in names:
-        lines += [f"### {name}", "", "| t_1 | " + " | ".join(f"n_steps={n}" for n in n_steps_grid) + " |",
-                  "| ---: |" + " ---: |" * len(n_steps_grid)]
+        lines += [
+            f"### {name}",
+            "",
+            "| t_1 | " + " | ".join(f"n_steps={n}" for n in n_steps_grid) + " |",
+            "| ---: |" + " ---: |" * len(n_steps_grid),
+        ]
         for t_1 in t_1_grid:
             cells = []
             for n in n_steps_grid:

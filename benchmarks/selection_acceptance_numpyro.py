@@ -44,8 +44,16 @@ warnings.filterwarnings("ignore", message="Currently, SVI with")  # the model's 
 
 mixtures = problems.mixtures
 X = jnp.asarray(mixtures.FIXED["x"])
-FIXED = [("redge", {"t_1": 0.5}), ("redge", {"t_1": 0.9}), ("redge", {"t_1": 0.2}), ("gumbel", {"temperature": 1.0}),
-         ("st", {}), ("redge_cov", {}), ("reindge", {}), ("reinmax", {})]
+FIXED = [
+    ("redge", {"t_1": 0.5}),
+    ("redge", {"t_1": 0.9}),
+    ("redge", {"t_1": 0.2}),
+    ("gumbel", {"temperature": 1.0}),
+    ("st", {}),
+    ("redge_cov", {}),
+    ("reindge", {}),
+    ("reinmax", {}),
+]
 
 
 def kls(params):
@@ -91,8 +99,17 @@ def main(argv=None):
         "| --- | ---: | ---: | ---: |",
     ]
     rows = [("defaults", lambda: relax(problems.mixture_guide), False)]
-    rows.append(("auto, reselect_every=500", lambda: relax(problems.mixture_guide, estimator="auto", model=problems.mixture_model, reselect_every=500), True))
-    rows += [(candidate_label(e, h), (lambda e=e, h=h: relax(problems.mixture_guide, estimator=e, **h)), False) for e, h in FIXED]
+    rows.append(
+        (
+            "auto, reselect_every=500",
+            lambda: relax(problems.mixture_guide, estimator="auto", model=problems.mixture_model, reselect_every=500),
+            True,
+        )
+    )
+    rows += [
+        (candidate_label(e, h), (lambda e=e, h=h: relax(problems.mixture_guide, estimator=e, **h)), False)
+        for e, h in FIXED
+    ]
     choices = []
     for name, make, auto in rows:
         out = []
@@ -105,11 +122,22 @@ def main(argv=None):
         worst = np.max(np.array(out), 0)
         lines.append(f"| {name} | {worst[0]:.4f} | {worst[1]:.4f} | {worst[2]:.1f} |")
         print(lines[-1], flush=True)
-    lines += ["", "Selections of `auto` (seed, log `(step, estimator, hyper)`, selection seconds, cost in SVI gradients):", ""]
-    lines += [f"- seed {s}: {log}; {sec:.1f} s = {cost:.0f} single-particle SVI gradients of the winner" for s, log, sec, cost in choices]
+    lines += [
+        "",
+        "Selections of `auto` (seed, log `(step, estimator, hyper)`, selection seconds, cost in SVI gradients):",
+        "",
+    ]
+    lines += [
+        f"- seed {s}: {log}; {sec:.1f} s = {cost:.0f} single-particle SVI gradients of the winner"
+        for s, log, sec, cost in choices
+    ]
 
     # (b) rank agreement
-    lines += ["", "## (b) Spearman of select_estimator's MSE ranking against a many-sample MSE (12 default candidates)", ""]
+    lines += [
+        "",
+        "## (b) Spearman of select_estimator's MSE ranking against a many-sample MSE (12 default candidates)",
+        "",
+    ]
     jax.config.update("jax_enable_x64", True)
     logits, functions = standard_problem()
     key = jax.random.PRNGKey(0)
@@ -119,25 +147,43 @@ def main(argv=None):
         model, guide = standard_model_guide(functions[fname], logits)
         report = select_estimator(key, model, guide)
         by_label = {r.label: r.mse for r in report.results}
-        truth = {candidate_label(e, h): gradient_report(key, e, functions[fname], logits, n_truth, **h).mse for e, h in DEFAULT_CANDIDATES}
+        truth = {
+            candidate_label(e, h): gradient_report(key, e, functions[fname], logits, n_truth, **h).mse
+            for e, h in DEFAULT_CANDIDATES
+        }
         labels = list(truth)
         rho = spearman([by_label[k] for k in labels], [truth[k] for k in labels])
-        lines.append(f"| standard_problem {fname} | {rho:.3f} | {report.results[0].label} | {min(truth, key=truth.get)} |")
+        lines.append(
+            f"| standard_problem {fname} | {rho:.3f} | {report.results[0].label} | {min(truth, key=truth.get)} |"
+        )
         print(lines[-1], flush=True)
     jax.config.update("jax_enable_x64", False)
     report = select_estimator(key, problems.mixture_model, problems.mixture_guide, X)
-    big = select_estimator(jax.random.PRNGKey(1), problems.mixture_model, problems.mixture_guide, X,
-                           num_samples=2048 if args.quick else 8192, num_groups=64)
+    big = select_estimator(
+        jax.random.PRNGKey(1),
+        problems.mixture_model,
+        problems.mixture_guide,
+        X,
+        num_samples=2048 if args.quick else 8192,
+        num_groups=64,
+    )
     a = {r.label: r.mse for r in report.results}
     b = {r.label: r.mse for r in big.results}
     rho = spearman([a[k] for k in b], [b[k] for k in b])
     lines.append(f"| mixture (q = 0) | {rho:.3f} | {report.results[0].label} | {big.results[0].label} |")
     print(lines[-1], flush=True)
-    lines += ["", "## Cost of one selection (mixture, q = 0, 12 candidates, 256 gradients each, exact reference)", "",
-              f"{report.seconds:.1f} s = {report.cost_in_steps:.0f} single-particle SVI gradients of the winner "
-              f"({1e3 * report.step_seconds:.3f} ms each, jitted, after compilation); almost all of it is XLA compilation "
-              "of one program per candidate.", "", report.table(), "",
-              f"Wall time: {time.time() - start:.0f} s."]
+    lines += [
+        "",
+        "## Cost of one selection (mixture, q = 0, 12 candidates, 256 gradients each, exact reference)",
+        "",
+        f"{report.seconds:.1f} s = {report.cost_in_steps:.0f} single-particle SVI gradients of the winner "
+        f"({1e3 * report.step_seconds:.3f} ms each, jitted, after compilation); almost all of it is XLA compilation "
+        "of one program per candidate.",
+        "",
+        report.table(),
+        "",
+        f"Wall time: {time.time() - start:.0f} s.",
+    ]
     text = "\n".join(lines) + "\n"
     if not args.quick:
         (ROOT / "benchmarks" / "results" / "selection_acceptance_numpyro.md").write_text(text)

@@ -35,7 +35,9 @@ from pyro_ext.selection import run_svi, select_estimator
 from relaxed_dists import defaults
 from relaxed_dists.selection import DEFAULT_CANDIDATES, candidate_label, spearman
 
-_spec = importlib.util.spec_from_file_location("_selection_problems", pathlib.Path(__file__).with_name("_selection_problems.py"))
+_spec = importlib.util.spec_from_file_location(
+    "_selection_problems", pathlib.Path(__file__).with_name("_selection_problems.py")
+)
 problems = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(problems)
 mixtures = problems.mixtures
@@ -48,7 +50,12 @@ def fit(guide, steps=STEPS, seed=0, auto=False):
     pyro.clear_param_store()
     pyro.set_rng_seed(seed)
     args = problems.mixture_args()
-    svi = SVI(problems.mixture_model, guide, Adam({"lr": 0.05}), Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1))
+    svi = SVI(
+        problems.mixture_model,
+        guide,
+        Adam({"lr": 0.05}),
+        Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1),
+    )
     t0 = time.perf_counter()
     run_svi(svi, steps, *args, progress_bar=False)
     seconds = time.perf_counter() - t0
@@ -79,7 +86,10 @@ def part_b():
             sel = {r.label: r.mse for r in report.results}
             logits, functions = standard_problem(seed)
             torch.manual_seed(100 + seed)
-            exact = {candidate_label(e, h): gradient_report(e, functions[name], logits, 20_000, **h).mse for e, h in DEFAULT_CANDIDATES}
+            exact = {
+                candidate_label(e, h): gradient_report(e, functions[name], logits, 20_000, **h).mse
+                for e, h in DEFAULT_CANDIDATES
+            }
             labels = list(exact)
             out.append((name, seed, spearman([sel[k] for k in labels], [exact[k] for k in labels]), report))
     return out
@@ -94,7 +104,12 @@ def main() -> str:
     torch.manual_seed(0)
     model, mguide, args = problems.mixture()
     report = select_estimator(model, mguide, *args, num_particles=defaults.AUTO_AVERAGED_GRADIENTS)  # auto's rule
-    svi = SVI(model, relax(mguide, estimator=report.best[0], **report.best[1]), Adam({"lr": 0.05}), Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1))
+    svi = SVI(
+        model,
+        relax(mguide, estimator=report.best[0], **report.best[1]),
+        Adam({"lr": 0.05}),
+        Trace_ELBO(num_particles=8, vectorize_particles=True, max_plate_nesting=1),
+    )
     svi.step(*args)
     ts = []
     for _ in range(20):

@@ -102,11 +102,15 @@ class Family:
 
 FAMILIES = {
     "bernoulli": Family(
-        BernoulliVAE, 200, 5e-4,
+        BernoulliVAE,
+        200,
+        5e-4,
         f"{N_BITS} binary latents (2-class one-hots), MLP 784-512-256-{N_BITS * 2} / {N_BITS}-256-512-784",
     ),
     "categorical": Family(
-        vae_pyro.DiscreteVAE, vae_pyro.BATCH_SIZE, vae_pyro.LEARNING_RATE,
+        vae_pyro.DiscreteVAE,
+        vae_pyro.BATCH_SIZE,
+        vae_pyro.LEARNING_RATE,
         f"{vae_pyro.N_LATENT} x {vae_pyro.N_CLASSES} one-hot latents (examples/vae_pyro.py's DiscreteVAE and settings), "
         "MLP 784-512-256-200 / 200-256-512-784",
     ),
@@ -137,7 +141,9 @@ def train(family: Family, estimator: str, seed: int, train_x, test_x, steps: int
     guide, loss = training_setup(vae, estimator)
     svi = SVI(vae.model, guide, pyro.optim.Adam({"lr": family.lr}), loss)
     start = time.perf_counter()
-    curve = [svi.step(train_x[batch]) / len(batch) for batch in batch_order(len(train_x), family.batch_size, steps, seed)]
+    curve = [
+        svi.step(train_x[batch]) / len(batch) for batch in batch_order(len(train_x), family.batch_size, steps, seed)
+    ]
     seconds = time.perf_counter() - start
     neg_elbo = -vae_pyro.heldout_elbo(vae, test_x, num_particles)
     return {"curve": np.array(curve), "neg_elbo": neg_elbo, "steps_per_s": steps / seconds}
@@ -159,7 +165,8 @@ def family_table(name: str, runs: dict, estimators, seeds) -> tuple[str, list[st
     lines = [
         f"## {name}: {family.description}; Adam {family.lr:g}, batch {family.batch_size}",
         "",
-        "| estimator | hyperparameters | " + " | ".join(f"seed {s}" for s in seeds)
+        "| estimator | hyperparameters | "
+        + " | ".join(f"seed {s}" for s in seeds)
         + " | mean ± sd | gain over REINFORCE | beats REINFORCE on every seed | steps/s |",
         "| --- | --- | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | --- | ---: |",
     ]
@@ -177,7 +184,8 @@ def family_table(name: str, runs: dict, estimators, seeds) -> tuple[str, list[st
                 failures.append(estimator)
         speed = np.mean([runs[estimator, s]["steps_per_s"] for s in seeds])
         lines.append(
-            f"| {estimator} | {hyper_text(estimator)} | " + " | ".join(f"{v:.2f}" for v in values)
+            f"| {estimator} | {hyper_text(estimator)} | "
+            + " | ".join(f"{v:.2f}" for v in values)
             + f" | {values.mean():.2f}{spread} | {gain} | {beats} | {speed:.1f} |"
         )
     return "\n".join(lines), failures
@@ -209,12 +217,18 @@ def plot(results: dict, estimators, seeds, steps: int, path: Path) -> None:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="seconds: 300 train / 200 held-out digits, 5 steps, 1 seed")
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds: 300 train / 200 held-out digits, 5 steps, 1 seed"
+    )
     parser.add_argument("--steps", type=int, default=None, help="Adam steps per run (default 800, quick 5)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2, quick the first of them)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="seeds (default 0 1 2, quick the first of them)"
+    )
     parser.add_argument("--latent", choices=[*FAMILIES, "both"], default="both")
     parser.add_argument("--estimators", nargs="+", choices=ESTIMATORS, default=list(ESTIMATORS))
-    parser.add_argument("--eval-particles", type=int, default=None, help="held-out ELBO particles (default 20, quick 2)")
+    parser.add_argument(
+        "--eval-particles", type=int, default=None, help="held-out ELBO particles (default 20, quick 2)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vae.md")
     return parser.parse_args(argv)
@@ -241,15 +255,22 @@ def main(argv=None) -> str:
             for seed in seeds:
                 run = train(FAMILIES[name], estimator, seed, train_x, test_x, steps, num_particles)
                 results[name][estimator, seed] = run
-                print(f"{name} {estimator} seed {seed}: held-out -ELBO {run['neg_elbo']:.2f}, "
-                      f"{run['steps_per_s']:.1f} steps/s", flush=True)
+                print(
+                    f"{name} {estimator} seed {seed}: held-out -ELBO {run['neg_elbo']:.2f}, "
+                    f"{run['steps_per_s']:.1f} steps/s",
+                    flush=True,
+                )
     elapsed = time.perf_counter() - start
 
     tables = [family_table(name, results[name], args.estimators, seeds) for name in families]
     failures = [f"{name} {e}" for name, (_, bad) in zip(families, tables) for e in bad]
-    verdict = "" if "reinforce" not in args.estimators else (
-        "Acceptance (every relaxed estimator beats REINFORCE on every seed, at equal steps): "
-        + (f"**not met** by {', '.join(failures)}." if failures else "met.")
+    verdict = (
+        ""
+        if "reinforce" not in args.estimators
+        else (
+            "Acceptance (every relaxed estimator beats REINFORCE on every seed, at equal steps): "
+            + (f"**not met** by {', '.join(failures)}." if failures else "met.")
+        )
     )
     parts = [
         "# Discrete VAE on binarised MNIST: held-out exact -ELBO per estimator (Pyro, CPU)",

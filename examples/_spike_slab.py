@@ -27,9 +27,24 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "N", "P", "PRIOR_INCLUSION", "SLAB_SCALE", "NOISE_SCALE", "TRUE_EFFECTS", "CORRELATED",
-    "design", "configurations", "log_evidence", "exact_inclusion", "mean_field_optimum", "pip_errors",
-    "parse_args", "report", "plot", "finish", "error_summary",
+    "N",
+    "P",
+    "PRIOR_INCLUSION",
+    "SLAB_SCALE",
+    "NOISE_SCALE",
+    "TRUE_EFFECTS",
+    "CORRELATED",
+    "design",
+    "configurations",
+    "log_evidence",
+    "exact_inclusion",
+    "mean_field_optimum",
+    "pip_errors",
+    "parse_args",
+    "report",
+    "plot",
+    "finish",
+    "error_summary",
 ]
 
 N, P = 80, 10
@@ -85,20 +100,30 @@ def log_evidence(x, y, gammas, slab_scale: float = SLAB_SCALE, noise_scale: floa
     return out
 
 
-def exact_inclusion(x, y, prior_inclusion: float = PRIOR_INCLUSION, slab_scale: float = SLAB_SCALE,
-                    noise_scale: float = NOISE_SCALE) -> np.ndarray:
+def exact_inclusion(
+    x, y, prior_inclusion: float = PRIOR_INCLUSION, slab_scale: float = SLAB_SCALE, noise_scale: float = NOISE_SCALE
+) -> np.ndarray:
     """``P(gamma_j = 1 | y)`` for each column, by enumerating all ``2^p`` configurations."""
     gammas = configurations(np.shape(x)[1])
     k = gammas.sum(-1)
-    log_post = log_evidence(x, y, gammas, slab_scale, noise_scale) + k * np.log(prior_inclusion) \
+    log_post = (
+        log_evidence(x, y, gammas, slab_scale, noise_scale)
+        + k * np.log(prior_inclusion)
         + (gammas.shape[1] - k) * np.log1p(-prior_inclusion)
+    )
     weights = np.exp(log_post - log_post.max())
     return weights @ gammas / weights.sum()
 
 
-def mean_field_optimum(x, y, prior_inclusion: float = PRIOR_INCLUSION, slab_scale: float = SLAB_SCALE,
-                       noise_scale: float = NOISE_SCALE, init_probs: float | None = None,
-                       n_iter: int = 500) -> np.ndarray:
+def mean_field_optimum(
+    x,
+    y,
+    prior_inclusion: float = PRIOR_INCLUSION,
+    slab_scale: float = SLAB_SCALE,
+    noise_scale: float = NOISE_SCALE,
+    init_probs: float | None = None,
+    n_iter: int = 500,
+) -> np.ndarray:
     """Inclusion probabilities at a fixed point of coordinate-ascent VI for ``q(gamma, beta) =
     prod_j Bernoulli(gamma_j; alpha_j) Normal(beta_j; mu_j, v_j)`` (gate and effect independent,
     as in ``AutoRelaxed(model, continuous=AutoNormal)``). With ``r_j = x_j^T (y - sum_{k != j}
@@ -148,13 +173,22 @@ def parse_args(argv, doc: str, steps: int = 2000) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0, help="data and SVI seed")
-    parser.add_argument("--estimators", nargs="+", default=None, help="registry names (default: every Bernoulli estimator)")
+    parser.add_argument(
+        "--estimators", nargs="+", default=None, help="registry names (default: every Bernoulli estimator)"
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the hand-placed relaxed-site baselines")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_STEPS} steps at lr {QUICK_LR}, the default estimator and one baseline (seconds)")
-    parser.add_argument("--out-dir", type=Path, default=None,
-                        help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build' / 'examples-quick'} with --quick)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_STEPS} steps at lr {QUICK_LR}, the default estimator and one baseline (seconds)",
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build' / 'examples-quick'} with --quick)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steps, args.lr = min(args.steps, QUICK_STEPS), QUICK_LR
@@ -181,18 +215,34 @@ def plot(exact, optimum, results: dict, path: Path, title: str) -> None:
     width = 0.8 / max(1, len(results))
     for i, (label, result) in enumerate(results.items()):
         marker = "x" if label.startswith("baseline") else "o"
-        ax.plot(np.arange(p) - 0.4 + width * (i + 0.5), result["probs"], marker, ms=4, ls="none", color=f"C{i}", label=label)
+        ax.plot(
+            np.arange(p) - 0.4 + width * (i + 0.5), result["probs"], marker, ms=4, ls="none", color=f"C{i}", label=label
+        )
     ax.set_xticks(np.arange(p))
-    ax.set(xlabel="predictor j (true effects at " + ", ".join(map(str, TRUE_EFFECTS)) + ")",
-           ylabel="P(gamma_j = 1 | y)", ylim=(-0.03, 1.03), title=title)
+    ax.set(
+        xlabel="predictor j (true effects at " + ", ".join(map(str, TRUE_EFFECTS)) + ")",
+        ylabel="P(gamma_j = 1 | y)",
+        ylim=(-0.03, 1.03),
+        title=title,
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
-def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, host: str, baseline: str,
-           notes: tuple[str, ...] = ()) -> str:
+def report(
+    exact,
+    optimum,
+    results: dict,
+    skipped: dict,
+    args,
+    *,
+    script: str,
+    host: str,
+    baseline: str,
+    notes: tuple[str, ...] = (),
+) -> str:
     """The markdown page: setup, one table row per fit, ``notes``, the fits that did not run and why."""
 
     def row(label, probs, loss="", ms=""):
@@ -223,8 +273,11 @@ def report(exact, optimum, results: dict, skipped: dict, args, *, script: str, h
     ]
     for label, result in results.items():
         lines.append(row(label, result["probs"], f"{result['loss']:.2f}", f"{result['ms_per_step']:.2f}"))
-    lines += ["", "Final loss: mean -ELBO over the last 10% of the steps. ms / step: wall time per SVI step "
-              "after the first (one thread, this project's shared 2-core CPU)."]
+    lines += [
+        "",
+        "Final loss: mean -ELBO over the last 10% of the steps. ms / step: wall time per SVI step "
+        "after the first (one thread, this project's shared 2-core CPU).",
+    ]
     lines += [note for note in notes]
     if skipped:
         lines += ["", "Not run:", ""] + [f"- {label}: {reason}" for label, reason in skipped.items()]
@@ -238,13 +291,25 @@ def error_summary(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(lines)}"[:300]
 
 
-def finish(exact, optimum, results: dict, skipped: dict, args, *, name: str, host: str, baseline: str,
-           notes: tuple[str, ...] = ()) -> str:
+def finish(
+    exact,
+    optimum,
+    results: dict,
+    skipped: dict,
+    args,
+    *,
+    name: str,
+    host: str,
+    baseline: str,
+    notes: tuple[str, ...] = (),
+) -> str:
     """Print the errors, write ``<out_dir>/<name>.md`` and ``<name>.png``; returns the page."""
     for label, result in results.items():
         worst, mean = pip_errors(result["probs"], exact)
         print(f"{label}: max error {worst:.3f}, mean {mean:.3f}, {result['ms_per_step']:.2f} ms/step")
-    text = report(exact, optimum, results, skipped, args, script=f"{name}.py", host=host, baseline=baseline, notes=notes)
+    text = report(
+        exact, optimum, results, skipped, args, script=f"{name}.py", host=host, baseline=baseline, notes=notes
+    )
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / f"{name}.md").write_text(text + f"\n![inclusion probabilities]({name}.png)\n")
     plot(exact, optimum, results, args.out_dir / f"{name}.png", f"spike-and-slab: inclusion probabilities ({host})")

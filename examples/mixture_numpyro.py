@@ -101,8 +101,14 @@ def log_likelihood(x: np.ndarray, locs: np.ndarray) -> float:
 def run_mcmc(x, args) -> MCMC:
     """NUTS on the means of :func:`marginal_model` (the assignments summed out exactly)."""
     kernel = NUTS(marginal_model, init_strategy=init_to_value(values={"locs": jnp.array(INIT_LOCS)}))
-    mcmc = MCMC(kernel, num_warmup=args.warmup, num_samples=args.samples, num_chains=args.chains,
-                chain_method="sequential", progress_bar=not args.no_progress)
+    mcmc = MCMC(
+        kernel,
+        num_warmup=args.warmup,
+        num_samples=args.samples,
+        num_chains=args.chains,
+        chain_method="sequential",
+        progress_bar=not args.no_progress,
+    )
     mcmc.run(jax.random.PRNGKey(0), x)
     return mcmc
 
@@ -110,8 +116,12 @@ def run_mcmc(x, args) -> MCMC:
 def run_svi(estimator: str, hyper: dict, x, args) -> tuple[dict, np.ndarray, float]:
     """``(params, losses per point, seconds)``: Adam, its step size cut 10x for the last 20% of steps."""
     step_size = optax.piecewise_constant_schedule(args.lr, {int(0.8 * args.steps): 0.1})
-    svi = SVI(relax(model, estimator=estimator, **hyper), relax(guide, estimator=estimator, **hyper),
-              numpyro.optim.Adam(step_size), Trace_ELBO())
+    svi = SVI(
+        relax(model, estimator=estimator, **hyper),
+        relax(guide, estimator=estimator, **hyper),
+        numpyro.optim.Adam(step_size),
+        Trace_ELBO(),
+    )
     start = time.perf_counter()
     result = svi.run(jax.random.PRNGKey(1), args.steps, x, progress_bar=not args.no_progress)
     jax.block_until_ready(result.losses)
@@ -148,7 +158,14 @@ def plot(x: np.ndarray, fits: dict[str, np.ndarray], path: Path) -> None:
     ax.hist(x, bins=50, density=True, color="0.85", label=f"data (n={len(x)})")
     for i, (name, locs) in enumerate(fits.items()):
         density = np.exp(logsumexp(dist.Normal(jnp.asarray(locs), SCALE).log_prob(grid[:, None]) - np.log(K), axis=-1))
-        ax.plot(grid, density, color=f"C{i}", ls="--" if name.startswith("exact") else "-", lw=2 if name.startswith("exact") else 1.2, label=name)
+        ax.plot(
+            grid,
+            density,
+            color=f"C{i}",
+            ls="--" if name.startswith("exact") else "-",
+            lw=2 if name.startswith("exact") else 1.2,
+            label=name,
+        )
     ax.set(xlabel="x", ylabel="density", title="equal-weight mixture at the fitted means")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -188,12 +205,16 @@ def report(data, exact, exact_sd, exact_summary, rows, summaries, args, mcmc_s) 
         f"| CAVI (guide family optimum) | {means(cavi_means)} | {gap_cells(cavi_means)} | {log_likelihood(data, cavi_means):.4f} |  |  |",
     ]
     for name, fit, loss, seconds in rows:
-        lines.append(f"| SVI {name} | {means(fit)} | {gap_cells(fit)} | {log_likelihood(data, fit):.4f} | {loss:.4f} | {seconds:.1f} |")
+        lines.append(
+            f"| SVI {name} | {means(fit)} | {gap_cells(fit)} | {log_likelihood(data, fit):.4f} | {loss:.4f} | {seconds:.1f} |"
+        )
     lines += [
         f"| true means | {means(TRUE_LOCS)} | {gap_cells(TRUE_LOCS)} | {log_likelihood(data, np.array(TRUE_LOCS)):.4f} |  |  |",
         "",
         "Tolerance reached (max abs gap of the sorted means to the exact posterior means, whose posterior sd is "
-        f"{means(exact_sd)}): " + "; ".join(f"{name} {np.abs(fit - exact).max():.3f}" for name, fit, _, _ in rows) + ".",
+        f"{means(exact_sd)}): "
+        + "; ".join(f"{name} {np.abs(fit - exact).max():.3f}" for name, fit, _, _ in rows)
+        + ".",
         "Log-likelihood: mean log-density per point of the equal-weight mixture at the fitted means. "
         "Final loss: mean over the last 100 steps of the relaxed run's own -ELBO per point.",
         "",
@@ -204,8 +225,14 @@ def report(data, exact, exact_sd, exact_summary, rows, summaries, args, mcmc_s) 
         "```",
     ]
     for name, table in summaries.items():
-        lines += ["", f"## ArviZ: SVI {name}, {args.samples} guide draws of the sorted means (`az.from_dict`)", "",
-                  "```", table.to_string(), "```"]
+        lines += [
+            "",
+            f"## ArviZ: SVI {name}, {args.samples} guide draws of the sorted means (`az.from_dict`)",
+            "",
+            "```",
+            table.to_string(),
+            "```",
+        ]
     lines += ["", "![fitted densities](mixture_numpyro.png)", ""]
     return "\n".join(lines)
 
@@ -217,8 +244,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=2)
-    parser.add_argument("--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)")
-    parser.add_argument("--quick", action="store_true", help="seconds: 100 SVI steps, the default hyperparameters only, 2 x (100 + 100) NUTS")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="seconds: 100 SVI steps, the default hyperparameters only, 2 x (100 + 100) NUTS",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -247,7 +280,9 @@ def main(argv=None) -> dict:
         summaries[name] = guide_summary(guide_draws(params, x, args.samples))
         rows.append((name, fit, losses[-100:].mean(), seconds))
         fits[f"SVI {name}"] = fit
-        print(f"SVI {name}: means {np.round(fit, 3).tolist()}, max gap to exact {np.abs(fit - exact).max():.3f}, {seconds:.1f} s")
+        print(
+            f"SVI {name}: means {np.round(fit, 3).tolist()}, max gap to exact {np.abs(fit - exact).max():.3f}, {seconds:.1f} s"
+        )
 
     text = report(data, exact, exact_sd, exact_summary, rows, summaries, args, mcmc_s)
     (out_dir / "mixture_numpyro.md").write_text(text)

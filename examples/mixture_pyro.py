@@ -194,9 +194,13 @@ def report(x: torch.Tensor, fits: dict, args) -> str:
         )
     truth = log_likelihood(x, TRUE_LOCS, TRUE_WEIGHTS)
     lines += ["", f"Log-likelihood at the true parameters: {truth:.2f} ({truth / N:.4f} per point).", ""]
-    lines += ["## ArviZ summaries of guide draws", "",
-              f"{CHAINS} chains x {DRAWS} independent draws from each fitted guide (the exact fit: means "
-              "from its guide, assignments from the exact conditional), components in sorted order.", ""]
+    lines += [
+        "## ArviZ summaries of guide draws",
+        "",
+        f"{CHAINS} chains x {DRAWS} independent draws from each fitted guide (the exact fit: means "
+        "from its guide, assignments from the exact conditional), components in sorted order.",
+        "",
+    ]
     for name, result in fits.items():
         summary = arviz_summary(posterior_draws(x, result, args.seed))
         lines += [f"### {name}", "", "```", summary.to_string(), "```", ""]

@@ -47,9 +47,11 @@ try:  # issue 16: being written; the example runs its baseline without it
 except ImportError:
     AutoRelaxed = None
 
-BASELINE = ("pyro-ppl/pyro#3127's recipe: an `AutoGuideList` of `AutoNormal(poutine.block(model, hide=['gamma']))` "
-            "and a hand-written function with a hand-placed `pyro.distributions.RelaxedBernoulliStraightThrough(T, logits)` "
-            "gate site (logits a `pyro.param`).")
+BASELINE = (
+    "pyro-ppl/pyro#3127's recipe: an `AutoGuideList` of `AutoNormal(poutine.block(model, hide=['gamma']))` "
+    "and a hand-written function with a hand-placed `pyro.distributions.RelaxedBernoulliStraightThrough(T, logits)` "
+    "gate site (logits a `pyro.param`)."
+)
 
 
 def model(x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -70,7 +72,9 @@ def baseline_guide(temperature: float) -> AutoGuideList:
         prior_logit = math.log(spike.PRIOR_INCLUSION / (1 - spike.PRIOR_INCLUSION))
         logits = pyro.param("gate_logits", torch.full((x.shape[1],), prior_logit, dtype=x.dtype))
         with guide.plates["predictors"]:  # the plate the list shares with its parts (a second one clashes)
-            pyro.sample("gamma", dist.RelaxedBernoulliStraightThrough(torch.tensor(temperature, dtype=x.dtype), logits=logits))
+            pyro.sample(
+                "gamma", dist.RelaxedBernoulliStraightThrough(torch.tensor(temperature, dtype=x.dtype), logits=logits)
+            )
 
     guide.append(AutoNormal(poutine.block(model, hide=["gamma"])))
     guide.append(gates)
@@ -103,8 +107,14 @@ def fit(x, y, kind: str, options: dict, args, progress) -> dict:
     pyro.set_rng_seed(args.seed)
     guide = make_guide(kind, options)
     # Adam, its step size cut tenfold for the last 20% of the steps so that they average out the noise
-    optim = pyro.optim.MultiStepLR({"optimizer": torch.optim.Adam, "optim_args": {"lr": args.lr},
-                                    "milestones": [int(0.8 * args.steps)], "gamma": 0.1})
+    optim = pyro.optim.MultiStepLR(
+        {
+            "optimizer": torch.optim.Adam,
+            "optim_args": {"lr": args.lr},
+            "milestones": [int(0.8 * args.steps)],
+            "gamma": 0.1,
+        }
+    )
     svi = SVI(model, guide, optim, Trace_ELBO())
     svi.step(x, y)  # builds the guide's parameters: not timed
     losses, start = [], time.perf_counter()
@@ -113,8 +123,11 @@ def fit(x, y, kind: str, options: dict, args, progress) -> dict:
         optim.step()
         progress.update()
     seconds = time.perf_counter() - start
-    return {"probs": inclusion_probs(kind, guide), "loss": float(np.mean(losses[-max(1, args.steps // 10):])),
-            "ms_per_step": 1e3 * seconds / args.steps}
+    return {
+        "probs": inclusion_probs(kind, guide),
+        "loss": float(np.mean(losses[-max(1, args.steps // 10) :])),
+        "ms_per_step": 1e3 * seconds / args.steps,
+    }
 
 
 def run_all(x, y, args) -> tuple[dict, dict]:

@@ -54,10 +54,12 @@ except ImportError:
 #: effects start at 0, as Pyro's AutoNormal default (init_to_feasible) starts them in the twin;
 #: NumPyro's default, init_to_uniform, draws them from (-2, 2).
 INIT_LOC_FN = init_to_feasible
-BASELINE = ("no NumPyro autoguide takes a discrete site and NumPyro has no straight-through relaxed Bernoulli: "
-            "a hand-written guide calling `AutoNormal(handlers.block(model, hide=['gamma']))` and hand-placing "
-            "NumPyro's `dist.RelaxedBernoulliLogits(T, logits)` on the gates (logits a `numpyro.param`), whose "
-            "values in (0, 1) the model's `Bernoulli` scores (pyro-ppl/pyro#3127's recipe with NumPyro's classes).")
+BASELINE = (
+    "no NumPyro autoguide takes a discrete site and NumPyro has no straight-through relaxed Bernoulli: "
+    "a hand-written guide calling `AutoNormal(handlers.block(model, hide=['gamma']))` and hand-placing "
+    "NumPyro's `dist.RelaxedBernoulliLogits(T, logits)` on the gates (logits a `numpyro.param`), whose "
+    "values in (0, 1) the model's `Bernoulli` scores (pyro-ppl/pyro#3127's recipe with NumPyro's classes)."
+)
 
 
 def model(x, y=None):
@@ -111,8 +113,11 @@ def fit(x, y, kind: str, options: dict, args, progress) -> dict:
     with warnings.catch_warnings():
         # SVI warns on the model's Bernoulli site; here the guide draws it (AutoRelaxed's estimator,
         # or the baseline's hand-placed relaxed site), which is what this example measures.
-        warnings.filterwarnings("ignore", message="Currently, SVI with Trace_ELBO loss does not support models with discrete",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message="Currently, SVI with Trace_ELBO loss does not support models with discrete",
+            category=UserWarning,
+        )
         state = svi.init(jax.random.PRNGKey(args.seed), x, y)
     update = jax.jit(svi.update)
     state, loss = update(state, x, y)  # compiles: not timed
@@ -125,8 +130,11 @@ def fit(x, y, kind: str, options: dict, args, progress) -> dict:
     losses = np.asarray(jax.block_until_ready(jnp.stack(losses)))
     seconds = time.perf_counter() - start
     params = svi.get_params(state)
-    return {"probs": inclusion_probs(kind, guide, params), "loss": float(losses[-max(1, args.steps // 10):].mean()),
-            "ms_per_step": 1e3 * seconds / args.steps}
+    return {
+        "probs": inclusion_probs(kind, guide, params),
+        "loss": float(losses[-max(1, args.steps // 10) :].mean()),
+        "ms_per_step": 1e3 * seconds / args.steps,
+    }
 
 
 def run_all(x, y, args) -> tuple[dict, dict]:
@@ -152,12 +160,28 @@ def main(argv=None) -> dict:
     exact, optimum = spike.exact_inclusion(x_np, y_np), spike.mean_field_optimum(x_np, y_np)
     results, skipped = run_all(jnp.asarray(x_np, jnp.float32), jnp.asarray(y_np, jnp.float32), args)
     infinite = [label for label, result in results.items() if not math.isfinite(result["loss"])]
-    notes = ("", f"A loss of inf ({', '.join(infinite)}): the guide draws gate values inside (0, 1), which "
-             "NumPyro's `Bernoulli.log_prob` scores -inf (called eagerly it warns 'Out-of-support values'; inside "
-             "the jitted update it is silent), so the ELBO is -inf at every step; the parameters still move, by the "
-             "gradients of the finite terms.") if infinite else ()
-    spike.finish(exact, optimum, results, skipped, args, name="spike_slab_numpyro", host="NumPyro", baseline=BASELINE,
-                 notes=notes)
+    notes = (
+        (
+            "",
+            f"A loss of inf ({', '.join(infinite)}): the guide draws gate values inside (0, 1), which "
+            "NumPyro's `Bernoulli.log_prob` scores -inf (called eagerly it warns 'Out-of-support values'; inside "
+            "the jitted update it is silent), so the ELBO is -inf at every step; the parameters still move, by the "
+            "gradients of the finite terms.",
+        )
+        if infinite
+        else ()
+    )
+    spike.finish(
+        exact,
+        optimum,
+        results,
+        skipped,
+        args,
+        name="spike_slab_numpyro",
+        host="NumPyro",
+        baseline=BASELINE,
+        notes=notes,
+    )
     return {"exact": exact, "optimum": optimum, "results": results, "skipped": skipped}
 
 

@@ -73,15 +73,18 @@ class Joint(nn.Module):
 class SSVAE(nn.Module):
     """M2 with ``n_labels`` label sites (1: the tutorial's ``y``; more: ``y1..ym``, unsupervised)."""
 
-    def __init__(self, n_pixels: int, z_dim: int = 32, hidden: int = 256, aux_weight: float = 46.0,
-                 n_labels: int = 1) -> None:
+    def __init__(
+        self, n_pixels: int, z_dim: int = 32, hidden: int = 256, aux_weight: float = 46.0, n_labels: int = 1
+    ) -> None:
         super().__init__()
         if not aux_weight >= 0:
             raise ValueError(f"aux_weight must be >= 0 (0: no auxiliary loss), got {aux_weight=}")
         self.z_dim, self.aux_weight = z_dim, aux_weight
         self.sites = ["y"] if n_labels == 1 else [f"y{j + 1}" for j in range(n_labels)]
         labels = [N_CLASSES] * n_labels
-        self.encoder_y = nn.Sequential(nn.Linear(n_pixels, hidden), nn.Softplus(), nn.Linear(hidden, n_labels * N_CLASSES))
+        self.encoder_y = nn.Sequential(
+            nn.Linear(n_pixels, hidden), nn.Softplus(), nn.Linear(hidden, n_labels * N_CLASSES)
+        )
         self.encoder_z = nn.ModuleList([Joint([n_pixels, *labels], hidden), nn.Linear(hidden, 2 * z_dim)])
         self.decoder = nn.ModuleList([Joint([z_dim, *labels], hidden), nn.Linear(hidden, n_pixels)])
 
@@ -110,7 +113,9 @@ class SSVAE(nn.Module):
         with pyro.plate("data", xs.shape[0]):
             if ys is None:
                 logits = self.classifier_logits(xs)
-                labels = [pyro.sample(name, OneHotCategorical(logits=logits[:, j])) for j, name in enumerate(self.sites)]
+                labels = [
+                    pyro.sample(name, OneHotCategorical(logits=logits[:, j])) for j, name in enumerate(self.sites)
+                ]
             else:
                 labels = [ys]
             loc, scale = self.encoder_z[1](F.softplus(self.encoder_z[0](xs, *labels))).chunk(2, -1)
@@ -138,7 +143,9 @@ def training_setup(vae: SSVAE, method: str):
 
 
 @torch.no_grad()
-def heldout_scores(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, num_particles: int, chunk: int = 200) -> tuple[float, float]:
+def heldout_scores(
+    vae: SSVAE, x: torch.Tensor, y: torch.Tensor, num_particles: int, chunk: int = 200
+) -> tuple[float, float]:
     """``(accuracy, elbo)``: argmax q(y|x) against the labels; the ELBO per unlabelled digit with y
     enumerated exactly (unrelaxed model and guide) and ``num_particles`` samples of z."""
     accuracy = (vae.classifier_logits(x)[:, 0].argmax(-1) == y).float().mean().item()
@@ -151,7 +158,9 @@ def heldout_scores(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, num_particles: 
 def split_labels(train_x, train_y, n_labels: int, seed: int):
     """``(labelled_x, labelled_y, unlabelled_x)``: ``n_labels // 10`` digits of each class labelled."""
     rng = np.random.default_rng(seed)
-    picked = np.concatenate([rng.permutation(np.flatnonzero(train_y == c))[: n_labels // N_CLASSES] for c in range(N_CLASSES)])
+    picked = np.concatenate(
+        [rng.permutation(np.flatnonzero(train_y == c))[: n_labels // N_CLASSES] for c in range(N_CLASSES)]
+    )
     rest = np.setdiff1d(np.arange(len(train_x)), picked)
     one_hot = F.one_hot(torch.from_numpy(train_y[picked]), N_CLASSES).float()
     return torch.from_numpy(train_x[picked]), one_hot, torch.from_numpy(train_x[rest])
@@ -184,8 +193,13 @@ def train(method: str, seed: int, data: dict, args, progress) -> dict:
             svi_aux.step(labelled_x[sup], labelled_y[sup])
         progress.update()
     accuracy, elbo = heldout_scores(vae, data["test_x"], data["test_y"], args.eval_particles)
-    return {"accuracy": accuracy, "elbo": elbo, "ms": 1e3 * float(np.median(step_s)), "train_s": float(np.sum(step_s)),
-            "curve": np.array(curve)}
+    return {
+        "accuracy": accuracy,
+        "elbo": elbo,
+        "ms": 1e3 * float(np.median(step_s)),
+        "train_s": float(np.sum(step_s)),
+        "curve": np.array(curve),
+    }
 
 
 def time_scaling(m_values, args, pixels: torch.Tensor, progress) -> list[dict]:
@@ -252,10 +266,11 @@ def report(results: dict, scaling: list[dict], args, data: dict, source: str) ->
     for name in args.methods:
         runs = [results[name, s] for s in seeds]
         acc, elbo = np.array([r["accuracy"] for r in runs]), np.array([r["elbo"] for r in runs])
-        setup = {"enumerate": 'config_enumerate(guide, "parallel"), TraceEnum_ELBO',
-                 "score_function": "plain guide, Trace_ELBO (REINFORCE, no baseline)",
-                 "concrete": 'relax(model) and relax(guide), estimator="concrete", Trace_ELBO'}.get(
-            name, f'relax(guide, estimator="{name}"), Trace_ELBO')
+        setup = {
+            "enumerate": 'config_enumerate(guide, "parallel"), TraceEnum_ELBO',
+            "score_function": "plain guide, Trace_ELBO (REINFORCE, no baseline)",
+            "concrete": 'relax(model) and relax(guide), estimator="concrete", Trace_ELBO',
+        }.get(name, f'relax(guide, estimator="{name}"), Trace_ELBO')
         gap = f"{(elbo - enum_elbo).mean():+.2f}" if enum_elbo is not None and name != "enumerate" else ""
         lines.append(
             f"| {name} | {setup} | {_mean_sd(acc, '.3f')} | {_mean_sd(elbo, '.2f')} | {gap} | "
@@ -305,8 +320,11 @@ def plot(results: dict, scaling: list[dict], args, path: Path) -> None:
     ax.scatter(mean("ms"), mean("elbo"), c=colors)
     for name, ms, elbo in zip(names, mean("ms"), mean("elbo")):
         ax.annotate(name, (ms, elbo), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set(xlabel="ms / step (unlabelled ELBO step)", ylabel="held-out ELBO / digit (y enumerated)",
-           title="ELBO against time per step")
+    ax.set(
+        xlabel="ms / step (unlabelled ELBO step)",
+        ylabel="held-out ELBO / digit (y enumerated)",
+        title="ELBO against time per step",
+    )
     ax.grid(alpha=0.3)
     ax = axes[2]
     if scaling:
@@ -320,8 +338,11 @@ def plot(results: dict, scaling: list[dict], args, path: Path) -> None:
             ax.axvline(m, color="tab:blue", ls=":", lw=0.8)
         ax.set_yscale("log")
         ax.set_xticks([r["m"] for r in scaling])
-        ax.set(xlabel="m label-like sites (10^m configurations)", ylabel="ms / step",
-               title="enumeration skipped at dotted m" if skipped else "")
+        ax.set(
+            xlabel="m label-like sites (10^m configurations)",
+            ylabel="ms / step",
+            title="enumeration skipped at dotted m" if skipped else "",
+        )
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(f"M2 semi-supervised VAE (Pyro), {args.steps} steps, seeds {args.seeds}", fontsize=10)
@@ -341,7 +362,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--eval-particles", type=int, default=10)
     parser.add_argument("--scaling", type=int, nargs="*", default=[1, 2, 3, 4, 5, 6], help="m values (none: skip)")
-    parser.add_argument("--scaling-estimator", choices=[e for e in ONE_HOT_CLASSES if e != "concrete"], default="reinmax")
+    parser.add_argument(
+        "--scaling-estimator", choices=[e for e in ONE_HOT_CLASSES if e != "concrete"], default="reinmax"
+    )
     parser.add_argument("--scaling-batch", type=int, default=16)
     parser.add_argument("--scaling-steps", type=int, default=5)
     parser.add_argument("--enum-memory-gb", type=float, default=1.0)
@@ -362,13 +385,22 @@ def main(argv=None) -> dict:
         args.steps, args.eval_particles, args.hidden, args.z_dim = 25, 2, 32, 4
         args.scaling, args.scaling_steps, args.scaling_batch = [m for m in args.scaling if m <= 2], 1, 4
     labelled_x, labelled_y, unlabelled = split_labels(train_x, train_y, args.labels, seed=0)
-    data = {"labelled_x": labelled_x, "labelled_y": labelled_y, "unlabelled": unlabelled,
-            "test_x": torch.from_numpy(test_x), "test_y": torch.from_numpy(test_y)}
-    print(f"{source}: {len(labelled_x)} labelled, {len(unlabelled)} unlabelled, {len(test_x)} held-out; "
-          f"{args.steps} steps x {len(args.methods)} methods x {len(args.seeds)} seeds; scaling m = {args.scaling}")
+    data = {
+        "labelled_x": labelled_x,
+        "labelled_y": labelled_y,
+        "unlabelled": unlabelled,
+        "test_x": torch.from_numpy(test_x),
+        "test_y": torch.from_numpy(test_y),
+    }
+    print(
+        f"{source}: {len(labelled_x)} labelled, {len(unlabelled)} unlabelled, {len(test_x)} held-out; "
+        f"{args.steps} steps x {len(args.methods)} methods x {len(args.seeds)} seeds; scaling m = {args.scaling}"
+    )
 
     results, start = {}, time.perf_counter()
-    with tqdm(total=args.steps * len(args.methods) * len(args.seeds) + len(args.scaling), unit="step", mininterval=2) as progress:
+    with tqdm(
+        total=args.steps * len(args.methods) * len(args.seeds) + len(args.scaling), unit="step", mininterval=2
+    ) as progress:
         for name in args.methods:
             for seed in args.seeds:
                 progress.set_description(f"{name} seed {seed}")
@@ -376,8 +408,10 @@ def main(argv=None) -> dict:
         scaling = time_scaling(args.scaling, args, unlabelled, progress)
 
     table = report(results, scaling, args, data, source)
-    table += (f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s), "
-              f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes on {os.cpu_count()} CPUs.\n")
+    table += (
+        f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s), "
+        f"load average {os.getloadavg()[1]:.1f} over the last 5 minutes on {os.cpu_count()} CPUs.\n"
+    )
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     md, png = args.out_dir / f"{args.name}.md", args.out_dir / f"{args.name}.png"

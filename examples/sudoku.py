@@ -89,6 +89,7 @@ def reward(one_hot: torch.Tensor) -> torch.Tensor:
 
 # --- denoiser --------------------------------------------------------------------------------
 
+
 class SudokuDenoiser(nn.Module):
     """``(x_t LongTensor[B, 81] in 0..9, t Tensor[B]) -> logits Tensor[B, 81, 9]``.
 
@@ -105,8 +106,9 @@ class SudokuDenoiser(nn.Module):
     ``t = 1`` (where training saw only noise) the denoiser ignores the clues it is given.
     """
 
-    def __init__(self, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, d_ff: int = 256,
-                 conditional: bool = False) -> None:
+    def __init__(
+        self, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, d_ff: int = 256, conditional: bool = False
+    ) -> None:
         super().__init__()
         self.config = {"d_model": d_model, "n_layers": n_layers, "n_heads": n_heads, "d_ff": d_ff}
         if conditional:
@@ -187,8 +189,15 @@ def solve(denoiser, puzzle: torch.Tensor, method: str, seed: int, args) -> dict:
     torch.manual_seed(seed)  # the estimators' noise (torch's global generator)
     generator = torch.Generator().manual_seed(seed)  # the routing order
     start = time.perf_counter()
-    solution = sample(denoiser, puzzle, n_classes=N_DIGITS, n_steps=args.n_steps, routing=METHODS[method].routing,
-                      guidance=guidance_for(method, args), generator=generator)
+    solution = sample(
+        denoiser,
+        puzzle,
+        n_classes=N_DIGITS,
+        n_steps=args.n_steps,
+        routing=METHODS[method].routing,
+        guidance=guidance_for(method, args),
+        generator=generator,
+    )
     seconds = time.perf_counter() - start
     solution, puzzle = solution.numpy(), puzzle.numpy()
     return {"valid": is_valid(solution, puzzle), "violations": violations(solution), "seconds": seconds}
@@ -207,16 +216,20 @@ def mcnemar_exact(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 def paired_lines(results: dict, seeds: list[int], pairs: list[tuple[str, str]]) -> list[str]:
     """Markdown rows: per pair of methods, the valid-rate difference and McNemar's test per seed and pooled."""
-    lines = ["| comparison | seed | valid % (a) | valid % (b) | a - b (pp) | only a | only b | McNemar p |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| comparison | seed | valid % (a) | valid % (b) | a - b (pp) | only a | only b | McNemar p |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for a, b in pairs:
         groups = [(str(s), [s]) for s in seeds] + ([("pooled", seeds)] if len(seeds) > 1 else [])
         for name, group in groups:
             va = np.concatenate([results[a, s]["valid"] for s in group])
             vb = np.concatenate([results[b, s]["valid"] for s in group])
             only_a, only_b, p = mcnemar_exact(va, vb)
-            lines.append(f"| {a} vs {b} | {name} | {100 * va.mean():.1f} | {100 * vb.mean():.1f} | "
-                         f"{100 * (va.mean() - vb.mean()):+.1f} | {only_a} | {only_b} | {p:.2g} |")
+            lines.append(
+                f"| {a} vs {b} | {name} | {100 * va.mean():.1f} | {100 * vb.mean():.1f} | "
+                f"{100 * (va.mean() - vb.mean()):+.1f} | {only_a} | {only_b} | {p:.2g} |"
+            )
     return lines
 
 
@@ -224,7 +237,8 @@ def summarise(results: dict, method: str, seeds: list[int]) -> dict:
     valid = np.concatenate([results[method, s]["valid"] for s in seeds])
     return {
         "per_seed": [100 * results[method, s]["valid"].mean() for s in seeds],
-        "rate": valid.mean(), "interval": wilson(int(valid.sum()), len(valid)),
+        "rate": valid.mean(),
+        "interval": wilson(int(valid.sum()), len(valid)),
         "violations": np.mean([results[method, s]["violations"].mean() for s in seeds]),
         "seconds": np.mean([results[method, s]["seconds"] for s in seeds]),
     }
@@ -254,15 +268,21 @@ def _preamble(args, n_puzzles: int) -> str:
 def _method_row(method: str, row: dict) -> str:
     lo, hi = row["interval"]
     per_seed = " | ".join(f"{v:.1f}" for v in row["per_seed"])
-    return (f"| {method} | {per_seed} | {100 * row['rate']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
-            f"{row['violations']:.2f} | {row['seconds']:.1f} |")
+    return (
+        f"| {method} | {per_seed} | {100 * row['rate']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
+        f"{row['violations']:.2f} | {row['seconds']:.1f} |"
+    )
 
 
 def report(results: dict, args, n_puzzles: int) -> str:
     seeds = args.seeds
     lines = [
-        "# Sudoku by guided masked diffusion (torch)", "", _preamble(args, n_puzzles), "",
-        "| method | " + " | ".join(f"valid % seed {s}" for s in seeds)
+        "# Sudoku by guided masked diffusion (torch)",
+        "",
+        _preamble(args, n_puzzles),
+        "",
+        "| method | "
+        + " | ".join(f"valid % seed {s}" for s in seeds)
         + " | valid % [95% CI] | mean violations | s / run |",
         "| --- | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | ---: |",
     ]
@@ -271,8 +291,12 @@ def report(results: dict, args, n_puzzles: int) -> str:
     pairs = [(a, BASELINE) for a in guided] + [(GUIDED, "adaptive + redge, no prior")]
     pairs = [(a, b) for a, b in pairs if a in args.methods and b in args.methods]
     if pairs:
-        lines += ["", "Paired on the same puzzles and seed (exact McNemar, two-sided; the pooled rows treat the "
-                  "puzzle x seed pairs as independent, the per-seed rows are exact):", ""]
+        lines += [
+            "",
+            "Paired on the same puzzles and seed (exact McNemar, two-sided; the pooled rows treat the "
+            "puzzle x seed pairs as independent, the per-seed rows are exact):",
+            "",
+        ]
         lines += paired_lines(results, seeds, pairs)
     return "\n".join(lines) + "\n"
 
@@ -287,8 +311,11 @@ def plot(results: dict, args, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     ax.bar(range(len(rows)), rates, yerr=errors, color=colours, capsize=3)
     ax.set_xticks(range(len(rows)), args.methods, rotation=35, ha="right", fontsize=8)
-    ax.set(ylabel="valid solutions % (Wilson 95%)", ylim=(0, 100),
-           title=f"Sudoku, {args.n_blanks} blanks, {args.n_steps} denoiser calls (seeds {args.seeds})")
+    ax.set(
+        ylabel="valid solutions % (Wilson 95%)",
+        ylim=(0, 100),
+        title=f"Sudoku, {args.n_blanks} blanks, {args.n_steps} denoiser calls (seeds {args.seeds})",
+    )
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -321,8 +348,11 @@ def main(argv=None) -> dict:
     for method in args.methods:
         for seed in args.seeds:
             results[method, seed] = solve(denoiser, puzzle, method, seed, args)
-            print(f"{method:28s} seed {seed}: valid {100 * results[method, seed]['valid'].mean():5.1f}%  "
-                  f"({results[method, seed]['seconds']:.1f} s)", flush=True)
+            print(
+                f"{method:28s} seed {seed}: valid {100 * results[method, seed]['valid'].mean():5.1f}%  "
+                f"({results[method, seed]['seconds']:.1f} s)",
+                flush=True,
+            )
 
     table = report(results, args, args.n_puzzles)
     table += f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s).\n"

@@ -104,7 +104,9 @@ def train(args) -> dict:
         losses.append(float(loss))
         if not args.no_progress and (step + 1) % max(args.train_steps // 10, 1) == 0:
             print(f"step {step + 1}: loss {np.mean(losses[-100:]):.4f} ({time.perf_counter() - start:.0f} s)")
-    print(f"trained {args.train_steps} steps in {time.perf_counter() - start:.1f} s, final loss {np.mean(losses[-100:]):.4f}")
+    print(
+        f"trained {args.train_steps} steps in {time.perf_counter() - start:.1f} s, final loss {np.mean(losses[-100:]):.4f}"
+    )
     return params
 
 
@@ -160,11 +162,20 @@ def evaluate(params: dict, args) -> list[dict]:
         # a deterministic method repeats its outcomes across seeds: count each puzzle once
         trials = valid[:1] if (solutions == solutions[:1]).all() else valid
         low, high = wilson(int(trials.sum()), trials.size)
-        rows.append({
-            "method": name, "valid": valid.mean(), "low": low, "high": high,
-            "per_seed": valid.mean(axis=1), "violations": n_violations.mean(), "seconds": np.mean(seconds),
-        })
-        print(f"{name}: valid {valid.mean():.3f} [{low:.3f}, {high:.3f}], violations {n_violations.mean():.3f}, {np.mean(seconds):.2f} s/run")
+        rows.append(
+            {
+                "method": name,
+                "valid": valid.mean(),
+                "low": low,
+                "high": high,
+                "per_seed": valid.mean(axis=1),
+                "violations": n_violations.mean(),
+                "seconds": np.mean(seconds),
+            }
+        )
+        print(
+            f"{name}: valid {valid.mean():.3f} [{low:.3f}, {high:.3f}], violations {n_violations.mean():.3f}, {np.mean(seconds):.2f} s/run"
+        )
     return rows
 
 
@@ -239,8 +250,12 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--n-opt", type=int, default=50, help="guidance: Adam steps per diffusion step")
     parser.add_argument("--lr", type=float, default=0.5, help="guidance: Adam step size")
     parser.add_argument("--kl-weight", type=float, default=1.0)
-    parser.add_argument("--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)")
-    parser.add_argument("--quick", action="store_true", help="seconds: 20 puzzles, 1 seed (and 20 training steps with --train)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="seconds: 20 puzzles, 1 seed (and 20 training steps with --train)"
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:

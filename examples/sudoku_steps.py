@@ -99,14 +99,17 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float
 def report(results: dict, args, n_puzzles: int, guided: dict | None) -> str:
     steps, seeds = args.steps, args.seeds
     lines = [
-        "# Sudoku: valid solutions against denoiser calls, RDM against vanilla diffusion (torch)", "",
+        "# Sudoku: valid solutions against denoiser calls, RDM against vanilla diffusion (torch)",
+        "",
         f"{n_puzzles} held-out puzzles (seed {sudoku.EVAL_SEED}) with {args.n_blanks} blanks; seeds {seeds}. "
         "Each cell: valid % [Wilson 95%] over puzzles x seeds (the seeds share the puzzles, so the "
         "interval is a little narrow for between-puzzle variation). Denoisers: the shipped absorbing "
         f"one (`{args.weights.name}`) and the multinomial one (`{args.weights_multinomial.name}`"
-        + (", conditional: told the clue cells" if args.conditional else "") + "), same "
-        "architecture, same training budget. Vanilla: ancestral sampling, `decode=\"sample\"`; RDM: "
-        f"argmax decoding, linear schedule. Command: `{args.command}`.", "",
+        + (", conditional: told the clue cells" if args.conditional else "")
+        + "), same "
+        'architecture, same training budget. Vanilla: ancestral sampling, `decode="sample"`; RDM: '
+        f"argmax decoding, linear schedule. Command: `{args.command}`.",
+        "",
         "| method | " + " | ".join(f"{n} calls" for n in steps) + " |",
         "| --- | " + " | ".join("---:" for _ in steps) + " |",
     ]
@@ -116,9 +119,13 @@ def report(results: dict, args, n_puzzles: int, guided: dict | None) -> str:
             r, (lo, hi), _ = rate(results, (method, n), seeds)
             cells.append(f"{100 * r:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    lines += ["", "Mean violations (repeated digits per grid; 0 is valid):", "",
-              "| method | " + " | ".join(f"{n} calls" for n in steps) + " |",
-              "| --- | " + " | ".join("---:" for _ in steps) + " |"]
+    lines += [
+        "",
+        "Mean violations (repeated digits per grid; 0 is valid):",
+        "",
+        "| method | " + " | ".join(f"{n} calls" for n in steps) + " |",
+        "| --- | " + " | ".join("---:" for _ in steps) + " |",
+    ]
     for method in METHODS:
         lines.append(f"| {method} | " + " | ".join(f"{rate(results, (method, n), seeds)[2]:.2f}" for n in steps) + " |")
     if guided is not None:
@@ -129,13 +136,17 @@ def report(results: dict, args, n_puzzles: int, guided: dict | None) -> str:
         diff, lo, hi = paired_difference(tilted, base)
         wa, wb = sudoku.wilson(int(tilted.sum()), len(tilted)), sudoku.wilson(int(base.sum()), len(base))
         lines += [
-            "", f"Guidance with multinomial noise, {n} calls, REDGE guidance at `examples/sudoku.py`'s knobs "
-            f"(n_opt={args.n_opt}, lr={args.lr:g}, kl_weight={args.kl_weight:g}), paired on the same puzzles and seeds:", "",
-            "| method | valid % [Wilson 95%] | s / run |", "| --- | ---: | ---: |",
+            "",
+            f"Guidance with multinomial noise, {n} calls, REDGE guidance at `examples/sudoku.py`'s knobs "
+            f"(n_opt={args.n_opt}, lr={args.lr:g}, kl_weight={args.kl_weight:g}), paired on the same puzzles and seeds:",
+            "",
+            "| method | valid % [Wilson 95%] | s / run |",
+            "| --- | ---: | ---: |",
             f"| RDM multinomial, adaptive | {100 * base.mean():.1f} [{100 * wb[0]:.1f}, {100 * wb[1]:.1f}] | "
             f"{np.mean([results[('RDM multinomial, adaptive', n, s)]['seconds'] for s in seeds]):.1f} |",
             f"| {GUIDED} | {100 * tilted.mean():.1f} [{100 * wa[0]:.1f}, {100 * wa[1]:.1f}] | "
-            f"{np.mean([guided[s]['seconds'] for s in seeds]):.1f} |", "",
+            f"{np.mean([guided[s]['seconds'] for s in seeds]):.1f} |",
+            "",
             f"Gain: {100 * diff:+.1f} pp, 95% interval [{100 * lo:+.1f}, {100 * hi:+.1f}] (paired Wald); "
             f"only guided valid {only_a}, only unguided valid {only_b}, exact McNemar p = {p:.2g}.",
         ]
@@ -153,12 +164,24 @@ def plot(results: dict, args, path: Path) -> None:
         rows = [rate(results, (method, n), args.seeds) for n in args.steps]
         r = np.array([100 * row[0] for row in rows])
         err = np.abs(np.array([[100 * v for v in row[1]] for row in rows]).T - r)
-        ax.errorbar(args.steps, r, yerr=err, ls=styles[kind], marker=markers[routing], color=colours[noise],
-                    capsize=3, label=method)
+        ax.errorbar(
+            args.steps,
+            r,
+            yerr=err,
+            ls=styles[kind],
+            marker=markers[routing],
+            color=colours[noise],
+            capsize=3,
+            label=method,
+        )
     ax.set_xscale("log")
     ax.set_xticks(args.steps, [str(n) for n in args.steps])
-    ax.set(xlabel="denoiser calls", ylabel="valid solutions % (Wilson 95%)", ylim=(0, 100),
-           title=f"Sudoku, {args.n_blanks} blanks: RDM vs vanilla diffusion (seeds {args.seeds})")
+    ax.set(
+        xlabel="denoiser calls",
+        ylabel="valid solutions % (Wilson 95%)",
+        ylim=(0, 100),
+        title=f"Sudoku, {args.n_blanks} blanks: RDM vs vanilla diffusion (seeds {args.seeds})",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
@@ -177,9 +200,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=0.2, help="guidance: Adam step size")
     parser.add_argument("--kl-weight", type=float, default=0.5, help="guidance: weight of the KL to the prior")
     parser.add_argument("--weights", type=Path, default=sudoku.WEIGHTS, help="the absorbing denoiser")
-    parser.add_argument("--weights-multinomial", type=Path, default=sudoku.WEIGHTS_MULTINOMIAL_CONDITIONAL,
-                        help="the multinomial denoiser (default: the conditional one; the unconditional first "
-                             f"try is {sudoku.WEIGHTS_MULTINOMIAL.name})")
+    parser.add_argument(
+        "--weights-multinomial",
+        type=Path,
+        default=sudoku.WEIGHTS_MULTINOMIAL_CONDITIONAL,
+        help="the multinomial denoiser (default: the conditional one; the unconditional first "
+        f"try is {sudoku.WEIGHTS_MULTINOMIAL.name})",
+    )
     parser.add_argument("--name", default="sudoku_steps", help="stem of the .md and .png written to --out-dir")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (shared machine)")
     parser.add_argument("--quick", action="store_true", help="8 puzzles, 1 and 2 calls, 1 seed (seconds)")
@@ -189,28 +216,38 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.n_puzzles, args.steps, args.seeds, args.guided_steps, args.n_opt = 8, [1, 2], args.seeds[:1], 2, 2
-    denoisers = {"absorbing": sudoku.load_denoiser(args.weights),
-                 "multinomial": sudoku.load_denoiser(args.weights_multinomial)}
+    denoisers = {
+        "absorbing": sudoku.load_denoiser(args.weights),
+        "multinomial": sudoku.load_denoiser(args.weights_multinomial),
+    }
     args.conditional = bool(denoisers["multinomial"].config.get("conditional"))
-    args.command = "python examples/sudoku_steps.py" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    args.command = "python examples/sudoku_steps.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:])
+    )
     puzzle, _ = sudoku.puzzles(args.n_puzzles, args.n_blanks, sudoku.EVAL_SEED)
     results, start = {}, time.perf_counter()
     for method, (_, noise, _) in METHODS.items():
         for n in args.steps:
             for seed in args.seeds:
                 results[method, n, seed] = solve(denoisers[noise], puzzle, method, n, seed)
-            print(f"{method:28s} {n:3d} calls: valid {100 * rate(results, (method, n), args.seeds)[0]:5.1f}%", flush=True)
+            print(
+                f"{method:28s} {n:3d} calls: valid {100 * rate(results, (method, n), args.seeds)[0]:5.1f}%", flush=True
+            )
     guided = None
     if args.guided_steps:
         n = args.guided_steps
-        guidance = sudoku.Guidance(sudoku.reward, "redge", n_opt=args.n_opt, lr=args.lr, kl_weight=args.kl_weight,
-                                   normalize=False)  # as examples/sudoku.py: knobs tuned on the raw reward
+        guidance = sudoku.Guidance(
+            sudoku.reward, "redge", n_opt=args.n_opt, lr=args.lr, kl_weight=args.kl_weight, normalize=False
+        )  # as examples/sudoku.py: knobs tuned on the raw reward
         for seed in args.seeds:
             if ("RDM multinomial, adaptive", n, seed) not in results:
                 results["RDM multinomial, adaptive", n, seed] = solve(
-                    denoisers["multinomial"], puzzle, "RDM multinomial, adaptive", n, seed)
-        guided = {seed: solve(denoisers["multinomial"], puzzle, "RDM multinomial, adaptive", n, seed, guidance)
-                  for seed in args.seeds}
+                    denoisers["multinomial"], puzzle, "RDM multinomial, adaptive", n, seed
+                )
+        guided = {
+            seed: solve(denoisers["multinomial"], puzzle, "RDM multinomial, adaptive", n, seed, guidance)
+            for seed in args.seeds
+        }
         guided["n_steps"] = n
     table = report(results, args, args.n_puzzles, guided)
     table += f"\nWall time {time.perf_counter() - start:.0f} s in all, {args.threads} torch CPU thread(s).\n"

@@ -107,8 +107,9 @@ def summary(losses: np.ndarray, n_chunks: int = 10) -> str:
     """Mean loss over ``n_chunks`` consecutive stretches of training."""
     chunks = np.array_split(losses, min(n_chunks, len(losses)))
     edges = np.cumsum([0] + [len(chunk) for chunk in chunks])
-    return "\n".join(f"steps {lo + 1:5d}-{hi:5d}: loss {chunk.mean():.4f}"
-                     for lo, hi, chunk in zip(edges[:-1], edges[1:], chunks))
+    return "\n".join(
+        f"steps {lo + 1:5d}-{hi:5d}: loss {chunk.mean():.4f}" for lo, hi, chunk in zip(edges[:-1], edges[1:], chunks)
+    )
 
 
 def main(argv=None) -> np.ndarray:
@@ -117,12 +118,20 @@ def main(argv=None) -> np.ndarray:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--weight", choices=["linear", "reciprocal", "none"], default="linear",
-                        help="MaskedDiffusion's loss weighting")
-    parser.add_argument("--noise", choices=["absorbing", "multinomial"], default="absorbing",
-                        help="the forward process: MaskedDiffusion or MultinomialDiffusion")
-    parser.add_argument("--conditional", action="store_true",
-                        help="train with random pinned clue sets shown to the denoiser (SudokuDenoiser(conditional=True))")
+    parser.add_argument(
+        "--weight", choices=["linear", "reciprocal", "none"], default="linear", help="MaskedDiffusion's loss weighting"
+    )
+    parser.add_argument(
+        "--noise",
+        choices=["absorbing", "multinomial"],
+        default="absorbing",
+        help="the forward process: MaskedDiffusion or MultinomialDiffusion",
+    )
+    parser.add_argument(
+        "--conditional",
+        action="store_true",
+        help="train with random pinned clue sets shown to the denoiser (SudokuDenoiser(conditional=True))",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the machine is shared)")
     parser.add_argument("--log-every", type=int, default=100)
@@ -148,10 +157,14 @@ def main(argv=None) -> np.ndarray:
     wall = time.perf_counter() - start
     save(model, out)
     print(summary(losses))
-    if args.weight == "linear" and args.noise == "absorbing":  # uniform logits: log(9) per masked cell, t of them, weight 1 - t
+    if (
+        args.weight == "linear" and args.noise == "absorbing"
+    ):  # uniform logits: log(9) per masked cell, t of them, weight 1 - t
         print(f"(uniform logits would score log(9) E[t (1 - t)] = {math.log(N_DIGITS) / 6:.4f})")
-    print(f"trained in {wall:.0f} s ({args.threads} thread(s)); final loss (last 10%) "
-          f"{losses[-max(1, len(losses) // 10):].mean():.4f}; wrote {out}")
+    print(
+        f"trained in {wall:.0f} s ({args.threads} thread(s)); final loss (last 10%) "
+        f"{losses[-max(1, len(losses) // 10) :].mean():.4f}; wrote {out}"
+    )
     return losses
 
 

@@ -122,24 +122,30 @@ def train(estimator: str, seeds: list[int], x_train, x_test, args) -> list[dict]
             rates.append(len(chunk) / (time.perf_counter() - start))
             losses.append(chunk_losses / args.batch_size)
             eval_key, key = jax.random.split(eval_key)
-            curve.append((int(chunk[-1]) + 1, float(_evaluate(svi.get_params(state), x_test, key, args.curve_particles))))
+            curve.append(
+                (int(chunk[-1]) + 1, float(_evaluate(svi.get_params(state), x_test, key, args.curve_particles)))
+            )
             bar.update(len(chunk))
             bar.set_postfix(loss=f"{losses[-1][-1]:.1f}", heldout_elbo=f"{curve[-1][1]:.1f}")
         bar.close()
 
         final_key = jax.random.PRNGKey(20_000 + seed)
-        runs.append({
-            "estimator": estimator,
-            "seed": seed,
-            "elbo": float(_evaluate(svi.get_params(state), x_test, final_key, args.eval_particles)),
-            "losses": np.concatenate(losses),
-            "curve": np.asarray(curve),
-            "steps_per_s": float(np.median(rates)),  # the median chunk: robust to load spikes of other jobs
-            "compile_s": compile_s,
-        })
-        print(f"{estimator:>9} seed {seed}: held-out ELBO {runs[-1]['elbo']:8.2f} nats/digit, "
-              f"{runs[-1]['steps_per_s']:6.0f} steps/s" + (f" (compile {compile_s:.1f} s)" if compile_s > 0.5 else ""),
-              flush=True)
+        runs.append(
+            {
+                "estimator": estimator,
+                "seed": seed,
+                "elbo": float(_evaluate(svi.get_params(state), x_test, final_key, args.eval_particles)),
+                "losses": np.concatenate(losses),
+                "curve": np.asarray(curve),
+                "steps_per_s": float(np.median(rates)),  # the median chunk: robust to load spikes of other jobs
+                "compile_s": compile_s,
+            }
+        )
+        print(
+            f"{estimator:>9} seed {seed}: held-out ELBO {runs[-1]['elbo']:8.2f} nats/digit, "
+            f"{runs[-1]['steps_per_s']:6.0f} steps/s" + (f" (compile {compile_s:.1f} s)" if compile_s > 0.5 else ""),
+            flush=True,
+        )
     return runs
 
 
@@ -154,14 +160,18 @@ def summary_rows(runs: list[dict], seeds: list[int]) -> list[dict]:
     for estimator in dict.fromkeys(r["estimator"] for r in runs):
         elbos = np.array([by[estimator, s]["elbo"] for s in seeds])
         gains = elbos - baseline if baseline is not None else None
-        rows.append({
-            "estimator": estimator,
-            "elbos": elbos,
-            "gains": gains,
-            "steps_per_s": np.mean([by[estimator, s]["steps_per_s"] for s in seeds]),
-            "compile_s": np.sum([by[estimator, s]["compile_s"] for s in seeds]),
-            "last_change": np.mean([np.diff(by[estimator, s]["curve"][-2:, 1]) for s in seeds]) if len(by[estimator, seeds[0]]["curve"]) > 1 else np.nan,
-        })
+        rows.append(
+            {
+                "estimator": estimator,
+                "elbos": elbos,
+                "gains": gains,
+                "steps_per_s": np.mean([by[estimator, s]["steps_per_s"] for s in seeds]),
+                "compile_s": np.sum([by[estimator, s]["compile_s"] for s in seeds]),
+                "last_change": np.mean([np.diff(by[estimator, s]["curve"][-2:, 1]) for s in seeds])
+                if len(by[estimator, seeds[0]]["curve"]) > 1
+                else np.nan,
+            }
+        )
     return rows
 
 
@@ -207,13 +217,16 @@ def markdown(rows: list[dict], args, source: str, x_shapes: tuple, wall_s: float
         f"total wall time {wall_s / 60:.1f} min; 1-min load average {load[0]:.1f} at the start, {load[1]:.1f} at the end "
         f"on {os.cpu_count()} cores (other jobs share the machine: steps/s are what this run got).",
         "",
-        "| estimator | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± sd | gain over REINFORCE | last-chunk change | steps/s | compile s |",
+        "| estimator | "
+        + " | ".join(f"seed {s}" for s in seeds)
+        + " | mean ± sd | gain over REINFORCE | last-chunk change | steps/s | compile s |",
         "| --- | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         gain = "" if r["gains"] is None or r["estimator"] == "reinforce" else mean_sd(r["gains"])
         lines.append(
-            f"| {r['estimator']} | " + " | ".join(f"{e:.2f}" for e in r["elbos"])
+            f"| {r['estimator']} | "
+            + " | ".join(f"{e:.2f}" for e in r["elbos"])
             + f" | {mean_sd(r['elbos'])} | {gain} | {r['last_change']:+.2f} | {r['steps_per_s']:.0f} | {r['compile_s']:.1f} |"
         )
     lines += [
@@ -250,7 +263,9 @@ def plot(runs: list[dict], path: Path, steps: int) -> None:
         x = mine[0]["curve"][:, 0]
         right.plot(x, curves.mean(0), "o-", ms=3, color=f"C{i}", label=estimator)
         right.fill_between(x, curves.min(0), curves.max(0), color=f"C{i}", alpha=0.2)
-    left.set(xlabel="step", ylabel="training loss (nats/digit)", title=f"-ELBO on the training batch ({window}-step mean)")
+    left.set(
+        xlabel="step", ylabel="training loss (nats/digit)", title=f"-ELBO on the training batch ({window}-step mean)"
+    )
     right.set(xlabel="step", ylabel="held-out ELBO (nats/digit)", title="exact discrete ELBO, held out")
     right.legend(fontsize=8)
     fig.tight_layout()
@@ -265,8 +280,10 @@ def select_device(name: str | None) -> None:
     try:
         device = jax.devices(name)[0]
     except RuntimeError as error:
-        raise SystemExit(f"--device {name}: JAX sees no {name.upper()} ({error}). Install a CUDA jaxlib "
-                         "(pip install 'jax[cuda12]') or use --device cpu.") from None
+        raise SystemExit(
+            f"--device {name}: JAX sees no {name.upper()} ({error}). Install a CUDA jaxlib "
+            "(pip install 'jax[cuda12]') or use --device cpu."
+        ) from None
     jax.config.update("jax_default_device", device)
 
 
@@ -281,7 +298,9 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--curve-particles", type=int, default=2)
     parser.add_argument("--eval-particles", type=int, default=20, help="particles of the final held-out ELBO")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="default: JAX's default backend")
-    parser.add_argument("--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=None, help=f"default: {RESULTS} ({RESULTS.parents[1] / 'build'} with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="seconds: 20 steps, one seed, 200 held-out digits")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -296,8 +315,10 @@ def main(argv=None) -> list[dict]:
     if args.quick:
         test_np = test_np[:200]
     x_train, x_test = jnp.asarray(train_np), jnp.asarray(test_np)
-    print(f"{source}: {len(train_np)} train / {len(test_np)} held-out; device {jax.devices()[0]}; "
-          f"{args.steps} steps x seeds {args.seeds}")
+    print(
+        f"{source}: {len(train_np)} train / {len(test_np)} held-out; device {jax.devices()[0]}; "
+        f"{args.steps} steps x seeds {args.seeds}"
+    )
 
     start, runs, load_start = time.perf_counter(), [], os.getloadavg()[0]
     for estimator in args.estimators:

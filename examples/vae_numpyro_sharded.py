@@ -36,7 +36,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=None, help="devices of the mesh (default: all that JAX sees; 4 on CPU)")
+    parser.add_argument(
+        "--devices", type=int, default=None, help="devices of the mesh (default: all that JAX sees; 4 on CPU)"
+    )
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="platform (default: cpu)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=100, help="digits per device and step")
@@ -44,8 +46,11 @@ def _parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: Adam 1e-3, SGD 1e-4)")
     parser.add_argument("--chunk", type=int, default=50, help="steps per compiled lax.scan call")
-    parser.add_argument("--check", action="store_true",
-                        help="run 1 device and N devices on the same data and keys (SGD) and compare loss and parameters")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="run 1 device and N devices on the same data and keys (SGD) and compare loss and parameters",
+    )
     parser.add_argument("--tolerance", type=float, default=1e-5, help="--check: largest relative difference allowed")
     parser.add_argument("--quick", action="store_true", help="seconds: 20 steps, batch 16 per device")
     parser.add_argument("--out-dir", type=Path, default=None, help=f"where the JSON result goes (default: {RESULTS})")
@@ -95,8 +100,10 @@ def mesh(n_devices: int, platform: str) -> Mesh:
     """A one-axis ``("data",)`` mesh over the first ``n_devices`` devices of ``platform``."""
     devices = jax.devices(platform.replace("gpu", "cuda") if platform == "gpu" else platform)
     if n_devices > len(devices):
-        raise SystemExit(f"--devices {n_devices}: JAX sees {len(devices)} {platform} device(s) "
-                         f"(XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})")
+        raise SystemExit(
+            f"--devices {n_devices}: JAX sees {len(devices)} {platform} device(s) "
+            f"(XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})"
+        )
     return Mesh(np.array(devices[:n_devices]), ("data",))
 
 
@@ -141,8 +148,14 @@ def train(svi: SVI, data: np.ndarray, the_mesh: Mesh, chunk: int, seed: int = 0)
         if start:  # the first chunk compiles
             times.append((time.perf_counter() - begin) / len(chunk_data))
     params = jax.tree.map(np.asarray, svi.get_params(state))
-    return {"losses": np.concatenate(losses), "params": params, "init_params": init_params, "step_times": times,
-            "data_bytes_per_device": per_device_bytes, "devices": n}
+    return {
+        "losses": np.concatenate(losses),
+        "params": params,
+        "init_params": init_params,
+        "step_times": times,
+        "data_bytes_per_device": per_device_bytes,
+        "devices": n,
+    }
 
 
 def relative_difference(a, b) -> float:
@@ -158,19 +171,28 @@ def check(args, x_train: np.ndarray) -> dict:
     single = train(svi, data, mesh(1, args.device), args.chunk)
     sharded = train(svi, data, mesh(args.devices, args.device), args.chunk)
     result = {
-        "devices": args.devices, "steps": args.steps, "global_batch": int(data.shape[1]), "optimizer": f"SGD({args.lr})",
+        "devices": args.devices,
+        "steps": args.steps,
+        "global_batch": int(data.shape[1]),
+        "optimizer": f"SGD({args.lr})",
         "loss_rel_diff": float(np.max(np.abs(sharded["losses"] - single["losses"]) / np.abs(single["losses"]))),
         "param_rel_diff": relative_difference(sharded["params"], single["params"]),
-        "loss_first": float(single["losses"][0]), "loss_last": float(single["losses"][-1]),
+        "loss_first": float(single["losses"][0]),
+        "loss_last": float(single["losses"][-1]),
         "data_bytes_per_device": {1: single["data_bytes_per_device"], args.devices: sharded["data_bytes_per_device"]},
         "tolerance": args.tolerance,
     }
-    print(f"{args.devices} devices vs 1, {args.steps} SGD steps, global batch {data.shape[1]}: "
-          f"loss rel diff {result['loss_rel_diff']:.2e}, param rel diff {result['param_rel_diff']:.2e} "
-          f"(tolerance {args.tolerance:g}; loss {result['loss_first']:.1f} -> {result['loss_last']:.1f} nats/digit); data per device {single['data_bytes_per_device']} B on 1, "
-          f"{sharded['data_bytes_per_device']} B on {args.devices}")
-    result["ok"] = bool(result["loss_rel_diff"] <= args.tolerance and result["param_rel_diff"] <= args.tolerance
-                        and sharded["data_bytes_per_device"] * args.devices == single["data_bytes_per_device"])
+    print(
+        f"{args.devices} devices vs 1, {args.steps} SGD steps, global batch {data.shape[1]}: "
+        f"loss rel diff {result['loss_rel_diff']:.2e}, param rel diff {result['param_rel_diff']:.2e} "
+        f"(tolerance {args.tolerance:g}; loss {result['loss_first']:.1f} -> {result['loss_last']:.1f} nats/digit); data per device {single['data_bytes_per_device']} B on 1, "
+        f"{sharded['data_bytes_per_device']} B on {args.devices}"
+    )
+    result["ok"] = bool(
+        result["loss_rel_diff"] <= args.tolerance
+        and result["param_rel_diff"] <= args.tolerance
+        and sharded["data_bytes_per_device"] * args.devices == single["data_bytes_per_device"]
+    )
     return result
 
 
@@ -191,16 +213,27 @@ def main(args: argparse.Namespace) -> dict:
     run = train(make_svi(args.optimizer, args.lr, args.estimator), data, the_mesh, args.chunk)
     step_s = float(np.median(run["step_times"])) if run["step_times"] else float("nan")
     result = {
-        "backend": "numpyro", "engine": "jax.sharding (GSPMD)", "platform": args.device,
+        "backend": "numpyro",
+        "engine": "jax.sharding (GSPMD)",
+        "platform": args.device,
         "device_kind": jax.devices(args.device.replace("gpu", "cuda"))[0].device_kind,
-        "devices": args.devices, "batch_per_device": args.batch_size, "global_batch": int(data.shape[1]),
-        "steps": args.steps, "step_s": step_s, "steps_per_s": 1 / step_s, "samples_per_s": data.shape[1] / step_s,
-        "final_loss": float(np.mean(run["losses"][-10:])), "data_bytes_per_device": run["data_bytes_per_device"],
-        "cpu_count": os.cpu_count(), "source": source,
+        "devices": args.devices,
+        "batch_per_device": args.batch_size,
+        "global_batch": int(data.shape[1]),
+        "steps": args.steps,
+        "step_s": step_s,
+        "steps_per_s": 1 / step_s,
+        "samples_per_s": data.shape[1] / step_s,
+        "final_loss": float(np.mean(run["losses"][-10:])),
+        "data_bytes_per_device": run["data_bytes_per_device"],
+        "cpu_count": os.cpu_count(),
+        "source": source,
     }
-    print(f"{source}; {args.devices} {args.device} device(s), batch {args.batch_size}/device: "
-          f"{result['steps_per_s']:.1f} steps/s, {result['samples_per_s']:.0f} digits/s "
-          f"(median of {len(run['step_times'])} chunks, compile excluded); loss {result['final_loss']:.1f} nats/digit")
+    print(
+        f"{source}; {args.devices} {args.device} device(s), batch {args.batch_size}/device: "
+        f"{result['steps_per_s']:.1f} steps/s, {result['samples_per_s']:.0f} digits/s "
+        f"(median of {len(run['step_times'])} chunks, compile excluded); loss {result['final_loss']:.1f} nats/digit"
+    )
     (out_dir / f"vae_numpyro_sharded_{args.devices}.json").write_text(json.dumps(result, indent=1))
     return result
 

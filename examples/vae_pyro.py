@@ -144,7 +144,8 @@ def report(results: dict, args, source: str, n_train: int, n_test: int) -> str:
         f"unrelaxed model and guide, Trace_ELBO with {args.eval_particles} particles, nats per digit "
         "(higher is better).",
         "",
-        "| estimator | hyperparameters | " + " | ".join(f"seed {s}" for s in seeds)
+        "| estimator | hyperparameters | "
+        + " | ".join(f"seed {s}" for s in seeds)
         + " | mean ± sd | vs REINFORCE | train s/run |",
         "| --- | --- | " + " | ".join("---:" for _ in seeds) + " | ---: | ---: | ---: |",
     ]
@@ -158,7 +159,8 @@ def report(results: dict, args, source: str, n_train: int, n_test: int) -> str:
             gain = f"{(elbos - base).mean():+.2f} (min {(elbos - base).min():+.2f})"
         seconds = np.mean([results[name, s]["train_s"] for s in seeds])
         lines.append(
-            f"| {name} | {hyper_text} | " + " | ".join(f"{e:.2f}" for e in elbos)
+            f"| {name} | {hyper_text} | "
+            + " | ".join(f"{e:.2f}" for e in elbos)
             + f" | {elbos.mean():.2f} ± {sd:.2f} | {gain} | {seconds:.0f} |"
         )
     lines += ["", "vs REINFORCE: mean over seeds of the paired difference (same seed), and its minimum."]
@@ -177,8 +179,11 @@ def plot(results: dict, args, path: Path) -> None:
         ax.plot(steps, curve, label=name, lw=1.2)
     tail = np.concatenate([curve[args.steps // 10 :] for curve in curves.values()])  # skip the first 10%
     ax.set_ylim(tail.min() - 5, tail.max() + 5)
-    ax.set(xlabel="step", ylabel=f"train ELBO / digit (mean of {window} steps)",
-           title=f"Discrete VAE (Pyro): mean over seeds {args.seeds}")
+    ax.set(
+        xlabel="step",
+        ylabel=f"train ELBO / digit (mean of {window} steps)",
+        title=f"Discrete VAE (Pyro): mean over seeds {args.seeds}",
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -203,8 +208,10 @@ def main(argv=None) -> dict:
         train_np, test_np = train_np[:300], test_np[:200]
         args.steps, args.seeds, args.eval_particles = 4, args.seeds[:2], 2
     train_x, test_x = torch.from_numpy(train_np), torch.from_numpy(test_np)
-    print(f"{source}: {len(train_x)} train, {len(test_x)} held-out; {args.steps} steps x "
-          f"{len(args.estimators)} estimators x {len(args.seeds)} seeds")
+    print(
+        f"{source}: {len(train_x)} train, {len(test_x)} held-out; {args.steps} steps x "
+        f"{len(args.estimators)} estimators x {len(args.seeds)} seeds"
+    )
 
     results, start = {}, time.perf_counter()
     with tqdm(total=args.steps * len(args.estimators) * len(args.seeds), unit="step", mininterval=2) as progress:
@@ -214,8 +221,10 @@ def main(argv=None) -> dict:
                 results[name, seed] = train(name, seed, train_x, test_x, args.steps, args.eval_particles, progress)
 
     table = report(results, args, source, len(train_x), len(test_x))
-    table += (f"\nWall time {time.perf_counter() - start:.0f} s in all (training and evaluation), "
-              f"{args.threads} torch CPU thread(s).\n")
+    table += (
+        f"\nWall time {time.perf_counter() - start:.0f} s in all (training and evaluation), "
+        f"{args.threads} torch CPU thread(s).\n"
+    )
     print(table)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     (args.out_dir / "vae_pyro.md").write_text(table + "\n![training curves](vae_pyro.png)\n")

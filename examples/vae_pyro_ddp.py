@@ -131,8 +131,15 @@ def step_seed(seed: int, step: int, rank: int) -> int:
 class PyroLightningModule(pl.LightningModule):
     """Pyro's ``svi_lightning`` module: ``training_step`` returns the ELBO loss of a minibatch."""
 
-    def __init__(self, loss_fn: pyro.infer.elbo.ELBOModule, lr: float, optimizer: str, seed: int,
-                 threads: int, check_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        loss_fn: pyro.infer.elbo.ELBOModule,
+        lr: float,
+        optimizer: str,
+        seed: int,
+        threads: int,
+        check_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.loss_fn = loss_fn
         self.lr, self.optimizer, self.seed, self.threads, self.check_dir = lr, optimizer, seed, threads, check_dir
@@ -192,9 +199,15 @@ def fit(loss_fn, dataset, args, *, devices: int, steps: int, batch_size: int, sh
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=True)
     timer = StepTimer(args.scratch / f"times_{devices}.json")
     trainer = pl.Trainer(
-        accelerator=args.accelerator, strategy=args.strategy, devices=devices, max_steps=steps,
-        logger=False, enable_checkpointing=False, enable_progress_bar=args.progress,
-        enable_model_summary=False, callbacks=[timer],
+        accelerator=args.accelerator,
+        strategy=args.strategy,
+        devices=devices,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=args.progress,
+        enable_model_summary=False,
+        callbacks=[timer],
     )
     trainer.fit(module, train_dataloaders=loader)
     if trainer.global_rank != 0:
@@ -213,7 +226,9 @@ def reference_run(loss_fn, dataset, args, *, ranks: int, steps: int, batch_size:
     ``seed`` the global seed, 0 if unset; epoch 0), whatever the loader's ``shuffle``: so does this."""
     optimizer = torch.optim.SGD(loss_fn.parameters(), lr=args.lr)
     seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
-    shards = [list(DistributedSampler(dataset, num_replicas=ranks, rank=r, shuffle=True, seed=seed)) for r in range(ranks)]
+    shards = [
+        list(DistributedSampler(dataset, num_replicas=ranks, rank=r, shuffle=True, seed=seed)) for r in range(ranks)
+    ]
     losses, indices = [], []
     for step in range(steps):
         optimizer.zero_grad()
@@ -241,10 +256,24 @@ def check(loss_fn, dataset, args) -> int:
     initial = {name: p.detach().clone() for name, p in loss_fn.named_parameters()}
     reference = copy.deepcopy(loss_fn)  # pickles relax(guide) too
     start = time.perf_counter()
-    if fit(loss_fn, dataset, args, devices=ranks, steps=steps, batch_size=batch_size, shuffle=False, check_dir=args.scratch) is None:
+    if (
+        fit(
+            loss_fn,
+            dataset,
+            args,
+            devices=ranks,
+            steps=steps,
+            batch_size=batch_size,
+            shuffle=False,
+            check_dir=args.scratch,
+        )
+        is None
+    ):
         return 0  # a worker of --strategy ddp: rank 0 compares
     ddp_s = time.perf_counter() - start
-    ref_losses, ref_indices, ref_params = reference_run(reference, dataset, args, ranks=ranks, steps=steps, batch_size=batch_size)
+    ref_losses, ref_indices, ref_params = reference_run(
+        reference, dataset, args, ranks=ranks, steps=steps, batch_size=batch_size
+    )
     runs = [torch.load(args.scratch / f"check_rank{r}.pt") for r in range(ranks)]
     for r in range(ranks):
         (args.scratch / f"check_rank{r}.pt").unlink()
@@ -268,30 +297,56 @@ def check(loss_fn, dataset, args) -> int:
         "PASS" if ok else "FAIL",
     ]
     print("\n".join(lines))
-    (args.out_dir / "vae_pyro_ddp_check.json").write_text(json.dumps(
-        {"loss_max_rel_diff": loss_diff, "param_max_rel_diff": param_diff, "tolerance": TOLERANCE,
-         "ranks_identical": ranks_equal, "same_data": same_data, "steps": steps, "ranks": ranks,
-         "batch_size": batch_size, "passed": ok}, indent=1))
+    (args.out_dir / "vae_pyro_ddp_check.json").write_text(
+        json.dumps(
+            {
+                "loss_max_rel_diff": loss_diff,
+                "param_max_rel_diff": param_diff,
+                "tolerance": TOLERANCE,
+                "ranks_identical": ranks_equal,
+                "same_data": same_data,
+                "steps": steps,
+                "ranks": ranks,
+                "batch_size": batch_size,
+                "passed": ok,
+            },
+            indent=1,
+        )
+    )
     return 0 if ok else 1
 
 
 def benchmark(loss_fn, dataset, args) -> int:
-    times = fit(loss_fn, dataset, args, devices=args.devices, steps=args.steps, batch_size=args.batch_size, shuffle=True)
+    times = fit(
+        loss_fn, dataset, args, devices=args.devices, steps=args.steps, batch_size=args.batch_size, shuffle=True
+    )
     if times is None:
         return 0  # a worker of --strategy ddp: rank 0 reports
     warmup = min(WARMUP_STEPS, len(times) - 2)
     steps_per_s = (len(times) - 1 - warmup) / (times[-1] - times[warmup])
     global_batch = args.devices * args.batch_size
-    result = {"devices": args.devices, "strategy": args.strategy, "accelerator": args.accelerator,
-              "batch_per_device": args.batch_size, "global_batch": global_batch, "steps": args.steps,
-              "timed_steps": len(times) - 1 - warmup, "threads_per_process": args.threads,
-              "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * global_batch,
-              "data": f"{args.source}, {len(dataset)} training digits", "cpu_cores": os.cpu_count(),
-              "torch": torch.__version__, "lightning": pl.__version__}
-    line = (f"devices {args.devices} ({args.strategy}, {args.accelerator}), batch {args.batch_size}/device "
-            f"(global {global_batch}): {steps_per_s:.2f} steps/s, {steps_per_s * global_batch:.0f} samples/s "
-            f"(steps {warmup + 1}-{len(times)} of {args.steps}, {args.threads} thread(s)/process, "
-            f"{os.cpu_count()} CPU cores; {args.source})")
+    result = {
+        "devices": args.devices,
+        "strategy": args.strategy,
+        "accelerator": args.accelerator,
+        "batch_per_device": args.batch_size,
+        "global_batch": global_batch,
+        "steps": args.steps,
+        "timed_steps": len(times) - 1 - warmup,
+        "threads_per_process": args.threads,
+        "steps_per_s": steps_per_s,
+        "samples_per_s": steps_per_s * global_batch,
+        "data": f"{args.source}, {len(dataset)} training digits",
+        "cpu_cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+    }
+    line = (
+        f"devices {args.devices} ({args.strategy}, {args.accelerator}), batch {args.batch_size}/device "
+        f"(global {global_batch}): {steps_per_s:.2f} steps/s, {steps_per_s * global_batch:.0f} samples/s "
+        f"(steps {warmup + 1}-{len(times)} of {args.steps}, {args.threads} thread(s)/process, "
+        f"{os.cpu_count()} CPU cores; {args.source})"
+    )
     print(line)
     name = f"vae_pyro_ddp_devices{args.devices}"
     (args.out_dir / f"{name}.json").write_text(json.dumps(result, indent=1))
@@ -312,7 +367,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     parser.add_argument("--quick", action="store_true", help="8x8 digits, few steps (seconds)")
     parser.add_argument("--progress", action="store_true", help="Lightning's progress bar")
-    parser.add_argument("--check", action="store_true", help=f"{CHECK_DEVICES} processes == 1 process, SGD, {CHECK_STEPS} steps")
+    parser.add_argument(
+        "--check", action="store_true", help=f"{CHECK_DEVICES} processes == 1 process, SGD, {CHECK_STEPS} steps"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     for name in ("devices", "steps", "batch_size", "threads"):

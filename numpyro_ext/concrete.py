@@ -194,6 +194,4 @@ def binary_concrete_log_prob(x: jax.Array, logits: jax.Array, temperature) -> ja
     log_alpha = logits
     a = log_alpha - tau * jnp.log(x)
     b = -tau * jnp.log1p(-x)
-    return (
-        jnp.log(tau) + log_alpha - (tau + 1) * (jnp.log(x) + jnp.log1p(-x)) - 2.0 * jnp.logaddexp(a, b)
-    )
+    return jnp.log(tau) + log_alpha - (tau + 1) * (jnp.log(x) + jnp.log1p(-x)) - 2.0 * jnp.logaddexp(a, b)

@@ -296,11 +296,15 @@ class Guidance:
         elif not callable(estimator):
             raise TypeError(out_of_range("estimator", estimator, "an estimator name or a distribution class"))
         settings = {"reward": reward, "estimator": estimator, "hyper": hyper}
-        settings.update(n_opt=n_opt, lr=lr, kl_weight=kl_weight, n_samples=n_samples, use_prior=use_prior, normalize=normalize)
+        settings.update(
+            n_opt=n_opt, lr=lr, kl_weight=kl_weight, n_samples=n_samples, use_prior=use_prior, normalize=normalize
+        )
         self.__dict__.update(settings)  # __setattr__ refuses: a static jit argument must not change
 
     def __setattr__(self, name: str, value) -> None:
-        raise AttributeError(f"Guidance is immutable (a static argument of tilt's jit); build a new one instead of setting {name!r}")
+        raise AttributeError(
+            f"Guidance is immutable (a static argument of tilt's jit); build a new one instead of setting {name!r}"
+        )
 
     def distribution(self, logits: jax.Array):
         """The guide ``q_phi``: the estimator's distribution at ``logits``."""
@@ -405,7 +409,13 @@ def _call(denoiser, x, t, n_classes):
     """One denoiser call at time ``t`` (``stop_gradient``), its shape checked, as float32/float64 logits."""
     logits = lax.stop_gradient(denoiser(x, jnp.full(x.shape[:-1], t)))
     if logits.shape != x.shape + (n_classes,):
-        raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
+        raise ValueError(
+            out_of_range(
+                "denoiser(x_t, t).shape",
+                tuple(logits.shape),
+                f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}",
+            )
+        )
     return logits if logits.dtype in (jnp.float32, jnp.float64) else logits.astype(jnp.float32)
 
 
@@ -473,14 +483,20 @@ def sample(
     """
     n_steps = check_n_diffusion_steps(n_steps)
     check_choice("noise", noise, NOISES)
-    for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
+    for name, value, allowed in (
+        ("routing", routing, ROUTINGS),
+        ("schedule", schedule, SCHEDULES),
+        ("decode", decode, DECODINGS),
+    ):
         check_choice(name, value, allowed)
     check_routing_noise(routing_noise)
     x_init = jnp.asarray(x_init)
     _check_tokens("x_init", x_init, n_classes)
     pinned = x_init != n_classes
     n_free = (~pinned).sum(-1)
-    route = functools.partial(_route, routing=routing, routing_noise=float(routing_noise), renoise=renoise, decode=decode)
+    route = functools.partial(
+        _route, routing=routing, routing_noise=float(routing_noise), renoise=renoise, decode=decode
+    )
     key_init, *keys_noise = jax.random.split(jax.random.fold_in(key, 1), n_steps + 1)
     noisy = ~pinned
     x, trace, times = _noise_tokens(key_init, x_init, noisy, noise, n_classes), [], step_times(n_steps)
@@ -549,7 +565,9 @@ def ancestral_sample(
             logits = tilt(key_tilt, logits, guidance, x_t=jnp.where(free, n_classes, x))
         log_p = jax.nn.log_softmax(logits, axis=-1)
         if noise == "absorbing":
-            token = (log_p + sample_gumbel(key_decode, log_p.shape, dtype=log_p.dtype) if decode == "sample" else log_p).argmax(-1)
+            token = (
+                log_p + sample_gumbel(key_decode, log_p.shape, dtype=log_p.dtype) if decode == "sample" else log_p
+            ).argmax(-1)
             move = jax.random.uniform(key_move, x.shape) < unmask_probability(t, s)
             x = jnp.where(free & move, token, x)
         else:
@@ -557,7 +575,9 @@ def ancestral_sample(
             left = a_ts * jax.nn.one_hot(x, n_classes, dtype=log_p.dtype) + (1.0 - a_ts) / n_classes
             log_post = jnp.log(left) + jnp.log(a_s * jnp.exp(log_p) + (1.0 - a_s) / n_classes)
             noise_g = sample_gumbel(key_decode, log_post.shape, dtype=log_post.dtype)
-            x = jnp.where(pinned, x, (log_post + noise_g if decode == "sample" else log_post).argmax(-1).astype(x.dtype))
+            x = jnp.where(
+                pinned, x, (log_post + noise_g if decode == "sample" else log_post).argmax(-1).astype(x.dtype)
+            )
         if return_trace:
             trace.append({"t": s, "x": x, **({"n_noisy": (x == n_classes).sum(-1)} if noise == "absorbing" else {})})
     return (x, trace) if return_trace else x

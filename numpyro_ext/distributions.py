@@ -454,7 +454,9 @@ class _Checked(_Host):
                         raise RuntimeError("Cannot validate arguments inside jitted code.")
                 elif not np.all(is_valid):
                     # under grad without jit the check is concrete but the value is a tracer
-                    shown = np.asarray(value) if not_jax_tracer(value) else f"<traced array of shape {jnp.shape(value)}>"
+                    shown = (
+                        np.asarray(value) if not_jax_tracer(value) else f"<traced array of shape {jnp.shape(value)}>"
+                    )
                     raise ValueError(out_of_range(name, shown, self._ranges[name]))
 
     def _validate_sample(self, value):
@@ -570,9 +572,7 @@ class _HardSample(_Host):
     def rsample(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> jax.Array:
         return self.sample(key, sample_shape)
 
-    def sample_with_intermediates(
-        self, key: jax.Array, sample_shape: tuple[int, ...] = ()
-    ) -> tuple[jax.Array, list]:
+    def sample_with_intermediates(self, key: jax.Array, sample_shape: tuple[int, ...] = ()) -> tuple[jax.Array, list]:
         """The hard sample (the same draw as ``sample``) and the host's intermediates of the
         relaxed sample it is drawn from: one ``[pre-image, None]`` pair per transform, as
         ``TransformedDistribution`` returns them. ``log_prob`` scores the hard value and
@@ -968,7 +968,9 @@ class RelaxedBernoulli(_TransformedRelaxed, TransformedDistribution):
     pytree_data_fields = ()
     _ranges = _BINARY_RANGES
     _support_text = "in [0, 1]"
-    _lost_text = "are at the sampler's clip bounds (<= tiny or >= 1 - eps of the dtype, 0 and 1 included) with finite logits"
+    _lost_text = (
+        "are at the sampler's clip bounds (<= tiny or >= 1 - eps of the dtype, 0 and 1 included) with finite logits"
+    )
 
     def __init__(
         self,
@@ -1423,7 +1425,9 @@ class _REDGEBase(_SampleLaw, _OneHotEstimator):
     pytree_aux_fields = ("n_steps",)
     _hyper = ("t_1",)
 
-    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+    def __init__(
+        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None
+    ) -> None:
         self._init_chain(n_steps, t_1)
         super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
         self._warn_if_biased(t_1)
@@ -1499,7 +1503,14 @@ class REDGE(_REDGEBase):
     pytree_aux_fields = ("hard",)
 
     def __init__(
-        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, hard: bool = True, validate_args: bool | None = None
+        self,
+        probs=None,
+        logits=None,
+        n_steps: int = 5,
+        t_1=0.5,
+        *,
+        hard: bool = True,
+        validate_args: bool | None = None,
     ) -> None:
         self.hard = bool(hard)
         super().__init__(probs, logits, n_steps, t_1, validate_args=validate_args)
@@ -1812,7 +1823,9 @@ class _BernoulliREDGEBase(_SampleLaw, _BernoulliEstimator):
     pytree_aux_fields = ("n_steps",)
     _hyper = ("t_1",)
 
-    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+    def __init__(
+        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None
+    ) -> None:
         self._init_chain(n_steps, t_1)
         super().__init__(probs, logits, validate_args=validate_args, t_1=t_1)
         self._warn_if_biased(t_1)
@@ -1969,4 +1982,3 @@ class BernoulliREINDGE(_BernoulliREDGEBase):
 
     def _sample(self, key, shape):
         return estimators.binary_reindge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
-

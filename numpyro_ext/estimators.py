@@ -415,7 +415,9 @@ def _redge_block_bwd(binary, coefs, logits, eps, soft, g):
 
     if x0_hats is not None:
         table = jnp.asarray(coefs[:-1], dtype=x0_hats.dtype)
-        (grad_logits, _), _ = lax.scan(step, (grad_logits, g_x.astype(grad_logits.dtype)), (table, x0_hats), reverse=True)
+        (grad_logits, _), _ = lax.scan(
+            step, (grad_logits, g_x.astype(grad_logits.dtype)), (table, x0_hats), reverse=True
+        )
     return grad_logits
 
 
@@ -634,7 +636,9 @@ def binary_reinmax(logits: jax.Array, temperature, logistic: jax.Array) -> tuple
     """
     soft = jax.nn.sigmoid(logits)
     hard = _binary_hard(logits, logistic)
-    shape = jnp.broadcast_shapes(hard.shape, jnp.shape(temperature))  # the custom VJP returns a cotangent of hard's shape
+    shape = jnp.broadcast_shapes(
+        hard.shape, jnp.shape(temperature)
+    )  # the custom VJP returns a cotangent of hard's shape
     hard, logits = jnp.broadcast_to(hard, shape), jnp.broadcast_to(logits, shape)
     return _binary_reinmax_hard(logits, temperature, hard), soft
 
@@ -682,7 +686,9 @@ def _binary_redge_hard_soft(logits, n_steps, t_1, eps, logistic):
     return _binary_hard_soft(_binary_redge_logits(logits, d, alphas[1], sigmas[1]), logistic)
 
 
-def binary_redge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+def binary_redge(
+    logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     r"""REDGE (Gourevitch et al. 2026) for a binary variable: :func:`redge` on the logits ``(0, l)``,
     class-1 coordinate, with the chain written in the difference ``d = x_1 - x_0``.
 
@@ -705,7 +711,9 @@ def binary_redge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic:
     return _ops.straight_through(hard, soft), soft
 
 
-def binary_redge_cov(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+def binary_redge_cov(
+    logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     r"""REDGE-cov (Gourevitch et al. 2026) for a binary variable: :func:`redge_cov` on the logits
     ``(0, l)``, class-1 coordinate, in the difference ``d = x_1 - x_0``.
 
@@ -753,7 +761,9 @@ def _binary_reindge_correction_bwd(residuals, g):
 _binary_reindge_correction.defvjp(_binary_reindge_correction_fwd, _binary_reindge_correction_bwd)
 
 
-def binary_reindge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array) -> tuple[jax.Array, jax.Array]:
+def binary_reindge(
+    logits: jax.Array, n_steps: int, t_1, eps: jax.Array, logistic: jax.Array
+) -> tuple[jax.Array, jax.Array]:
     r"""REINDGE (Gourevitch et al. 2026) for a binary variable: :func:`reindge` on the logits
     ``(0, l)``, class-1 coordinate.
 

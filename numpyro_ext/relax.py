@@ -354,7 +354,9 @@ class RelaxReparam(Reparam):
         """:meth:`relax_distribution` with the hyperparameter values ``hyper``."""
         leaf, wrappers = _unwrap(fn)
         if isinstance(leaf, _CATEGORICAL):
-            raise ValueError(_categorical_message(name, type(leaf).__name__, "numpyro_ext.distributions.OneHotCategorical"))
+            raise ValueError(
+                _categorical_message(name, type(leaf).__name__, "numpyro_ext.distributions.OneHotCategorical")
+            )
         if not isinstance(leaf, (OneHotCategorical, *_BERNOULLI)):
             return fn
         param = _given_param(leaf)
@@ -535,7 +537,9 @@ class _Relaxed(_AutoSelection):
         return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
 
 
-def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper) -> Callable:
+def relax(
+    fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper
+) -> Callable:
     r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
 
     - ``fn``: a NumPyro model or guide.

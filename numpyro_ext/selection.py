@@ -152,13 +152,17 @@ class _Problem:
                 model_trace = handlers.trace(
                     handlers.substitute(handlers.replay(handlers.seed(model, key), guide_trace), data=params)
                 ).get_trace(*args, **kwargs)
-                params.update({n: s["value"] for n, s in model_trace.items() if s["type"] == "param" and n not in params})
+                params.update(
+                    {n: s["value"] for n, s in model_trace.items() if s["type"] == "param" and n not in params}
+                )
         self.params = dict(params)
         self.discrete = {n: (_kind(s), tuple(jnp.shape(s["value"]))) for n, s in guide_trace.items() if _kind(s)}
         if not self.discrete:
             raise ValueError("select_estimator found no latent OneHotCategorical or Bernoulli site in the guide")
         self.continuous = [
-            n for n, s in guide_trace.items() if s["type"] == "sample" and not s["is_observed"] and n not in self.discrete
+            n
+            for n, s in guide_trace.items()
+            if s["type"] == "sample" and not s["is_observed"] and n not in self.discrete
         ]
         transforms = {
             n: biject_to(s["kwargs"].get("constraint", constraints.real))
@@ -194,7 +198,9 @@ class _Problem:
                 total = total + (w * logits).sum()
             return total
 
-        grads = jax.jit(jax.grad(projection))({n: jnp.asarray(self.params[n]) for n in candidates})  # eager: one compile per op
+        grads = jax.jit(jax.grad(projection))(
+            {n: jnp.asarray(self.params[n]) for n in candidates}
+        )  # eager: one compile per op
         names = [n for n in candidates if bool(jnp.any(grads[n] != 0))]
         if not names:
             raise ValueError("select_estimator found no guide parameter that feeds the discrete sites' logits")
@@ -357,7 +363,9 @@ def select_estimator(
     selection runs eagerly (outside ``jit``), compiling one batched gradient per candidate and one single gradient for the winner.
     """
     start = time.perf_counter()
-    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params)
+    check_selection_args(
+        num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params
+    )
     cands = check_candidates(candidates)
     if not callable(model) or not callable(guide):
         raise TypeError(f"model and guide must be callables, got model={model!r}, guide={guide!r}")
@@ -374,12 +382,28 @@ def select_estimator(
     for estimator, hyper in cands:
         grads, seconds = _candidate_gradients(sample_key, problem, estimator, hyper, num_samples)
         results.append(
-            candidate_result(estimator, hyper, group_means(grads, num_groups), ref, seconds, particles_per_group=per, num_particles=num_particles)
+            candidate_result(
+                estimator,
+                hyper,
+                group_means(grads, num_groups),
+                ref,
+                seconds,
+                particles_per_group=per,
+                num_particles=num_particles,
+            )
         )
     best = min(results, key=rank_key(rule))
     return make_report(
-        results, ref, ref_se, kind=kind, n_configurations=n_conf, reference_samples=reference_samples,
-        params=problem.names, num_particles=num_particles, rule=rule, start=start,
+        results,
+        ref,
+        ref_se,
+        kind=kind,
+        n_configurations=n_conf,
+        reference_samples=reference_samples,
+        params=problem.names,
+        num_particles=num_particles,
+        rule=rule,
+        start=start,
         step_seconds=_step_seconds(sample_key, problem, best.estimator, best.hyper),
     )
 
@@ -429,8 +453,13 @@ def run_svi(key: jax.Array, svi, num_steps: int, *args, progress_bar: bool = Tru
         if auto and (i == 0 or (every and i % every == 0)):
             k = jax.random.fold_in(select_key, i)
             report = guide._select(k, svi.get_params(state), args, kwargs, i, options)
-            logger.info("step %d: selected %s (%.2f s = %.0f SVI gradients)", i, report.results[0].label,
-                        report.seconds, report.cost_in_steps)
+            logger.info(
+                "step %d: selected %s (%.2f s = %.0f SVI gradients)",
+                i,
+                report.results[0].label,
+                report.seconds,
+                report.cost_in_steps,
+            )
             if progress_bar:
                 steps.set_postfix_str(report.results[0].label, refresh=False)
         if update is None or (auto and report.best != choice):

@@ -92,9 +92,20 @@ if triton is not None:
 
     @triton.jit
     def _redge_fwd_kernel(
-        logits_ptr, eps_ptr, gumbel_ptr, hard_ptr, soft_ptr, coef_ptr,
-        K, seed, u_lo, u_hi,
-        N_CALLS: tl.constexpr, BLOCK_K: tl.constexpr, NOISE_IN: tl.constexpr, STORE_SOFT: tl.constexpr,
+        logits_ptr,
+        eps_ptr,
+        gumbel_ptr,
+        hard_ptr,
+        soft_ptr,
+        coef_ptr,
+        K,
+        seed,
+        u_lo,
+        u_hi,
+        N_CALLS: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        NOISE_IN: tl.constexpr,
+        STORE_SOFT: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
         offs = tl.arange(0, BLOCK_K)
@@ -122,8 +133,16 @@ if triton is not None:
 
     @triton.jit
     def _redge_bwd_kernel(
-        logits_ptr, eps_ptr, grad_ptr, grad_logits_ptr, coef_ptr, K, seed,
-        N_CALLS: tl.constexpr, BLOCK_K: tl.constexpr, NOISE_IN: tl.constexpr,
+        logits_ptr,
+        eps_ptr,
+        grad_ptr,
+        grad_logits_ptr,
+        coef_ptr,
+        K,
+        seed,
+        N_CALLS: tl.constexpr,
+        BLOCK_K: tl.constexpr,
+        NOISE_IN: tl.constexpr,
     ):
         row = tl.program_id(0).to(tl.int64)
         offs = tl.arange(0, BLOCK_K)
@@ -173,9 +192,20 @@ class _REDGEFused(torch.autograd.Function):
         finfo = torch.finfo(torch.float32)
         u_lo, u_hi = uniform_bounds(finfo.tiny, finfo.eps)
         _redge_fwd_kernel[(rows,)](
-            logits_c, eps if noise_in else logits_c, gumbels if noise_in else logits_c, hard, soft, coefs,
-            k, seed, u_lo, u_hi,
-            N_CALLS=coefs.shape[0], NOISE_IN=noise_in, STORE_SOFT=store_soft, **_launch_config(k),
+            logits_c,
+            eps if noise_in else logits_c,
+            gumbels if noise_in else logits_c,
+            hard,
+            soft,
+            coefs,
+            k,
+            seed,
+            u_lo,
+            u_hi,
+            N_CALLS=coefs.shape[0],
+            NOISE_IN=noise_in,
+            STORE_SOFT=store_soft,
+            **_launch_config(k),
         )
         ctx.save_for_backward(logits_c, coefs, *((eps,) if noise_in else ()))
         ctx.seed, ctx.noise_in = seed, noise_in
@@ -190,8 +220,16 @@ class _REDGEFused(torch.autograd.Function):
         grad_logits = torch.empty_like(logits)
         eps = noise[0] if ctx.noise_in else logits
         _redge_bwd_kernel[(logits.numel() // k,)](
-            logits, eps, grad, grad_logits, coefs, k, ctx.seed,
-            N_CALLS=coefs.shape[0], NOISE_IN=ctx.noise_in, **_launch_config(k),
+            logits,
+            eps,
+            grad,
+            grad_logits,
+            coefs,
+            k,
+            ctx.seed,
+            N_CALLS=coefs.shape[0],
+            NOISE_IN=ctx.noise_in,
+            **_launch_config(k),
         )
         return grad_logits, None, None, None, None, None
 

@@ -228,6 +228,4 @@ def binary_concrete_log_prob(x: torch.Tensor, logits: torch.Tensor, temperature)
     log_alpha = logits
     a = log_alpha - tau * torch.log(x)
     b = -tau * torch.log1p(-x)
-    return (
-        torch.log(tau) + log_alpha - (tau + 1) * (torch.log(x) + torch.log1p(-x)) - 2.0 * torch.logaddexp(a, b)
-    )
+    return torch.log(tau) + log_alpha - (tau + 1) * (torch.log(x) + torch.log1p(-x)) - 2.0 * torch.logaddexp(a, b)

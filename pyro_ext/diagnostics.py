@@ -180,7 +180,9 @@ def _log_density_downstream(trace, values: dict) -> torch.Tensor:
     for name, site in trace.nodes.items():
         if site["type"] == "sample" and not site_is_subsample(site):
             value = site["value"].detach() if name in values else site["value"]
-            log_p = scale_and_mask(site["fn"].log_prob(value, *site["args"], **site["kwargs"]), site["scale"], site["mask"])
+            log_p = scale_and_mask(
+                site["fn"].log_prob(value, *site["args"], **site["kwargs"]), site["scale"], site["mask"]
+            )
             total = total + log_p.sum()
     return total
 

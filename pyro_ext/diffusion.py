@@ -366,7 +366,13 @@ def _call(denoiser, x, t, n_classes):
     with torch.no_grad():
         logits = denoiser(x, torch.full(x.shape[:-1], t, device=x.device))
     if logits.shape != x.shape + (n_classes,):
-        raise ValueError(out_of_range("denoiser(x_t, t).shape", tuple(logits.shape), f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}"))
+        raise ValueError(
+            out_of_range(
+                "denoiser(x_t, t).shape",
+                tuple(logits.shape),
+                f"x_t.shape + (n_classes,) = {tuple(x.shape) + (n_classes,)}",
+            )
+        )
     return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
 
 
@@ -437,7 +443,11 @@ def sample(
     """
     n_steps = check_n_diffusion_steps(n_steps)
     check_choice("noise", noise, NOISES)
-    for name, value, allowed in (("routing", routing, ROUTINGS), ("schedule", schedule, SCHEDULES), ("decode", decode, DECODINGS)):
+    for name, value, allowed in (
+        ("routing", routing, ROUTINGS),
+        ("schedule", schedule, SCHEDULES),
+        ("decode", decode, DECODINGS),
+    ):
         check_choice(name, value, allowed)
     check_routing_noise(routing_noise)
     _check_tokens("x_init", x_init, n_classes)
@@ -513,7 +523,9 @@ def ancestral_sample(
             logits = tilt(logits, guidance, x_t=torch.where(free, n_classes, x))
         log_p = torch.log_softmax(logits, dim=-1)
         if noise == "absorbing":
-            token = (log_p + gumbel(log_p.shape, dtype=log_p.dtype, device=log_p.device) if decode == "sample" else log_p).argmax(-1)
+            token = (
+                log_p + gumbel(log_p.shape, dtype=log_p.dtype, device=log_p.device) if decode == "sample" else log_p
+            ).argmax(-1)
             move = torch.rand(x.shape, device=x.device, generator=generator) < unmask_probability(t, s)
             x = torch.where(free & move, token, x)
         else:
@@ -523,5 +535,7 @@ def ancestral_sample(
             noise_g = gumbel(log_post.shape, dtype=log_post.dtype, device=log_post.device)
             x = torch.where(pinned, x, (log_post + noise_g if decode == "sample" else log_post).argmax(-1))
         if return_trace:
-            trace.append({"t": s, "x": x.clone(), **({"n_noisy": (x == n_classes).sum(-1)} if noise == "absorbing" else {})})
+            trace.append(
+                {"t": s, "x": x.clone(), **({"n_noisy": (x == n_classes).sum(-1)} if noise == "absorbing" else {})}
+            )
     return (x, trace) if return_trace else x

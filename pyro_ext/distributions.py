@@ -692,7 +692,6 @@ class RelaxedBernoulli(TransformedDistribution):
     def probs(self) -> torch.Tensor:
         return self.base_dist.probs
 
-
     def _validate_sample(self, value: torch.Tensor) -> None:
         super()._validate_sample(value)
         finfo = torch.finfo(value.dtype)
@@ -879,7 +878,9 @@ class StraightThrough(_OneHotEstimator):
 
     - Forward value: an exact one-hot ``h ~ Cat(softmax(logits))``.
     - Gradient: that of ``softmax(logits)`` (``h + (p - p.detach())``), biased.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    """
+        + _ESTIMATOR_LOG_PROB
+        + r"""
 
     .. math:: h \sim \mathrm{Cat}(\pi),\quad \pi = \mathrm{softmax}(\ell),\quad
               \nabla_\ell := J_\pi^\top g = \pi \odot (g - \langle \pi, g\rangle).
@@ -914,7 +915,9 @@ class ReinMax(_OneHotEstimator):
     - Gradient: ``2 J_{pi_1}^T g - J_{pi_0}^T g / 2`` with ``pi_0 = softmax(logits)`` and
       ``pi_1 = (softmax(logits / temperature) + h) / 2``, centred. ``temperature`` enters the
       backward pass only and receives no gradient.
-    """ + _ESTIMATOR_LOG_PROB + r"""
+    """
+        + _ESTIMATOR_LOG_PROB
+        + r"""
 
     .. math:: \nabla_\ell := 2 J_{\pi_1}^\top g - \tfrac12 J_{\pi_0}^\top g,\qquad
               J_p^\top g = p \odot (g - \langle p, g\rangle).
@@ -958,7 +961,9 @@ class _REDGEKnobs(_Host):
     their checks, the bias warning, ``expand`` and the measured sample law. Put first among the
     bases, before the estimator base whose ``__init__`` takes ``t_1`` as a hyperparameter."""
 
-    def __init__(self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None) -> None:
+    def __init__(
+        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, validate_args: bool | None = None
+    ) -> None:
         self.n_steps = check_n_steps(n_steps)
         if _validating(validate_args):  # tensors: by arg_constraints, under validation too
             check_t_1(t_1)
@@ -1019,7 +1024,10 @@ class REDGE(_REDGEBase):
       step), including ``t_1`` when it is a tensor that requires grad.
     - ``hard=False``: ``rsample`` returns ``x0_hat`` itself (support: the simplex); its density
       is intractable and ``log_prob`` raises.
-    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
+    """
+        + _ESTIMATOR_LOG_PROB
+        + _NOMINAL_LAW
+        + r"""
 
     .. math::
         x_{t} \leftarrow \alpha_s \hat x_0 + \sigma_s \frac{x_t - \alpha_t \hat x_0}{\sigma_t},\qquad
@@ -1045,7 +1053,14 @@ class REDGE(_REDGEBase):
     _law_name = "redge"
 
     def __init__(
-        self, probs=None, logits=None, n_steps: int = 5, t_1=0.5, *, hard: bool = True, validate_args: bool | None = None
+        self,
+        probs=None,
+        logits=None,
+        n_steps: int = 5,
+        t_1=0.5,
+        *,
+        hard: bool = True,
+        validate_args: bool | None = None,
     ) -> None:
         self.hard = bool(hard)
         super().__init__(probs, logits, n_steps, t_1, validate_args=validate_args)
@@ -1083,7 +1098,10 @@ class REDGECov(_REDGEBase):
 
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)`` (biased toward the mode at small ``t_1``).
     - Gradient: that of ``x0_hat`` through the whole chain, ``p`` and ``var`` included.
-    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
+    """
+        + _ESTIMATOR_LOG_PROB
+        + _NOMINAL_LAW
+        + r"""
 
     .. math:: \hat x_0 = \mathrm{softmax}\Big(\ell + \frac{\alpha x - \alpha\sigma p - \alpha^2/2}{v\,\sigma^2}\Big),
               \quad v = \max(p(1-p), 0.1).
@@ -1115,7 +1133,10 @@ class REINDGE(_REDGEBase):
     - Forward value: an exact one-hot ``h ~ Cat(x0_hat)``, as :class:`REDGE`.
     - Gradient: the chain gradient through the last step's state ``x_t`` plus
       ``(J^T g + <g, D> D) / 2`` with ``D = h - x0_hat`` and ``J`` the last denoiser's logits Jacobian.
-    """ + _ESTIMATOR_LOG_PROB + _NOMINAL_LAW + r"""
+    """
+        + _ESTIMATOR_LOG_PROB
+        + _NOMINAL_LAW
+        + r"""
 
     .. math:: \nabla_\ell := \nabla_\ell^{x_t} + \tfrac12\big(J^\top g + \langle g, D\rangle D\big).
 
@@ -1259,7 +1280,9 @@ class BernoulliStraightThrough(_BernoulliEstimator):
       standard logistic.
     - Gradient: that of ``p = sigmoid(l)`` (``h + (p - p.detach())``), biased. The K = 2 case
       of :class:`StraightThrough`.
-    """ + _BERNOULLI_LOG_PROB + r"""
+    """
+        + _BERNOULLI_LOG_PROB
+        + r"""
 
     .. math:: h = \mathbb{1}[\ell + L > 0],\qquad \nabla_\ell := p (1 - p)\, g .
 
@@ -1295,7 +1318,9 @@ class BernoulliReinMax(_BernoulliEstimator):
     - Gradient: ``(2 pi_1 (1 - pi_1) - p (1 - p) / 2) g`` with ``p = sigmoid(l)`` and
       ``pi_1 = (sigmoid(l / temperature) + h) / 2``. ``temperature`` enters the backward pass
       only and receives no gradient.
-    """ + _BERNOULLI_LOG_PROB + r"""
+    """
+        + _BERNOULLI_LOG_PROB
+        + r"""
 
     .. math:: \nabla_\ell := \big(2 \pi_1 (1 - \pi_1) - \tfrac12 p (1 - p)\big)\, g .
 
@@ -1347,7 +1372,10 @@ class BernoulliREDGE(_BernoulliREDGEBase):
       ``t_1 = 1``; at small ``t_1`` with few steps it is biased toward the mode.
     - Gradient: that of ``q`` through the whole chain (straight-through on the last step),
       including ``t_1`` when it is a tensor that requires grad.
-    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+    """
+        + _BERNOULLI_LOG_PROB
+        + _BERNOULLI_NOMINAL_LAW
+        + r"""
 
     .. math::
         q = \sigma\Big(\ell + \frac{\alpha_t d}{\sigma_t^2}\Big),\qquad
@@ -1384,7 +1412,10 @@ class BernoulliREDGECov(_BernoulliREDGEBase):
 
     - Forward value: exactly 0. or 1., ``h ~ Bernoulli(q)`` (biased toward the mode at small ``t_1``).
     - Gradient: that of ``q`` through the whole chain, ``p`` and ``v`` included.
-    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+    """
+        + _BERNOULLI_LOG_PROB
+        + _BERNOULLI_NOMINAL_LAW
+        + r"""
 
     .. math:: q = \sigma\Big(\ell + \frac{\alpha\,(d - \sigma (2p - 1))}{v\,\sigma^2}\Big),
               \quad v = \max(p(1-p), 0.1).
@@ -1416,7 +1447,10 @@ class BernoulliREINDGE(_BernoulliREDGEBase):
     - Forward value: exactly 0. or 1., as :class:`BernoulliREDGE`.
     - Gradient: the chain gradient through the last step's state plus
       ``(q (1 - q) + D^2) g / 2`` with ``D = h - q``, in place of the last denoiser's direct path.
-    """ + _BERNOULLI_LOG_PROB + _BERNOULLI_NOMINAL_LAW + r"""
+    """
+        + _BERNOULLI_LOG_PROB
+        + _BERNOULLI_NOMINAL_LAW
+        + r"""
 
     .. math:: \nabla_\ell := \nabla_\ell^{d} + \tfrac12\big(q (1 - q) + D^2\big)\, g .
 

@@ -425,7 +425,6 @@ def reindge(
     return _ops.straight_through(hard, soft) + correction, soft
 
 
-
 # --- binary kernels: the K = 2 case on one coordinate -------------------------------------
 #
 # With one-hot logits (0, l), softmax is (1 - p, p), p = sigmoid(l), and a one-hot kernel's

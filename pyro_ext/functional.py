@@ -77,7 +77,9 @@ def _soft_not_defined(name: str):
     )
 
 
-def straight_through(logits: torch.Tensor, hard: bool = True, *, validate_args: bool | None = None, **kwargs) -> torch.Tensor:
+def straight_through(
+    logits: torch.Tensor, hard: bool = True, *, validate_args: bool | None = None, **kwargs
+) -> torch.Tensor:
     """Straight-through: a one-hot ``~ Cat(softmax(logits))`` with the softmax gradient; ``hard=False``: ``softmax(logits)``."""
     _check(logits, validate_args)
     sample, soft = estimators.straight_through(logits, _gumbels_like(logits))
@@ -93,7 +95,9 @@ def gumbel_softmax(
     return sample if hard else soft
 
 
-def reinmax(logits: torch.Tensor, tau, hard: bool = True, *, validate_args: bool | None = None, **kwargs) -> torch.Tensor:
+def reinmax(
+    logits: torch.Tensor, tau, hard: bool = True, *, validate_args: bool | None = None, **kwargs
+) -> torch.Tensor:
     """ReinMax at temperature ``tau`` (backward only; ``tau`` gets no gradient). ``hard=False`` raises."""
     if not hard:
         raise _soft_not_defined("reinmax")

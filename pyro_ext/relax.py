@@ -425,7 +425,9 @@ def _copy_name_and_doc(wrapper, fn) -> None:
 class _Relaxed:
     """``fn`` under :class:`RelaxReparam`, with a step counter for its schedules (see :func:`relax`)."""
 
-    def __init__(self, fn: Callable, sites, estimator, hyper: Mapping[str, object], model=None, reselect_every=None) -> None:
+    def __init__(
+        self, fn: Callable, sites, estimator, hyper: Mapping[str, object], model=None, reselect_every=None
+    ) -> None:
         _copy_name_and_doc(self, fn)
         self.fn = fn
         self._auto = estimator == "auto"
@@ -517,7 +519,11 @@ class _Relaxed:
         return report
 
     def __call__(self, *args, **kwargs):
-        if self._auto and not self._external and (self._calls == 0 or (self.reselect_every and self._calls % self.reselect_every == 0)):
+        if (
+            self._auto
+            and not self._external
+            and (self._calls == 0 or (self.reselect_every and self._calls % self.reselect_every == 0))
+        ):
             self.select(*args, **kwargs)
         self._calls += 1
         self._seen = set()
@@ -531,7 +537,9 @@ class _Relaxed:
         return f"relax({getattr(self.fn, '__name__', self.fn)!r}, estimator={self.estimator!r}, step={self.step})"
 
 
-def relax(fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper) -> Callable:
+def relax(
+    fn: Callable, sites=None, estimator: str | None = None, *, model=None, reselect_every=None, **hyper
+) -> Callable:
     r"""``fn`` with each selected latent discrete site replaced by ``estimator``'s distribution.
 
     Args:

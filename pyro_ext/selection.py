@@ -136,7 +136,15 @@ def _continuous_sites(trace, discrete) -> list[str]:
 
 
 def _max_plate_nesting(*traces) -> int:
-    return max([len(s["fn"].batch_shape) for t in traces for s in t.nodes.values() if s["type"] == "sample" and not site_is_subsample(s)] + [0])
+    return max(
+        [
+            len(s["fn"].batch_shape)
+            for t in traces
+            for s in t.nodes.values()
+            if s["type"] == "sample" and not site_is_subsample(s)
+        ]
+        + [0]
+    )
 
 
 @contextlib.contextmanager
@@ -190,8 +198,15 @@ class _Problem:
             raise ValueError("select_estimator: the guide has no latent OneHotCategorical or Bernoulli site")
         self.continuous = _continuous_sites(trace, self.discrete)
         nodes: Any = trace.nodes  # Pyro types a site's "fn" as any callable, its "value" as optional
-        lp = cast(torch.Tensor, sum(_unwrap(nodes[n]["fn"])[0].log_prob(nodes[n]["value"].detach()).sum() for n in self.discrete))
-        grads = torch.autograd.grad(lp, [self.leaves[n] for n in names], allow_unused=True, retain_graph=True) if names else []
+        lp = cast(
+            torch.Tensor,
+            sum(_unwrap(nodes[n]["fn"])[0].log_prob(nodes[n]["value"].detach()).sum() for n in self.discrete),
+        )
+        grads = (
+            torch.autograd.grad(lp, [self.leaves[n] for n in names], allow_unused=True, retain_graph=True)
+            if names
+            else []
+        )
         self.names = [n for n, g in zip(names, grads) if g is not None]
         if not self.names and self.module_leaves:
             module_names = sorted(self.module_leaves)
@@ -210,10 +225,17 @@ class _Problem:
         return out
 
     def flat_grad(self, objective, retain_graph=False) -> np.ndarray:
-        grads = torch.autograd.grad(objective, [self.leaves[n] for n in self.names], allow_unused=True, retain_graph=retain_graph)
-        return torch.cat(
-            [(torch.zeros_like(self.leaves[n]) if g is None else g).reshape(-1) for n, g in zip(self.names, grads)]
-        ).detach().double().numpy()
+        grads = torch.autograd.grad(
+            objective, [self.leaves[n] for n in self.names], allow_unused=True, retain_graph=retain_graph
+        )
+        return (
+            torch.cat(
+                [(torch.zeros_like(self.leaves[n]) if g is None else g).reshape(-1) for n, g in zip(self.names, grads)]
+            )
+            .detach()
+            .double()
+            .numpy()
+        )
 
     def traces(self, guide, vectorize=None, condition=None):
         """Guide and replayed model traces at the substituted parameters (optionally under an outer plate)."""
@@ -267,7 +289,9 @@ def _exact_reference(problem: _Problem) -> np.ndarray:
             idx = configs[:, start : start + n]
             start += n
             if kind == "one_hot":
-                value = torch.nn.functional.one_hot(idx, shape[-1]).to(gt0.nodes[name]["value"].dtype).reshape(c, *shape)
+                value = (
+                    torch.nn.functional.one_hot(idx, shape[-1]).to(gt0.nodes[name]["value"].dtype).reshape(c, *shape)
+                )
             else:
                 value = idx.to(gt0.nodes[name]["value"].dtype).reshape(c, *shape)
             value = value.reshape((c,) + (1,) * max(nest - nbatch, 0) + tuple(shape))
@@ -291,7 +315,9 @@ def _score_reference(problem: _Problem, m: int, groups: int):
     baseline = (f.sum() - f) / (m - 1)
     surrogate = f + (f - baseline).detach() * log_q_disc
     per = m // groups
-    grads = np.stack([problem.flat_grad(surrogate[i * per : (i + 1) * per].sum() / per, retain_graph=True) for i in range(groups)])
+    grads = np.stack(
+        [problem.flat_grad(surrogate[i * per : (i + 1) * per].sum() / per, retain_graph=True) for i in range(groups)]
+    )
     return mean_and_relative_se(grads)
 
 
@@ -358,7 +384,9 @@ def select_estimator(
         (True, 'exact', 3)
     """
     start = time.perf_counter()
-    check_selection_args(num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params)
+    check_selection_args(
+        num_samples, num_groups, reference, rule, num_particles, max_configurations, reference_samples, params
+    )
     cands = check_candidates(candidates)
     with _own_plate_dims():  # called from a guide inside SVI's particle plate: that plate is blocked out
         problem = _Problem(model, guide, args, kwargs, params)
@@ -378,10 +406,20 @@ def select_estimator(
                 torch.manual_seed(base)
                 grads, seconds = _candidate_gradients(problem, est, hyper, num_samples)
             groups = group_means(grads, num_groups)
-            results.append(candidate_result(est, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles))
+            results.append(
+                candidate_result(est, hyper, groups, ref, seconds, particles_per_group=per, num_particles=num_particles)
+            )
         return make_report(
-            results, ref, ref_se, kind=kind, n_configurations=n_conf, reference_samples=reference_samples,
-            params=problem.names, num_particles=num_particles, rule=rule, start=start,
+            results,
+            ref,
+            ref_se,
+            kind=kind,
+            n_configurations=n_conf,
+            reference_samples=reference_samples,
+            params=problem.names,
+            num_particles=num_particles,
+            rule=rule,
+            start=start,
         )
 
 
@@ -426,8 +464,14 @@ def main(argv=None) -> str:
     pyro.clear_param_store()
     torch.manual_seed(opts.seed)
     report = select_estimator(
-        model, guide, *args, candidates=opts.candidates, num_samples=opts.samples, num_groups=opts.groups,
-        reference=opts.reference, **kwargs,
+        model,
+        guide,
+        *args,
+        candidates=opts.candidates,
+        num_samples=opts.samples,
+        num_groups=opts.groups,
+        reference=opts.reference,
+        **kwargs,
     )
     text = report.table()
     print(text)

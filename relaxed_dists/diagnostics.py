@@ -186,7 +186,9 @@ def mean_tv_noise(variance: ArrayLike, n: int) -> float | np.ndarray:
     return _item(0.5 * np.sqrt(2.0 * np.asarray(variance, np.float64) / (math.pi * n)).sum(axis=-1))
 
 
-def fidelity_report(hard: ArrayLike, probs: ArrayLike, estimator: str = "", params: Mapping | None = None) -> FidelityReport:
+def fidelity_report(
+    hard: ArrayLike, probs: ArrayLike, estimator: str = "", params: Mapping | None = None
+) -> FidelityReport:
     """:class:`FidelityReport` of hard samples ``(N, *batch, K)`` against ``probs`` ``(*batch, K)``."""
     hard = np.asarray(hard, np.float64)
     n = hard.shape[0]
@@ -219,7 +221,9 @@ def fidelity_markdown(reports: Sequence[FidelityReport]) -> str:
     return "\n".join(lines)
 
 
-def plot_sweep(reports: Sequence[GradientReport], x: str, by: str | None = None, ax: Any = None, floor: float = 1e-5) -> Any:
+def plot_sweep(
+    reports: Sequence[GradientReport], x: str, by: str | None = None, ax: Any = None, floor: float = 1e-5
+) -> Any:
     """Relative bias against hyperparameter ``x``, one line per value of ``by``, error bars ``+- se``
     on a log axis (values below ``floor``, exact up to rounding, sit on the bottom edge). Returns the axes."""
     import matplotlib.pyplot as plt
@@ -299,7 +303,9 @@ def cli_parser(prog: str, samplers: Sequence[str]) -> argparse.ArgumentParser:
     parser.add_argument("--fidelity-samples", type=int, default=None, help="N, hard samples for the TV (default 10 M)")
     parser.add_argument("--n-steps", type=int, default=None, help="REDGE-family grid size (registry default)")
     parser.add_argument("--t-1", type=float, default=None, help="REDGE-family last grid point (registry default)")
-    parser.add_argument("--temperature", type=float, default=None, help="Gumbel / ReinMax temperature (registry default)")
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="Gumbel / ReinMax temperature (registry default)"
+    )
     parser.add_argument("--function", choices=FUNCTIONS, action="append", help="repeatable; default: all three")
     parser.add_argument("--seed", type=int, default=0)
     return parser

@@ -93,7 +93,11 @@ def check_n_opt(n_opt: object) -> int:
 
 def check_routing_noise(routing_noise: object) -> None:
     """The scale of the Gumbel noise on adaptive routing scores: a finite Python number >= 0."""
-    if isinstance(routing_noise, bool) or not isinstance(routing_noise, numbers.Real) or not 0.0 <= float(routing_noise) < math.inf:
+    if (
+        isinstance(routing_noise, bool)
+        or not isinstance(routing_noise, numbers.Real)
+        or not 0.0 <= float(routing_noise) < math.inf
+    ):
         raise ValueError(out_of_range("routing_noise", routing_noise, "a finite number >= 0"))
 
 
@@ -227,7 +231,9 @@ def posterior(x_t: ArrayLike, x0_probs: ArrayLike, t: float, s: float, noise: st
         stay = np.eye(k + 1)[np.where(masked, k, x_t)]
         return np.where(masked[..., None], out, stay)
     if np.any(x_t >= k):
-        raise ValueError(out_of_range("x_t", "a mask token", f"token ids in [0, {k - 1}] (multinomial noise has no mask)"))
+        raise ValueError(
+            out_of_range("x_t", "a mask token", f"token ids in [0, {k - 1}] (multinomial noise has no mask)")
+        )
     a_t, a_s = 1.0 - t, 1.0 - s
     a_ts = a_t / a_s
     left = a_ts * np.eye(k)[x_t] + (1.0 - a_ts) / k

@@ -205,9 +205,7 @@ def binary_concrete_log_prob(x, logits, temperature):
     log_alpha = logits
     a = log_alpha - tau * np.log(x)
     b = -tau * np.log1p(-x)
-    return (
-        np.log(tau) + log_alpha - (tau + 1) * (np.log(x) + np.log1p(-x)) - 2.0 * np.logaddexp(a, b)
-    )
+    return np.log(tau) + log_alpha - (tau + 1) * (np.log(x) + np.log1p(-x)) - 2.0 * np.logaddexp(a, b)
 
 
 # --- straight-through family --------------------------------------------------------

@@ -111,10 +111,14 @@ def check_candidates(candidates: object) -> list[tuple[str, dict[str, object]]]:
     if candidates is None:
         candidates = DEFAULT_CANDIDATES
     if isinstance(candidates, (str, Mapping)) or not isinstance(candidates, Sequence) or not candidates:
-        raise TypeError(out_of_range("candidates", candidates, "a non-empty list of names or (name, {knob: value}) pairs"))
+        raise TypeError(
+            out_of_range("candidates", candidates, "a non-empty list of names or (name, {knob: value}) pairs")
+        )
     out = []
     for item in candidates:
-        name, hyper = (item, {}) if isinstance(item, str) else tuple(item) if isinstance(item, Sequence) else (None, None)
+        name, hyper = (
+            (item, {}) if isinstance(item, str) else tuple(item) if isinstance(item, Sequence) else (None, None)
+        )
         if not isinstance(name, str) or not isinstance(hyper, Mapping):
             raise TypeError(f"each candidate must be a name or a (name, {{knob: value}}) pair, got {item!r}")
         if name not in SELECTION_ESTIMATORS:
@@ -150,7 +154,9 @@ def check_selection_args(
     ):
         check_int(name, value, low)
     if num_samples % num_groups:
-        raise ValueError(f"num_samples must be a multiple of num_groups, got num_samples={num_samples}, num_groups={num_groups}")
+        raise ValueError(
+            f"num_samples must be a multiple of num_groups, got num_samples={num_samples}, num_groups={num_groups}"
+        )
     if reference not in _REFERENCES:
         raise ValueError(out_of_range("reference", reference, f"one of {list(_REFERENCES)}"))
     if rule not in _RULES:
@@ -175,9 +181,13 @@ def check_auto_args(
         raise ValueError(out_of_range("reselect_every", reselect_every, "a positive integer or None"))
     if estimator == "auto":
         if model is None:
-            raise ValueError(f"{where}(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide")
+            raise ValueError(
+                f"{where}(..., estimator='auto') needs model=: the selection measures the ELBO of model and guide"
+            )
         if hyper:
-            raise TypeError(f"{where}(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}")
+            raise TypeError(
+                f"{where}(..., estimator='auto') takes no hyperparameters (they are selected), got {sorted(hyper)}"
+            )
 
 
 def reference_kind(reference: str, n_configurations: int, continuous: Sequence[str], max_configurations: int) -> str:
@@ -188,7 +198,9 @@ def reference_kind(reference: str, n_configurations: int, continuous: Sequence[s
         return "exact" if n_configurations <= max_configurations and not continuous else "score"
     if reference == "exact":
         if continuous:
-            raise ValueError(f"reference='exact' needs a guide without continuous latent sites, found {list(continuous)}")
+            raise ValueError(
+                f"reference='exact' needs a guide without continuous latent sites, found {list(continuous)}"
+            )
         if n_configurations > max_configurations:
             raise ValueError(
                 f"reference='exact': the guide's discrete sites have {n_configurations} joint configurations, more than "
@@ -309,7 +321,9 @@ class SelectionReport:
 
     def to_dict(self) -> dict:
         """The raw numbers: one dict per candidate (best first) plus the reference's."""
-        rows = [{k: v for k, v in dataclasses.asdict(r).items() if k != "mean"} | {"label": r.label} for r in self.results]
+        rows = [
+            {k: v for k, v in dataclasses.asdict(r).items() if k != "mean"} | {"label": r.label} for r in self.results
+        ]
         meta = {k: v for k, v in dataclasses.asdict(self).items() if k != "results"}
         return {"results": rows, **meta, "best": self.best, "cost_in_steps": self.cost_in_steps}
 
@@ -430,8 +444,12 @@ def load_problem(parser: argparse.ArgumentParser, spec: str) -> tuple:
         parser.error(f"problem must be module:function, got {spec!r}")
     module, function = spec.split(":", 1)
     made = getattr(importlib.import_module(module), function)()
-    if not isinstance(made, tuple) or len(made) not in (3, 4) or not callable(made[0]) or not callable(made[1]) or (
-        len(made) == 4 and not isinstance(made[3], Mapping)
+    if (
+        not isinstance(made, tuple)
+        or len(made) not in (3, 4)
+        or not callable(made[0])
+        or not callable(made[1])
+        or (len(made) == 4 and not isinstance(made[3], Mapping))
     ):
         parser.error(f"{spec} must return (model, guide, args[, kwargs]), got {type(made).__name__}")
     model, guide, args = made[:3]

@@ -379,8 +379,10 @@ _PYRO_INNER = (
     "'Expected parameter logits (Tensor of shape (2, 4)) of distribution Categorical(...) to satisfy "
     "the constraint IndependentConstraint(Real(), 1), but found invalid values'"
 )
-_PYRO_UNCHECKED = {"torch:OneHotCategorical": raises("ValueError", "logits", upstream=_PYRO_INNER),
-                   "default": gives("unchecked_nan")}
+_PYRO_UNCHECKED = {
+    "torch:OneHotCategorical": raises("ValueError", "logits", upstream=_PYRO_INNER),
+    "default": gives("unchecked_nan"),
+}
 _PYRO_K_LARGE = (
     "torch's simplex constraint has a fixed tolerance 1e-6 and torch's OneHotCategorical checks the "
     "softmax of its logits: 'ValueError: Expected parameter probs (Tensor of shape (1, 100000)) of "
@@ -403,41 +405,128 @@ def _cases() -> list[BadCase]:
     both = (True, False)
 
     # NaN / +-inf / huge logits
-    add(BadCase("logits-nan", "NaN / +-inf / huge logits", raises("ValueError", "logits"),
-                logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
-                binary={"logits": np.array([nan, 0.0])}))
-    add(BadCase("logits-nan", "NaN / +-inf / huge logits", _PYRO_UNCHECKED, validate_args=False,
-                logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
-                binary={"logits": np.array([nan, 0.0])}))
-    add(BadCase("logits-posinf", "NaN / +-inf / huge logits", raises("ValueError", "logits"),
-                logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
-                note="categorical only: +inf is a valid Bernoulli logit (p = 1), see mask-binary"))
-    add(BadCase("logits-posinf", "NaN / +-inf / huge logits", _PYRO_UNCHECKED, validate_args=False,
-                logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]])))
+    add(
+        BadCase(
+            "logits-nan",
+            "NaN / +-inf / huge logits",
+            raises("ValueError", "logits"),
+            logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
+            binary={"logits": np.array([nan, 0.0])},
+        )
+    )
+    add(
+        BadCase(
+            "logits-nan",
+            "NaN / +-inf / huge logits",
+            _PYRO_UNCHECKED,
+            validate_args=False,
+            logits=np.array([[0.0, nan, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
+            binary={"logits": np.array([nan, 0.0])},
+        )
+    )
+    add(
+        BadCase(
+            "logits-posinf",
+            "NaN / +-inf / huge logits",
+            raises("ValueError", "logits"),
+            logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
+            note="categorical only: +inf is a valid Bernoulli logit (p = 1), see mask-binary",
+        )
+    )
+    add(
+        BadCase(
+            "logits-posinf",
+            "NaN / +-inf / huge logits",
+            _PYRO_UNCHECKED,
+            validate_args=False,
+            logits=np.array([[0.0, inf, 1.0, 2.0], [0.0, 0.0, 0.0, 0.0]]),
+        )
+    )
     for scale in (1e4, 1e30):
-        add(BadCase(f"logits-huge-{scale:.0e}", "NaN / +-inf / huge logits", gives("finite"),
-                    logits=scale * np.array([[1.0, -1.0, 0.0, 1.0], [0.5, 0.25, -1.0, 0.0]]),
-                    binary={"logits": scale * np.array([1.0, -1.0])}))
+        add(
+            BadCase(
+                f"logits-huge-{scale:.0e}",
+                "NaN / +-inf / huge logits",
+                gives("finite"),
+                logits=scale * np.array([[1.0, -1.0, 0.0, 1.0], [0.5, 0.25, -1.0, 0.0]]),
+                binary={"logits": scale * np.array([1.0, -1.0])},
+            )
+        )
 
     # -inf logits mask classes: never drawn; log_prob and gradients finite
     for v in both:
-        add(BadCase("mask-some", "-inf logits mask classes", gives("masked"), validate_args=v,
-                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED, sample_shape=(1000,), check_stats=True))
-        add(BadCase("mask-all-but-one", "-inf logits mask classes", gives("masked"), validate_args=v,
-                    logits=np.array([[-inf, -inf, 2.0, -inf], [0.0, -inf, -inf, -inf]]),
-                    never=np.array([[True, True, False, True], [False, True, True, True]]),
-                    note="one class left: a point mass; the Concrete's density w.r.t. counting measure is 1"))
-        add(BadCase("mask-tensor-temperature", "-inf logits mask classes", gives("masked"), validate_args=v,
-                    logits=MASKED, never=MASKED_NEVER, temperature=np.array([0.3, 2.0]), grad_hyper=True,
-                    classes=tuple(c for c in TEMPERATURE_CLASSES if c not in BINARY_CLASSES)))
-        add(BadCase("mask-value-on-masked", "-inf logits mask classes", gives("neg_inf"), validate_args=v,
-                    logits=MASKED, values=ON_MASKED))
-        add(BadCase("mask-binary-value-on-masked", "-inf logits mask classes", gives("neg_inf"), validate_args=v,
-                    binary=BINARY_ON_MASKED, values=ON_MASKED_BINARY, classes=BINARY_CLASSES))
+        add(
+            BadCase(
+                "mask-some",
+                "-inf logits mask classes",
+                gives("masked"),
+                validate_args=v,
+                logits=MASKED,
+                never=MASKED_NEVER,
+                binary=BINARY_MASKED,
+                sample_shape=(1000,),
+                check_stats=True,
+            )
+        )
+        add(
+            BadCase(
+                "mask-all-but-one",
+                "-inf logits mask classes",
+                gives("masked"),
+                validate_args=v,
+                logits=np.array([[-inf, -inf, 2.0, -inf], [0.0, -inf, -inf, -inf]]),
+                never=np.array([[True, True, False, True], [False, True, True, True]]),
+                note="one class left: a point mass; the Concrete's density w.r.t. counting measure is 1",
+            )
+        )
+        add(
+            BadCase(
+                "mask-tensor-temperature",
+                "-inf logits mask classes",
+                gives("masked"),
+                validate_args=v,
+                logits=MASKED,
+                never=MASKED_NEVER,
+                temperature=np.array([0.3, 2.0]),
+                grad_hyper=True,
+                classes=tuple(c for c in TEMPERATURE_CLASSES if c not in BINARY_CLASSES),
+            )
+        )
+        add(
+            BadCase(
+                "mask-value-on-masked",
+                "-inf logits mask classes",
+                gives("neg_inf"),
+                validate_args=v,
+                logits=MASKED,
+                values=ON_MASKED,
+            )
+        )
+        add(
+            BadCase(
+                "mask-binary-value-on-masked",
+                "-inf logits mask classes",
+                gives("neg_inf"),
+                validate_args=v,
+                binary=BINARY_ON_MASKED,
+                values=ON_MASKED_BINARY,
+                classes=BINARY_CLASSES,
+            )
+        )
     for dtype in ("float64", "float16", "bfloat16"):
-        add(BadCase(f"mask-some-{dtype}", "-inf logits mask classes", gives("masked"), dtype=dtype,
-                    logits=MASKED, never=MASKED_NEVER, binary=BINARY_MASKED, sample_shape=(1000,),
-                    backends=("torch", "jax") if dtype == "float64" else ("torch",)))
+        add(
+            BadCase(
+                f"mask-some-{dtype}",
+                "-inf logits mask classes",
+                gives("masked"),
+                dtype=dtype,
+                logits=MASKED,
+                never=MASKED_NEVER,
+                binary=BINARY_MASKED,
+                sample_shape=(1000,),
+                backends=("torch", "jax") if dtype == "float64" else ("torch",),
+            )
+        )
 
     # all-masked rows
     all_masked = np.array([[-inf, -inf, -inf, -inf], [0.0, 0.0, 0.0, 0.0]])
@@ -446,144 +535,424 @@ def _cases() -> list[BadCase]:
 
     # probs: not summing to 1, negative, exact zeros
     unnormalised = np.array([[1.0, 2.0, 3.0, 4.0], [0.5, 0.5, 0.5, 0.5]])
-    add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros",
-                {"torch": gives("normalised", upstream="torch.distributions normalises probs"),
-                 "jax": raises("ValueError", "probs")},
-                probs=unnormalised, check_stats=True,
-                note="torch normalises probs (torch.distributions, D5); NumPyro rejects them under validation"))
-    add(BadCase("probs-unnormalised", "probs not summing to 1, negative, zeros", gives("normalised"),
-                validate_args=False, probs=unnormalised, check_stats=True))
+    add(
+        BadCase(
+            "probs-unnormalised",
+            "probs not summing to 1, negative, zeros",
+            {
+                "torch": gives("normalised", upstream="torch.distributions normalises probs"),
+                "jax": raises("ValueError", "probs"),
+            },
+            probs=unnormalised,
+            check_stats=True,
+            note="torch normalises probs (torch.distributions, D5); NumPyro rejects them under validation",
+        )
+    )
+    add(
+        BadCase(
+            "probs-unnormalised",
+            "probs not summing to 1, negative, zeros",
+            gives("normalised"),
+            validate_args=False,
+            probs=unnormalised,
+            check_stats=True,
+        )
+    )
     negative = np.array([[0.5, -0.1, 0.3, 0.3], [0.25, 0.25, 0.25, 0.25]])
-    add(BadCase("probs-negative", "probs not summing to 1, negative, zeros", raises("ValueError", "probs"),
-                probs=negative, binary={"probs": np.array([-0.1, 0.5])}))
-    add(BadCase("probs-above-1", "probs not summing to 1, negative, zeros", raises("ValueError", "probs"),
-                binary={"probs": np.array([1.5, 0.5])}, classes=BINARY_CLASSES))
-    add(BadCase("probs-nan", "probs not summing to 1, negative, zeros", raises("ValueError", "probs"),
-                probs=np.array([[0.5, nan, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]),
-                binary={"probs": np.array([nan, 0.5])}))
+    add(
+        BadCase(
+            "probs-negative",
+            "probs not summing to 1, negative, zeros",
+            raises("ValueError", "probs"),
+            probs=negative,
+            binary={"probs": np.array([-0.1, 0.5])},
+        )
+    )
+    add(
+        BadCase(
+            "probs-above-1",
+            "probs not summing to 1, negative, zeros",
+            raises("ValueError", "probs"),
+            binary={"probs": np.array([1.5, 0.5])},
+            classes=BINARY_CLASSES,
+        )
+    )
+    add(
+        BadCase(
+            "probs-nan",
+            "probs not summing to 1, negative, zeros",
+            raises("ValueError", "probs"),
+            probs=np.array([[0.5, nan, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]]),
+            binary={"probs": np.array([nan, 0.5])},
+        )
+    )
     for v in both:
-        add(BadCase("probs-zero", "probs not summing to 1, negative, zeros", gives("masked"), validate_args=v,
-                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS, sample_shape=(1000,)))
+        add(
+            BadCase(
+                "probs-zero",
+                "probs not summing to 1, negative, zeros",
+                gives("masked"),
+                validate_args=v,
+                probs=ZERO_PROBS,
+                never=ZERO_PROBS == 0,
+                binary=BINARY_ZERO_PROBS,
+                sample_shape=(1000,),
+            )
+        )
     for dtype in ("float64", "float16", "bfloat16"):
-        add(BadCase(f"probs-zero-{dtype}", "probs not summing to 1, negative, zeros", gives("masked"), dtype=dtype,
-                    probs=ZERO_PROBS, never=ZERO_PROBS == 0, binary=BINARY_ZERO_PROBS,
-                    sample_shape=(1000,) if dtype == "float64" else (4000,),
-                    backends=("torch", "jax") if dtype == "float64" else ("torch",),
-                    note="4,000 draws per row: a zero class clamped to log(eps) was drawn in 0.7% (bfloat16), "
-                         "0.09% (float16)"))
+        add(
+            BadCase(
+                f"probs-zero-{dtype}",
+                "probs not summing to 1, negative, zeros",
+                gives("masked"),
+                dtype=dtype,
+                probs=ZERO_PROBS,
+                never=ZERO_PROBS == 0,
+                binary=BINARY_ZERO_PROBS,
+                sample_shape=(1000,) if dtype == "float64" else (4000,),
+                backends=("torch", "jax") if dtype == "float64" else ("torch",),
+                note="4,000 draws per row: a zero class clamped to log(eps) was drawn in 0.7% (bfloat16), "
+                "0.09% (float16)",
+            )
+        )
 
     # temperature: 0, negative, NaN, batched tensors
     temp_classes = TEMPERATURE_CLASSES
     for name, t in (("zero", 0.0), ("negative", -1.0), ("nan", nan), ("inf", inf)):
-        add(BadCase(f"temperature-{name}", "temperature 0, negative, NaN, batched",
-                    raises("ValueError", "temperature", "> 0"), temperature=t,
-                    logits=LOGITS, binary=BINARY, classes=temp_classes))
+        add(
+            BadCase(
+                f"temperature-{name}",
+                "temperature 0, negative, NaN, batched",
+                raises("ValueError", "temperature", "> 0"),
+                temperature=t,
+                logits=LOGITS,
+                binary=BINARY,
+                classes=temp_classes,
+            )
+        )
         # validation off: 0 and NaN make NaN; a negative or infinite temperature leaves the hard
         # classes' draws exact one-hots (of argmin for a negative one) with finite gradients
-        off = gives("unchecked_nan") if name in ("zero", "nan") else {
-            **{c: gives("unchecked") for c in ("RelaxedOneHotCategoricalStraightThrough",
-                                              "RelaxedBernoulliStraightThrough", "ReinMax")},
-            "default": gives("unchecked_nan")}
-        add(BadCase(f"temperature-{name}", "temperature 0, negative, NaN, batched",
-                    off, temperature=t, validate_args=False,
-                    logits=LOGITS, binary=BINARY, classes=temp_classes,
-                    note="validation off: a Python-number temperature is not checked either (D4)"))
-    add(BadCase("temperature-tensor-zero", "temperature 0, negative, NaN, batched",
-                raises("ValueError", "temperature"), temperature=np.array([0.5, 0.0]),
-                logits=LOGITS, binary=BINARY, classes=temp_classes))
-    add(BadCase("temperature-batched", "temperature 0, negative, NaN, batched", gives("finite"),
-                temperature=np.array([0.05, 5.0]), grad_hyper=True,
-                logits=LOGITS, binary=BINARY, classes=temp_classes))
-    add(BadCase("temperature-batched-3x1", "temperature 0, negative, NaN, batched", gives("finite"),
-                temperature=np.array([[0.1], [1.0], [3.0]]), logits=LOGITS, binary=BINARY, classes=temp_classes,
-                note="temperature (3, 1) broadcasts with batch (2,) to (3, 2)"))
-    add(BadCase("temperature-shape-mismatch", "temperature 0, negative, NaN, batched",
-                raises("ValueError", "temperature"), temperature=np.array([0.5, 1.0, 2.0]),
-                logits=LOGITS, binary=BINARY, classes=temp_classes,
-                note="shape (3,) does not broadcast with batch (2,): never to the event dimension"))
-    add(BadCase("temperature-python-int", "temperature 0, negative, NaN, batched", gives("finite"),
-                temperature=1, logits=LOGITS, binary=BINARY, classes=temp_classes))
+        off = (
+            gives("unchecked_nan")
+            if name in ("zero", "nan")
+            else {
+                **{
+                    c: gives("unchecked")
+                    for c in ("RelaxedOneHotCategoricalStraightThrough", "RelaxedBernoulliStraightThrough", "ReinMax")
+                },
+                "default": gives("unchecked_nan"),
+            }
+        )
+        add(
+            BadCase(
+                f"temperature-{name}",
+                "temperature 0, negative, NaN, batched",
+                off,
+                temperature=t,
+                validate_args=False,
+                logits=LOGITS,
+                binary=BINARY,
+                classes=temp_classes,
+                note="validation off: a Python-number temperature is not checked either (D4)",
+            )
+        )
+    add(
+        BadCase(
+            "temperature-tensor-zero",
+            "temperature 0, negative, NaN, batched",
+            raises("ValueError", "temperature"),
+            temperature=np.array([0.5, 0.0]),
+            logits=LOGITS,
+            binary=BINARY,
+            classes=temp_classes,
+        )
+    )
+    add(
+        BadCase(
+            "temperature-batched",
+            "temperature 0, negative, NaN, batched",
+            gives("finite"),
+            temperature=np.array([0.05, 5.0]),
+            grad_hyper=True,
+            logits=LOGITS,
+            binary=BINARY,
+            classes=temp_classes,
+        )
+    )
+    add(
+        BadCase(
+            "temperature-batched-3x1",
+            "temperature 0, negative, NaN, batched",
+            gives("finite"),
+            temperature=np.array([[0.1], [1.0], [3.0]]),
+            logits=LOGITS,
+            binary=BINARY,
+            classes=temp_classes,
+            note="temperature (3, 1) broadcasts with batch (2,) to (3, 2)",
+        )
+    )
+    add(
+        BadCase(
+            "temperature-shape-mismatch",
+            "temperature 0, negative, NaN, batched",
+            raises("ValueError", "temperature"),
+            temperature=np.array([0.5, 1.0, 2.0]),
+            logits=LOGITS,
+            binary=BINARY,
+            classes=temp_classes,
+            note="shape (3,) does not broadcast with batch (2,): never to the event dimension",
+        )
+    )
+    add(
+        BadCase(
+            "temperature-python-int",
+            "temperature 0, negative, NaN, batched",
+            gives("finite"),
+            temperature=1,
+            logits=LOGITS,
+            binary=BINARY,
+            classes=temp_classes,
+        )
+    )
 
     # t_1 <= 0, > 1, = 1
     for name, t_1 in (("zero", 0.0), ("negative", -0.5), ("above-1", 1.5), ("nan", nan)):
-        add(BadCase(f"t_1-{name}", "t_1 <= 0, > 1, = 1", raises("ValueError", "t_1", "(0, 1]"), t_1=t_1,
-                    logits=LOGITS, classes=REDGE_CLASSES))
-    add(BadCase("t_1-tensor-zero", "t_1 <= 0, > 1, = 1", raises("ValueError", "t_1"), t_1=np.array([0.5, 0.0]),
-                logits=LOGITS, classes=REDGE_CLASSES))
+        add(
+            BadCase(
+                f"t_1-{name}",
+                "t_1 <= 0, > 1, = 1",
+                raises("ValueError", "t_1", "(0, 1]"),
+                t_1=t_1,
+                logits=LOGITS,
+                classes=REDGE_CLASSES,
+            )
+        )
+    add(
+        BadCase(
+            "t_1-tensor-zero",
+            "t_1 <= 0, > 1, = 1",
+            raises("ValueError", "t_1"),
+            t_1=np.array([0.5, 0.0]),
+            logits=LOGITS,
+            classes=REDGE_CLASSES,
+        )
+    )
     for name, t_1 in (("one", 1.0), ("tiny", 1e-8)):
-        add(BadCase(f"t_1-{name}", "t_1 <= 0, > 1, = 1", gives("finite"), t_1=t_1,
-                    logits=LOGITS, classes=REDGE_CLASSES))
-    add(BadCase("t_1-batched", "t_1 <= 0, > 1, = 1", gives("finite"), t_1=np.array([0.3, 1.0]), grad_hyper=True,
-                logits=LOGITS, classes=REDGE_CLASSES))
+        add(
+            BadCase(f"t_1-{name}", "t_1 <= 0, > 1, = 1", gives("finite"), t_1=t_1, logits=LOGITS, classes=REDGE_CLASSES)
+        )
+    add(
+        BadCase(
+            "t_1-batched",
+            "t_1 <= 0, > 1, = 1",
+            gives("finite"),
+            t_1=np.array([0.3, 1.0]),
+            grad_hyper=True,
+            logits=LOGITS,
+            classes=REDGE_CLASSES,
+        )
+    )
 
     # n_steps 0, 1, non-integer: structural, checked whatever validate_args says
     for v in both:
         for name, n in (("zero", 0), ("one", 1)):
-            add(BadCase(f"n_steps-{name}", "n_steps 0, 1, non-integer", raises("ValueError", "n_steps", ">= 2"),
-                        n_steps=n, validate_args=v, logits=LOGITS, classes=REDGE_CLASSES))
+            add(
+                BadCase(
+                    f"n_steps-{name}",
+                    "n_steps 0, 1, non-integer",
+                    raises("ValueError", "n_steps", ">= 2"),
+                    n_steps=n,
+                    validate_args=v,
+                    logits=LOGITS,
+                    classes=REDGE_CLASSES,
+                )
+            )
         for name, n in (("float", 2.5), ("bool", True)):
-            add(BadCase(f"n_steps-{name}", "n_steps 0, 1, non-integer", raises("TypeError", "n_steps", "integer"),
-                        n_steps=n, validate_args=v, logits=LOGITS, classes=REDGE_CLASSES))
-    add(BadCase("n_steps-two", "n_steps 0, 1, non-integer", gives("finite"), n_steps=2, logits=LOGITS,
-                classes=REDGE_CLASSES))
+            add(
+                BadCase(
+                    f"n_steps-{name}",
+                    "n_steps 0, 1, non-integer",
+                    raises("TypeError", "n_steps", "integer"),
+                    n_steps=n,
+                    validate_args=v,
+                    logits=LOGITS,
+                    classes=REDGE_CLASSES,
+                )
+            )
+    add(
+        BadCase(
+            "n_steps-two", "n_steps 0, 1, non-integer", gives("finite"), n_steps=2, logits=LOGITS, classes=REDGE_CLASSES
+        )
+    )
 
     # K = 1, 2, 100,000; empty batch shapes
-    add(BadCase("K-1", "K = 1, 2, 100000; empty batches",
-                {"torch:OneHotCategorical": gives("finite", upstream=_PYRO_K1),
-                 "default": raises("ValueError", "logits", "at least 2")},
-                logits=np.zeros((2, 1))))
-    add(BadCase("K-2", "K = 1, 2, 100000; empty batches", gives("finite"),
-                logits=np.array([[0.0, 1.0], [-3.0, 2.0]]), binary=BINARY))
-    add(BadCase("K-100000", "K = 1, 2, 100000; empty batches",
-                {"torch:OneHotCategorical": raises("ValueError", "probs", upstream=_PYRO_K_LARGE),
-                 "default": gives("finite")},
-                logits=np.random.default_rng(0).normal(0.0, 3.0, size=(1, 100_000)), sample_shape=(2,)))
-    add(BadCase("batch-empty", "K = 1, 2, 100000; empty batches",
-                {"torch:OneHotCategorical": raises("RuntimeError", "reshape", upstream=_PYRO_EMPTY_BATCH),
-                 "default": gives("empty")},
-                logits=np.zeros((0, 4)), binary={"logits": np.zeros((0,))}, sample_shape=(3,)))
-    add(BadCase("sample-empty", "K = 1, 2, 100000; empty batches",
-                {"torch:OneHotCategorical": raises("RuntimeError", "n_sample", upstream=_PYRO_EMPTY_SAMPLE),
-                 "default": gives("empty")},
-                logits=LOGITS, binary=BINARY, sample_shape=(0,)))
+    add(
+        BadCase(
+            "K-1",
+            "K = 1, 2, 100000; empty batches",
+            {
+                "torch:OneHotCategorical": gives("finite", upstream=_PYRO_K1),
+                "default": raises("ValueError", "logits", "at least 2"),
+            },
+            logits=np.zeros((2, 1)),
+        )
+    )
+    add(
+        BadCase(
+            "K-2",
+            "K = 1, 2, 100000; empty batches",
+            gives("finite"),
+            logits=np.array([[0.0, 1.0], [-3.0, 2.0]]),
+            binary=BINARY,
+        )
+    )
+    add(
+        BadCase(
+            "K-100000",
+            "K = 1, 2, 100000; empty batches",
+            {
+                "torch:OneHotCategorical": raises("ValueError", "probs", upstream=_PYRO_K_LARGE),
+                "default": gives("finite"),
+            },
+            logits=np.random.default_rng(0).normal(0.0, 3.0, size=(1, 100_000)),
+            sample_shape=(2,),
+        )
+    )
+    add(
+        BadCase(
+            "batch-empty",
+            "K = 1, 2, 100000; empty batches",
+            {
+                "torch:OneHotCategorical": raises("RuntimeError", "reshape", upstream=_PYRO_EMPTY_BATCH),
+                "default": gives("empty"),
+            },
+            logits=np.zeros((0, 4)),
+            binary={"logits": np.zeros((0,))},
+            sample_shape=(3,),
+        )
+    )
+    add(
+        BadCase(
+            "sample-empty",
+            "K = 1, 2, 100000; empty batches",
+            {
+                "torch:OneHotCategorical": raises("RuntimeError", "n_sample", upstream=_PYRO_EMPTY_SAMPLE),
+                "default": gives("empty"),
+            },
+            logits=LOGITS,
+            binary=BINARY,
+            sample_shape=(0,),
+        )
+    )
 
     # mismatched value shapes
-    add(BadCase("value-event-mismatch", "mismatched value shapes", raises("ValueError", "value", "event_shape"),
-                logits=LOGITS,
-                values={"one_hot": np.full((2, 5), 0.2), "simplex": np.full((2, 5), 0.2),
-                        "log_simplex": np.full((2, 5), -1.6)}))
-    add(BadCase("value-batch-mismatch", "mismatched value shapes", raises("ValueError", "value", "batch_shape"),
-                logits=LOGITS, binary=BINARY,
-                values={"one_hot": np.tile(np.eye(4)[:1], (3, 1)), "simplex": np.full((3, 4), 0.25),
-                        "log_simplex": np.full((3, 4), np.log(0.25)), "unit_interval": np.full((3,), 0.5),
-                        "boolean": np.ones((3,))}))
+    add(
+        BadCase(
+            "value-event-mismatch",
+            "mismatched value shapes",
+            raises("ValueError", "value", "event_shape"),
+            logits=LOGITS,
+            values={
+                "one_hot": np.full((2, 5), 0.2),
+                "simplex": np.full((2, 5), 0.2),
+                "log_simplex": np.full((2, 5), -1.6),
+            },
+        )
+    )
+    add(
+        BadCase(
+            "value-batch-mismatch",
+            "mismatched value shapes",
+            raises("ValueError", "value", "batch_shape"),
+            logits=LOGITS,
+            binary=BINARY,
+            values={
+                "one_hot": np.tile(np.eye(4)[:1], (3, 1)),
+                "simplex": np.full((3, 4), 0.25),
+                "log_simplex": np.full((3, 4), np.log(0.25)),
+                "unit_interval": np.full((3,), 0.5),
+                "boolean": np.ones((3,)),
+            },
+        )
+    )
 
     # integer dtypes: promoted to the default float dtype
-    add(BadCase("int-logits", "integer dtypes", gives("finite"), dtype="int64",
-                logits=np.array([[0, 1, 2, 3], [1, 1, 0, -2]]), binary={"logits": np.array([1, -2])},
-                note="int logits are promoted to the default float dtype; temperature 0.5 stays 0.5 (f)"))
-    add(BadCase("int-probs", "integer dtypes", gives("finite"), dtype="int64",
-                probs=np.array([[0, 0, 1, 0], [1, 0, 0, 0]]), never=np.array([[1, 1, 0, 1], [0, 1, 1, 1]]) == 1,
-                binary={"probs": np.array([1, 0]), "never": np.array([0, 1])},
-                note="int probs (one-hot: a point mass) are promoted to the default float dtype; zeros never drawn"))
-    add(BadCase("int-value", "integer dtypes", gives("value_finite"),
-                logits=LOGITS, values={"one_hot": np.array([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=np.int64),
-                                       "boolean": np.array([1, 0], dtype=np.int64)}, binary=BINARY))
+    add(
+        BadCase(
+            "int-logits",
+            "integer dtypes",
+            gives("finite"),
+            dtype="int64",
+            logits=np.array([[0, 1, 2, 3], [1, 1, 0, -2]]),
+            binary={"logits": np.array([1, -2])},
+            note="int logits are promoted to the default float dtype; temperature 0.5 stays 0.5 (f)",
+        )
+    )
+    add(
+        BadCase(
+            "int-probs",
+            "integer dtypes",
+            gives("finite"),
+            dtype="int64",
+            probs=np.array([[0, 0, 1, 0], [1, 0, 0, 0]]),
+            never=np.array([[1, 1, 0, 1], [0, 1, 1, 1]]) == 1,
+            binary={"probs": np.array([1, 0]), "never": np.array([0, 1])},
+            note="int probs (one-hot: a point mass) are promoted to the default float dtype; zeros never drawn",
+        )
+    )
+    add(
+        BadCase(
+            "int-value",
+            "integer dtypes",
+            gives("value_finite"),
+            logits=LOGITS,
+            values={
+                "one_hot": np.array([[0, 0, 1, 0], [1, 0, 0, 0]], dtype=np.int64),
+                "boolean": np.array([1, 0], dtype=np.int64),
+            },
+            binary=BINARY,
+        )
+    )
 
     # float16 / bfloat16 (torch) and float64
     for dtype in ("float64", "float16", "bfloat16"):
-        add(BadCase(f"dtype-{dtype}", "float16 / bfloat16 (torch) and float64", gives("finite"), dtype=dtype,
-                    logits=LOGITS, binary=BINARY,
-                    backends=("torch", "jax") if dtype == "float64" else ("torch",)))
+        add(
+            BadCase(
+                f"dtype-{dtype}",
+                "float16 / bfloat16 (torch) and float64",
+                gives("finite"),
+                dtype=dtype,
+                logits=LOGITS,
+                binary=BINARY,
+                backends=("torch", "jax") if dtype == "float64" else ("torch",),
+            )
+        )
 
     # off-support values, validation on and off
-    add(BadCase("value-off-support", "off-support values, validation on and off", _TORCH_ON_JAX_OFF,
-                logits=LOGITS, binary=BINARY, values=OFF_SUPPORT,
-                note="torch raises; NumPyro warns and returns -inf (its convention, D3)"))
-    add(BadCase("value-off-support", "off-support values, validation on and off", gives("unchecked"),
-                validate_args=False, logits=LOGITS, binary=BINARY, values=OFF_SUPPORT,
-                note="validation off: the formula at the point (finite for these values; torch's "
-                     "SigmoidTransform clamps x to [tiny, 1 - eps] before taking its logit)"))
+    add(
+        BadCase(
+            "value-off-support",
+            "off-support values, validation on and off",
+            _TORCH_ON_JAX_OFF,
+            logits=LOGITS,
+            binary=BINARY,
+            values=OFF_SUPPORT,
+            note="torch raises; NumPyro warns and returns -inf (its convention, D3)",
+        )
+    )
+    add(
+        BadCase(
+            "value-off-support",
+            "off-support values, validation on and off",
+            gives("unchecked"),
+            validate_args=False,
+            logits=LOGITS,
+            binary=BINARY,
+            values=OFF_SUPPORT,
+            note="validation off: the formula at the point (finite for these values; torch's "
+            "SigmoidTransform clamps x to [tiny, 1 - eps] before taking its logit)",
+        )
+    )
     return c
 
 

@@ -43,8 +43,11 @@ def _random_logits(problem, seeds, seed=0):
 def _brute_force_kl(problem, logits):
     """KL(q || p(z | x)) per variable by a Python loop over the joint states, one unbatched trace of the
     model per state (no broadcasting, no factorisation), in float64."""
-    variables = [(name, idx, prior.shape[-1]) for name, prior in problem.sites.items()
-                 for idx in itertools.product(*map(range, prior.shape[:-1]))]
+    variables = [
+        (name, idx, prior.shape[-1])
+        for name, prior in problem.sites.items()
+        for idx in itertools.product(*map(range, prior.shape[:-1]))
+    ]
     log_joint, log_q = [], []
     for combo in itertools.product(*(range(k) for _, _, k in variables)):
         values = {name: torch.zeros_like(prior) for name, prior in problem.sites.items()}

@@ -347,7 +347,10 @@ def test_mean_field_loss_is_the_exact_kl(estimator):
     guide, trace = _ready(AutoRelaxed(model, estimator=estimator))
     params = jax.tree.map(lambda v: v + jax.random.normal(_key(10), v.shape), _params(trace))
     losses = [TraceMeanField_ELBO().loss(_key(k), params, model, guide) for k in (11, 12)]
-    log_q, log_p = special.log_softmax(np.asarray(params["z_auto_logits"]), -1), special.log_softmax(np.asarray(PRIOR), -1)
+    log_q, log_p = (
+        special.log_softmax(np.asarray(params["z_auto_logits"]), -1),
+        special.log_softmax(np.asarray(PRIOR), -1),
+    )
     kl = np.sum(np.exp(log_q) * (log_q - log_p))
     if "b_auto_logits" in params:
         q, p = special.expit(np.asarray(params["b_auto_logits"])), special.expit(np.asarray(B_PRIOR))

@@ -134,7 +134,10 @@ def test_sites_keep_the_model_shapes_plates_subsample_mask_and_expand():
         assert g["fn"].batch_shape == m["fn"].batch_shape and g["fn"].event_shape == m["fn"].event_shape, name
         assert g["value"].shape == m["value"].shape, name
         assert g["fn"].log_prob(g["value"]).shape == m["fn"].batch_shape, name
-    assert guide_tr.nodes["d"]["fn"].event_shape == (5,) and set(guide_tr.nodes["d"]["value"].unique().tolist()) <= {0, 1}
+    assert guide_tr.nodes["d"]["fn"].event_shape == (5,) and set(guide_tr.nodes["d"]["value"].unique().tolist()) <= {
+        0,
+        1,
+    }
     masked = guide_tr.nodes["m"]["fn"]
     assert isinstance(masked, MaskedDistribution) and masked.log_prob(guide_tr.nodes["m"]["value"])[1].item() == 0.0
     # subsampling: the guide's logits are the full parameter at the plate's subsample indices

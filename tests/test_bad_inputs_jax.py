@@ -292,8 +292,14 @@ from relaxed_dists import reference  # noqa: E402
 ONE_HOT_CLASSES = [RelaxedOneHotCategoricalStraightThrough, StraightThrough, ReinMax, REDGE, REDGECov, REINDGE]
 CATEGORICAL = [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, *ONE_HOT_CLASSES]
 ALL_CLASSES = [*CATEGORICAL, OneHotCategorical, RelaxedBernoulli, RelaxedBernoulliStraightThrough]
-NEEDS_TEMPERATURE = (ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedOneHotCategoricalStraightThrough,
-                     RelaxedBernoulli, RelaxedBernoulliStraightThrough, ReinMax)
+NEEDS_TEMPERATURE = (
+    ExpRelaxedOneHotCategorical,
+    RelaxedOneHotCategorical,
+    RelaxedOneHotCategoricalStraightThrough,
+    RelaxedBernoulli,
+    RelaxedBernoulliStraightThrough,
+    ReinMax,
+)
 MASKED_LOGITS = [[0.3, -math.inf, 1.5, -math.inf, -0.2], [-math.inf, 0.5, 0.0, 2.0, 1.0]]
 IDS = lambda c: c.__name__  # noqa: E731
 
@@ -390,7 +396,9 @@ def test_masked_binary_is_a_point_mass():
 
 
 @pytest.mark.parametrize(
-    "cls", [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedBernoulli, RelaxedBernoulliStraightThrough], ids=IDS
+    "cls",
+    [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedBernoulli, RelaxedBernoulliStraightThrough],
+    ids=IDS,
 )
 def test_masking_under_jit_and_grad(cls):
     """(a) (The hard one-hot classes: test_masked_one_hot_log_prob_and_gradient_match_numpyro_under_jit.)

@@ -215,8 +215,14 @@ from relaxed_dists import reference  # noqa: E402
 
 ONE_HOT_CLASSES = [RelaxedOneHotCategoricalStraightThrough, StraightThrough, ReinMax, REDGE, REDGECov, REINDGE]
 CATEGORICAL = [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, *ONE_HOT_CLASSES]
-NEEDS_TEMPERATURE = (ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedOneHotCategoricalStraightThrough,
-                     RelaxedBernoulli, RelaxedBernoulliStraightThrough, ReinMax)
+NEEDS_TEMPERATURE = (
+    ExpRelaxedOneHotCategorical,
+    RelaxedOneHotCategorical,
+    RelaxedOneHotCategoricalStraightThrough,
+    RelaxedBernoulli,
+    RelaxedBernoulliStraightThrough,
+    ReinMax,
+)
 MASKED_LOGITS = [[0.3, -math.inf, 1.5, -math.inf, -0.2], [-math.inf, 0.5, 0.0, 2.0, 1.0]]
 IDS = lambda c: c.__name__  # noqa: E731
 

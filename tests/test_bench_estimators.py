@@ -25,7 +25,11 @@ def run(script: str, *args: str, cwd: Path) -> None:
     env = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-4000:]
 
@@ -44,13 +48,31 @@ def positive(cell: str) -> bool:
 def test_torch_sizes_with_classes(tmp_path):
     pytest.importorskip("pyro")  # the pyro_ext classes import Pyro
     out = tmp_path / "torch.md"
-    run("bench_estimators_torch.py", "--sizes", "8x4x5", "--repeats", "1", "--warmup", "1", "--min-time", "0",
-        "--classes", "--threads", "1", "--out", str(out), cwd=tmp_path)
+    run(
+        "bench_estimators_torch.py",
+        "--sizes",
+        "8x4x5",
+        "--repeats",
+        "1",
+        "--warmup",
+        "1",
+        "--min-time",
+        "0",
+        "--classes",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     rows = {(row[0], row[1]): row for row in table_rows(out.read_text())}
     expected = [(name, impl) for name in ESTIMATORS for impl in ("ours", "class")]
     expected += [("gumbel", "torch"), ("concrete", "ours"), ("concrete", "torch")]
-    expected += [(name, impl) for name in ("concrete", "concrete+log_prob")
-                 for impl in ("class", "class, log space", "torch.distributions")]
+    expected += [
+        (name, impl)
+        for name in ("concrete", "concrete+log_prob")
+        for impl in ("class", "class, log space", "torch.distributions")
+    ]
     if importlib.util.find_spec("redge") is not None:
         expected += [(name, "redge pkg") for name in ESTIMATORS]
     for key in expected:
@@ -65,8 +87,20 @@ def test_torch_sizes_with_classes(tmp_path):
 
 def test_torch_scaling(tmp_path):
     out = tmp_path / "scaling.md"
-    run("bench_estimators_torch.py", "--scaling", "--quick", "--repeats", "1", "--warmup", "0", "--threads", "1",
-        "--out", str(out), cwd=tmp_path)
+    run(
+        "bench_estimators_torch.py",
+        "--scaling",
+        "--quick",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     rows = table_rows(out.read_text())
     assert [row[0] for row in rows] == ["K", "2", "8", "64", "n_steps", "2", "3", "5"]  # headers, then points
     for row in rows:
@@ -79,8 +113,21 @@ def test_jax_sizes_with_classes(tmp_path):
     pytest.importorskip("numpyro")  # the numpyro_ext classes import NumPyro
     out = tmp_path / "jax.md"
     class_rows = ["baseline_rng", "REDGE", "RelaxedOneHotCategorical+log_prob"]
-    run("bench_estimators_jax.py", "--sizes", "8x4x5", "--repeats", "1", "--no-isolate", "--estimators", "redge",
-        "--classes", ",".join(class_rows), "--out", str(out), cwd=tmp_path)
+    run(
+        "bench_estimators_jax.py",
+        "--sizes",
+        "8x4x5",
+        "--repeats",
+        "1",
+        "--no-isolate",
+        "--estimators",
+        "redge",
+        "--classes",
+        ",".join(class_rows),
+        "--out",
+        str(out),
+        cwd=tmp_path,
+    )
     rows = {row[1]: row for row in table_rows(out.read_text()) if row[0] == "8x4x5"}
     assert list(rows) == ["baseline", "redge", *class_rows]
     for row in rows.values():

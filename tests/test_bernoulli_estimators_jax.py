@@ -60,7 +60,10 @@ KERNELS = {
     "st": (lambda lg, e, n: E.binary_straight_through(lg, n), lambda lg, e, n: E.straight_through(lg, n)),
     "reinmax": (lambda lg, e, n: E.binary_reinmax(lg, 0.7, n), lambda lg, e, n: E.reinmax(lg, 0.7, n)),
     "redge": (lambda lg, e, n: E.binary_redge(lg, 4, T_1, e, n), lambda lg, e, n: E.redge(lg, 4, T_1, e, n)),
-    "redge_cov": (lambda lg, e, n: E.binary_redge_cov(lg, 3, 0.4, e, n), lambda lg, e, n: E.redge_cov(lg, 3, 0.4, e, n)),
+    "redge_cov": (
+        lambda lg, e, n: E.binary_redge_cov(lg, 3, 0.4, e, n),
+        lambda lg, e, n: E.redge_cov(lg, 3, 0.4, e, n),
+    ),
     "reindge": (lambda lg, e, n: E.binary_reindge(lg, 3, T_1, e, n), lambda lg, e, n: E.reindge(lg, 3, T_1, e, n)),
 }
 
@@ -260,7 +263,9 @@ def test_samples_under_jit_are_exact_bernoulli_draws():
     # seeded draws of 5 independent Bernoullis, at level ALPHA (false-failure rate 1e-3 each).
     logits = jnp.array([-2.0, -0.5, 0.0, 1.0, 3.0])
     classes = [BernoulliStraightThrough, BernoulliReinMax, BernoulliREDGE]
-    dists = [_make(cls, logits=logits, **({"n_steps": 3, "t_1": 1.0} if cls is BernoulliREDGE else {})) for cls in classes]
+    dists = [
+        _make(cls, logits=logits, **({"n_steps": 3, "t_1": 1.0} if cls is BernoulliREDGE else {})) for cls in classes
+    ]
     n = 20_000
     run = jax.jit(lambda ds, key: [(lambda v: (v, d.log_prob(v)))(d.sample(key, (n,))) for d in ds])
     p = special.expit(np.asarray(logits))
@@ -280,7 +285,9 @@ def test_kl_is_the_bernoulli_kl():
     for cls in CLASSES:
         ours = _make(cls, logits=jnp.asarray(lp))
         # NumPyro's BernoulliLogits, and BernoulliProbs once
-        bernoulli = dist.Bernoulli(probs=jnp.asarray(q)) if cls is BernoulliReinMax else dist.Bernoulli(logits=jnp.asarray(lq))
+        bernoulli = (
+            dist.Bernoulli(probs=jnp.asarray(q)) if cls is BernoulliReinMax else dist.Bernoulli(logits=jnp.asarray(lq))
+        )
         np.testing.assert_allclose(kl_divergence(ours, bernoulli), expected, rtol=1e-12)  # float64 round-off
         reverse = q * np.log(q / p) + (1 - q) * np.log((1 - q) / (1 - p))
         np.testing.assert_allclose(kl_divergence(bernoulli, ours), reverse, rtol=1e-12)

@@ -45,7 +45,9 @@ def _noise(seed=0, shape=SHAPE):
 
 def _pair(l):
     """One-hot logits ``(0, l)`` on a new last dimension."""
-    return np.stack([np.zeros_like(l), l], -1) if isinstance(l, np.ndarray) else torch.stack([torch.zeros_like(l), l], -1)
+    return (
+        np.stack([np.zeros_like(l), l], -1) if isinstance(l, np.ndarray) else torch.stack([torch.zeros_like(l), l], -1)
+    )
 
 
 def _kernels(name, hyper):
@@ -101,7 +103,9 @@ def _oracle(name, hyper, l, e0, e1, g0, g1, w):
     g = np.stack([np.zeros_like(w), w], -1)  # upstream on the class-1 coordinate only
     if name in ("st", "reinmax"):
         hard, soft = reference.straight_through(logits, gumbels)
-        grad = reference.straight_through_vjp(logits, g) if name == "st" else reference.reinmax_vjp(logits, hyper, hard, g)
+        grad = (
+            reference.straight_through_vjp(logits, g) if name == "st" else reference.reinmax_vjp(logits, hyper, hard, g)
+        )
         return hard[..., 1], soft[..., 1], grad[..., 1]
     n_steps, t_1 = hyper
     if name == "redge_cov":
@@ -150,9 +154,19 @@ def test_tensor_t_1_broadcasts_and_gets_a_gradient(name):
     (grad_t_1,) = torch.autograd.grad((w * soft).sum(), t_1)
     h = 1e-6  # central difference, as above
     bump = torch.eye(3, dtype=torch.float64) * h
-    fd = torch.stack([(w * (binary(l, 4, t_1.detach() + bump[i], e1 - e0, g1 - g0)[1]
-                            - binary(l, 4, t_1.detach() - bump[i], e1 - e0, g1 - g0)[1])).sum() / (2 * h)
-                      for i in range(3)])
+    fd = torch.stack(
+        [
+            (
+                w
+                * (
+                    binary(l, 4, t_1.detach() + bump[i], e1 - e0, g1 - g0)[1]
+                    - binary(l, 4, t_1.detach() - bump[i], e1 - e0, g1 - g0)[1]
+                )
+            ).sum()
+            / (2 * h)
+            for i in range(3)
+        ]
+    )
     torch.testing.assert_close(grad_t_1, fd, rtol=0.0, atol=1e-7)
 
 
@@ -162,7 +176,9 @@ def test_special_cases():
     grads = {}
     for name, args in [("st", ()), ("reinmax", (1.0,)), ("redge", (2, 1.0, eps)), ("reindge", (2, 1.0, eps))]:
         leaf = l.clone().requires_grad_()
-        hard, soft = getattr(estimators, f"binary_{name}" if name != "st" else "binary_straight_through")(leaf, *args, L)
+        hard, soft = getattr(estimators, f"binary_{name}" if name != "st" else "binary_straight_through")(
+            leaf, *args, L
+        )
         assert torch.equal(hard.detach(), (l + L > 0).double())  # 1[l + L > 0]
         (grads[name],) = torch.autograd.grad((w * hard).sum(), leaf)
     torch.testing.assert_close(grads["redge"], grads["st"], **GRAD_TOL)  # t_1 = 1, 2 steps: straight-through

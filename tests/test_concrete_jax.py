@@ -74,7 +74,10 @@ def _kernels(logits, tau, gumbels, y, x, value, logistic, z, u, b):
 # scalar and batched temperatures alternate over the table: each case is one compile
 @pytest.mark.parametrize(
     "case, batched_temperature",
-    [pytest.param(case, i % 2 == 1, id=f"{case}-tau{'batched' if i % 2 else 'scalar'}") for i, case in enumerate(CASES)],
+    [
+        pytest.param(case, i % 2 == 1, id=f"{case}-tau{'batched' if i % 2 else 'scalar'}")
+        for i, case in enumerate(CASES)
+    ],
 )
 def test_kernels_match_reference(case, batched_temperature):
     rng = np.random.default_rng(0)
@@ -496,7 +499,9 @@ def test_value_errors_under_validation(cls):
         d.log_prob(jnp.full((2, 4), 0.25))
     bad = jnp.full((3, 4), 0.4)  # not on the simplex, the log-simplex or the one-hots
     # NumPyro's convention: an out-of-support value warns and scores -inf
-    with pytest.warns(UserWarning, match=r"Out-of-support values .*the support of " + cls.__name__ + r".*3 of 3 events"):
+    with pytest.warns(
+        UserWarning, match=r"Out-of-support values .*the support of " + cls.__name__ + r".*3 of 3 events"
+    ):
         assert np.all(np.asarray(d.log_prob(bad)) == -np.inf)
     # under jit a traced value cannot be checked: no warning, the same -inf
     assert np.all(np.asarray(jax.jit(d.log_prob)(bad)) == -np.inf)

@@ -71,7 +71,10 @@ def test_concrete_kernels_match_oracle(case):
     logits, temperature, gumbels = _concrete_inputs(case)
     y = R.concrete_log_sample(logits, temperature, gumbels)
     _assert_close_f64(concrete.concrete_log_sample(_t(logits), _t(temperature), _t(gumbels)), y)
-    _assert_close_f64(concrete.exp_concrete_log_prob(_t(y), _t(logits), _t(temperature)), R.exp_concrete_log_prob(y, logits, temperature))
+    _assert_close_f64(
+        concrete.exp_concrete_log_prob(_t(y), _t(logits), _t(temperature)),
+        R.exp_concrete_log_prob(y, logits, temperature),
+    )
     # exp(y) underflows to 0 at low temperature: both give nan there (assert_allclose: equal_nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.exp(y)
@@ -109,7 +112,9 @@ def test_exp_concrete_is_torch_plus_last_coordinate():
     """torch's ExpRelaxedCategorical.log_prob = ours + y_K (torch omits the -y_K term)."""
     logits = _t(make_logits((3,), 5, 2.0))
     ours = ExpRelaxedOneHotCategorical(0.7, logits=logits)
-    theirs = torch.distributions.relaxed_categorical.ExpRelaxedCategorical(torch.tensor(0.7, dtype=torch.float64), logits=logits)
+    theirs = torch.distributions.relaxed_categorical.ExpRelaxedCategorical(
+        torch.tensor(0.7, dtype=torch.float64), logits=logits
+    )
     y = ours.rsample((4,))
     torch.testing.assert_close(theirs.log_prob(y), ours.log_prob(y) + y[..., -1], rtol=1e-12, atol=1e-12)
 
@@ -244,7 +249,9 @@ def test_k2_is_binary_concrete(temperature):
     delta = float(logits[0] - logits[1])
     dist = RelaxedBernoulli(temperature, logits=logits[0] - logits[1])
     for x in (0.1, 0.5, 0.95):
-        integral = scipy.integrate.quad(lambda t: math.exp(dist.log_prob(torch.tensor(t, dtype=torch.float64))), 0.0, x)[0]
+        integral = scipy.integrate.quad(
+            lambda t: math.exp(dist.log_prob(torch.tensor(t, dtype=torch.float64))), 0.0, x
+        )[0]
         assert integral == pytest.approx(_binary_concrete_cdf(x, delta, temperature), abs=QUAD_TOL)
 
 
@@ -320,7 +327,9 @@ def test_temperature_broadcasts_over_batch_only(cls):
     assert cls(torch.tensor([0.1, 1.0, 5.0]), logits=logits).rsample((2,)).shape == (2, 3, 4)
     assert cls(torch.tensor([[0.1], [1.0]]), logits=logits).batch_shape == (2, 3)
     assert cls(torch.ones(3), logits=torch.zeros(4)).batch_shape == (3,)  # a batch, not per category
-    with pytest.raises(ValueError, match=r"temperature must broadcast to the batch shape \(3,\).*temperature.shape=\(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"temperature must broadcast to the batch shape \(3,\).*temperature.shape=\(4,\)"
+    ):
         cls(torch.ones(4), logits=logits)
 
 
@@ -365,7 +374,9 @@ def _seeded_rsample(cls, shape=(3,)):
     return sample
 
 
-@pytest.mark.parametrize("cls", [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedBernoulli], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [ExpRelaxedOneHotCategorical, RelaxedOneHotCategorical, RelaxedBernoulli], ids=lambda c: c.__name__
+)
 def test_gradcheck_float64(cls):
     logits = torch.tensor([[0.3, -1.2, 0.8], [1.5, 0.1, -0.4]], dtype=torch.float64, requires_grad=True)
     if cls is RelaxedBernoulli:
@@ -387,7 +398,10 @@ def test_gradcheck_straight_through_log_prob(cls):
 
 @pytest.mark.parametrize(
     ("hard_cls", "soft_cls"),
-    [(RelaxedOneHotCategoricalStraightThrough, RelaxedOneHotCategorical), (RelaxedBernoulliStraightThrough, RelaxedBernoulli)],
+    [
+        (RelaxedOneHotCategoricalStraightThrough, RelaxedOneHotCategorical),
+        (RelaxedBernoulliStraightThrough, RelaxedBernoulli),
+    ],
     ids=["categorical", "bernoulli"],
 )
 def test_straight_through_gradient_is_the_relaxed_one(hard_cls, soft_cls):
@@ -537,7 +551,9 @@ def test_svi_relaxed_prior_and_guide_low_temperature():
     assert all(math.isfinite(loss) for loss in losses)
 
 
-@pytest.mark.parametrize("prior_cls", [RelaxedOneHotCategoricalStraightThrough, OneHotCategorical], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "prior_cls", [RelaxedOneHotCategoricalStraightThrough, OneHotCategorical], ids=lambda c: c.__name__
+)
 def test_svi_straight_through_guide(prior_cls):
     logits = torch.randn(5)
     prior = prior_cls(0.5, logits=logits) if prior_cls is not OneHotCategorical else prior_cls(logits=logits)

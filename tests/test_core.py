@@ -133,7 +133,9 @@ def test_reference_limits():
     np.testing.assert_array_equal(hard, st_hard)
     np.testing.assert_allclose(soft, st_soft, rtol=1e-15)
     np.testing.assert_allclose(R.redge_vjp(logits, 2, 1.0, eps, g), R.straight_through_vjp(logits, g), atol=1e-15)
-    np.testing.assert_allclose(R.reindge_vjp(logits, 2, 1.0, eps, hard, g), R.reinmax_vjp(logits, 1.0, hard, g), atol=1e-14)
+    np.testing.assert_allclose(
+        R.reindge_vjp(logits, 2, 1.0, eps, hard, g), R.reinmax_vjp(logits, 1.0, hard, g), atol=1e-14
+    )
 
 
 def test_reference_concrete_k2_is_binary_concrete():

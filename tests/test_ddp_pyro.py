@@ -103,7 +103,9 @@ class Model(PyroModule):
             pyro.sample("x", dist.Normal(self.net(z), 1.0).to_event(1), obs=x)
 
 
-@pytest.mark.parametrize("estimator, hyper", [("reinmax", {"temperature": 0.7}), ("redge", {"n_steps": 3}), ("gumbel", {})])
+@pytest.mark.parametrize(
+    "estimator, hyper", [("reinmax", {"temperature": 0.7}), ("redge", {"n_steps": 3}), ("gumbel", {})]
+)
 @pytest.mark.parametrize("make_guide", [lambda: guide_function, Guide], ids=["function", "PyroModule"])
 def test_relaxed_guide_pickles_and_draws_the_same(make_guide, estimator, hyper):
     torch.manual_seed(0)
@@ -203,9 +205,13 @@ def test_selection_on_a_module_guide_equals_the_same_guide_with_pyro_params():
     with pyro.settings.context(module_local_params=False):
         pyro.param("q", module_guide.layer.weight.detach().reshape(module_guide.shape).clone())
         torch.manual_seed(1)
-        expected = select_estimator(model, function_guide, *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8)
+        expected = select_estimator(
+            model, function_guide, *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8
+        )
     torch.manual_seed(1)
-    report = select_estimator(model, relax(module_guide), *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8)
+    report = select_estimator(
+        model, relax(module_guide), *args, candidates=["st", "reinmax"], num_samples=32, num_groups=8
+    )
     assert report.reference == expected.reference == "exact" and report.params == ["fn.layer.weight"]
     assert report.reference_norm == pytest.approx(expected.reference_norm, rel=1e-5)
     for got, want in zip(report.results, expected.results):
@@ -225,9 +231,21 @@ def test_selection_on_a_module_guide_equals_the_same_guide_with_pyro_params():
 def test_ddp_check_two_processes_equal_one(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     out = subprocess.run(
-        [sys.executable, "-W", "error", str(ROOT / "examples" / "vae_pyro_ddp.py"), "--check", "--quick",
-         "--out-dir", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-W",
+            "error",
+            str(ROOT / "examples" / "vae_pyro_ddp.py"),
+            "--check",
+            "--quick",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     differences = [float(d) for d in re.findall(r"max relative difference ([0-9.e+-]+)", out.stdout)]

@@ -41,7 +41,9 @@ def test_fixed_mixture_kl_is_zero_at_exact_posterior_and_matches_mean_kl():
     at_post = torch.tensor(np.log(exact), dtype=torch.float32)[None]
     assert abs(float(ad.exact_kl(problem, {"z": at_post})[0])) < 1e-5
     uniform = torch.zeros(1, 6, 4)
-    np.testing.assert_allclose(float(ad.exact_kl(problem, {"z": uniform})[0]), _mixtures.mean_kl(np.full((6, 4), 0.25), exact), rtol=1e-4)
+    np.testing.assert_allclose(
+        float(ad.exact_kl(problem, {"z": uniform})[0]), _mixtures.mean_kl(np.full((6, 4), 0.25), exact), rtol=1e-4
+    )
 
 
 def test_polynomial_kl_against_closed_form():
@@ -71,10 +73,14 @@ def test_quick_study_rule(tmp_path):
     assert (chosen, argmin, tol) == (ad.choose(kls), ad.choose(kls), 0.0)  # one seed: no sd, no ties
     assert all(worst[c] == worst[argmin] for c in tied)
     # two seeds: the tolerance is the argmin's largest sd, and a tied incumbent stays
-    kls2 = {c: {n: torch.stack([v.reshape(-1)[0], v.reshape(-1)[0] + 0.01 * (i + 1)]) for n, v in r.items()}
-            for i, (c, r) in enumerate(kls.items())}
+    kls2 = {
+        c: {n: torch.stack([v.reshape(-1)[0], v.reshape(-1)[0] + 0.01 * (i + 1)]) for n, v in r.items()}
+        for i, (c, r) in enumerate(kls.items())
+    }
     reg2 = ad.regrets(kls2)
-    chosen2, argmin2, tol2, tied2 = defaults.choose_with_ties(kls2, incumbent=max(kls2, key=lambda c: max(reg2[c].values())))
+    chosen2, argmin2, tol2, tied2 = defaults.choose_with_ties(
+        kls2, incumbent=max(kls2, key=lambda c: max(reg2[c].values()))
+    )
     assert tol2 > 0 and argmin2 in tied2
     assert all(max(reg2[c].values()) <= max(reg2[argmin2].values()) + tol2 for c in tied2)
     assert chosen2 == argmin2 or chosen2 in tied2

@@ -118,9 +118,15 @@ def test_hyperparameters_by_relax_names(backend):
     logits = backend.array(np.zeros((1, 3)))
     report = backend("sample_fidelity", "gumbel", logits[0], n_samples=10, temperature=0.5)
     assert report.params == {"temperature": 0.5} and "gumbel temperature=0.5" in report.to_markdown()
-    for estimator, wrong, allowed in [("gumbel", "tau", r"\['temperature'\]"), ("redge", "temperature", r"\['n_steps', 't_1'\]"),
-                                      ("st", "temperature", "none"), ("reinforce", "temperature", "none")]:
-        with pytest.raises(TypeError, match=rf"estimator='{estimator}' takes hyperparameters {allowed}, got unexpected \['{wrong}'\]"):
+    for estimator, wrong, allowed in [
+        ("gumbel", "tau", r"\['temperature'\]"),
+        ("redge", "temperature", r"\['n_steps', 't_1'\]"),
+        ("st", "temperature", "none"),
+        ("reinforce", "temperature", "none"),
+    ]:
+        with pytest.raises(
+            TypeError, match=rf"estimator='{estimator}' takes hyperparameters {allowed}, got unexpected \['{wrong}'\]"
+        ):
             backend("gradient_report", estimator, lambda x: x.sum(axis=(-2, -1)), logits, n_samples=2, **{wrong: 0.5})
 
 

@@ -101,8 +101,10 @@ def test_loss_equals_hand_computation(weight, with_pinned):
     logits = _logits(2)
     calls = []
     t = jnp.linspace(0.2, 0.9, B)
-    loss = MaskedDiffusion(K, weight=weight).loss(jax.random.key(4), _fixed_denoiser(logits, calls), x0, t=t, pinned=pinned)
-    (x_t, t_seen), = calls
+    loss = MaskedDiffusion(K, weight=weight).loss(
+        jax.random.key(4), _fixed_denoiser(logits, calls), x0, t=t, pinned=pinned
+    )
+    ((x_t, t_seen),) = calls
     x_t, x0_np = np.asarray(x_t), np.asarray(x0)
     assert 0 < (x_t == MASK).sum() < x_t.size, "the case must mask some tokens and keep others"
     log_probs = np.asarray(jax.nn.log_softmax(logits, axis=-1))
@@ -120,7 +122,7 @@ def test_loss_draws_t_in_unit_interval_and_is_jittable():
     calls = []
     diffusion_ = MaskedDiffusion(K, weight="reciprocal")
     loss = diffusion_.loss(jax.random.key(5), _fixed_denoiser(_logits(3), calls), x0)
-    (_, t), = calls
+    ((_, t),) = calls
     assert t.shape == (B,) and bool(((t > 0) & (t <= 1)).all())
     jitted = jax.jit(lambda key, x0: diffusion_.loss(key, _fixed_denoiser(_logits(3)), x0))
     np.testing.assert_allclose(jitted(jax.random.key(5), x0), loss, rtol=1e-12)
@@ -146,19 +148,30 @@ def _assert_valid_trace(x_init, x, trace, n_steps, schedule):
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)
-@pytest.mark.parametrize("routing,routing_noise,renoise,decode", [
-    ("adaptive", 0.0, False, "argmax"),
-    ("adaptive", 0.5, False, "sample"),
-    ("adaptive", 0.0, True, "argmax"),
-    ("random", 0.0, False, "sample"),
-    ("random", 0.0, True, "argmax"),
-])
+@pytest.mark.parametrize(
+    "routing,routing_noise,renoise,decode",
+    [
+        ("adaptive", 0.0, False, "argmax"),
+        ("adaptive", 0.5, False, "sample"),
+        ("adaptive", 0.0, True, "argmax"),
+        ("random", 0.0, False, "sample"),
+        ("random", 0.0, True, "argmax"),
+    ],
+)
 def test_sample_follows_the_schedule(schedule, routing, routing_noise, renoise, decode, n_steps=5):
     _, x_init = _puzzle(3)
     calls = []
     x, trace = sample(
-        jax.random.key(6), _fixed_denoiser(_logits(4), calls), x_init, n_classes=K, n_steps=n_steps,
-        routing=routing, schedule=schedule, routing_noise=routing_noise, renoise=renoise, decode=decode,
+        jax.random.key(6),
+        _fixed_denoiser(_logits(4), calls),
+        x_init,
+        n_classes=K,
+        n_steps=n_steps,
+        routing=routing,
+        schedule=schedule,
+        routing_noise=routing_noise,
+        renoise=renoise,
+        decode=decode,
         return_trace=True,
     )
     _assert_valid_trace(x_init, x, trace, n_steps, schedule)
@@ -193,7 +206,15 @@ def test_random_routing_ignores_confidence():
     logits = _logits(6)
     first = {}
     for routing in ("adaptive", "random"):
-        _, trace = sample(jax.random.key(8), _fixed_denoiser(logits), x_init, n_classes=K, n_steps=3, routing=routing, return_trace=True)
+        _, trace = sample(
+            jax.random.key(8),
+            _fixed_denoiser(logits),
+            x_init,
+            n_classes=K,
+            n_steps=3,
+            routing=routing,
+            return_trace=True,
+        )
         first[routing] = np.asarray(trace[0]["x"] != MASK)
     assert (first["adaptive"] != first["random"]).any()
 
@@ -209,7 +230,9 @@ def test_renoise_can_remask_decoded_tokens():
 
     runs = {}
     for renoise in (False, True):
-        x, trace = sample(jax.random.key(9), denoiser, x_init, n_classes=K, n_steps=4, renoise=renoise, return_trace=True)
+        x, trace = sample(
+            jax.random.key(9), denoiser, x_init, n_classes=K, n_steps=4, renoise=renoise, return_trace=True
+        )
         _assert_valid_trace(x_init, x, trace, 4, "linear")
         runs[renoise] = [int(step["x"][0, 0]) for step in trace]
     assert runs[False][0] == 0 and all(v == 0 for v in runs[False])
@@ -226,7 +249,9 @@ def _rules_out_a_decoded_token(x_t, t):
 
 def test_renoise_decodes_everything_even_when_a_score_is_minus_inf():
     x_init = jnp.array([[0, MASK, MASK]])
-    x, trace = sample(jax.random.key(0), _rules_out_a_decoded_token, x_init, n_classes=K, n_steps=2, renoise=True, return_trace=True)
+    x, trace = sample(
+        jax.random.key(0), _rules_out_a_decoded_token, x_init, n_classes=K, n_steps=2, renoise=True, return_trace=True
+    )
     _assert_valid_trace(x_init, x, trace, 2, "linear")
 
 
@@ -316,7 +341,9 @@ def test_guidance_objective_is_the_tilted_svi_loss(estimator, hyper):
     def reward(x):  # non-linear in x, batch dimensions pass through
         return (x @ weights).sum(-1) + 0.3 * x[..., 0].sum(-1) ** 2
 
-    guidance = Guidance(reward, estimator, kl_weight=kappa, normalize=False, **hyper)  # the raw reward: exactly the ELBO
+    guidance = Guidance(
+        reward, estimator, kl_weight=kappa, normalize=False, **hyper
+    )  # the raw reward: exactly the ELBO
 
     def model():
         with numpyro.plate("cells", L):
@@ -345,7 +372,15 @@ def test_guided_sample_reaches_the_reward_and_keeps_pins():
     prior = jnp.broadcast_to(jnp.array([0.0, 2.0, 0.0, 0.0]), (B, L, K))
     guidance = GUIDANCES["redge"]
     calls = []
-    x, trace = sample(jax.random.key(16), _fixed_denoiser(prior, calls), x_init, n_classes=K, n_steps=3, guidance=guidance, return_trace=True)
+    x, trace = sample(
+        jax.random.key(16),
+        _fixed_denoiser(prior, calls),
+        x_init,
+        n_classes=K,
+        n_steps=3,
+        guidance=guidance,
+        return_trace=True,
+    )
     _assert_valid_trace(x_init, x, trace, 3, "linear")
     assert len(calls) == 3
     free = np.asarray(x_init == MASK)
@@ -357,31 +392,42 @@ def test_guided_sample_reaches_the_reward_and_keeps_pins():
 # --- errors ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("call,error,name", [
-    (lambda: MaskedDiffusion(1), ValueError, "n_classes"),
-    (lambda: MaskedDiffusion(K, weight="elbo"), ValueError, "weight"),
-    (lambda: MaskedDiffusion(K).loss(jax.random.key(0), _fixed_denoiser(_logits(0)), jnp.full((B, L), MASK)), ValueError, "x0"),
-    (lambda: MaskedDiffusion(K).loss(jax.random.key(0), _fixed_denoiser(_logits(0)), jnp.zeros((B, L))), TypeError, "x0.dtype"),
-    (lambda: _sample(n_steps=0), ValueError, "n_steps"),
-    (lambda: _sample(n_steps=2.0), TypeError, "n_steps"),
-    (lambda: _sample(routing="greedy"), ValueError, "routing"),
-    (lambda: _sample(schedule="exp"), ValueError, "schedule"),
-    (lambda: _sample(decode="top_p"), ValueError, "decode"),
-    (lambda: _sample(x_init=jnp.full((B, L), MASK + 1)), ValueError, "x_init"),
-    (lambda: _sample(x_init=jnp.full((B, L), -1)), ValueError, "x_init"),
-    (lambda: _sample(x_init=jnp.full((B, L), float(MASK))), TypeError, "x_init.dtype"),
-    (lambda: _sample(logits=_logits(0, (B, L, K + 1))), ValueError, "denoiser(x_t, t).shape"),
-    (lambda: Guidance(_count_of_token_0, n_opt=-1), ValueError, "n_opt"),
-    (lambda: Guidance(_count_of_token_0, n_opt=1.5), ValueError, "n_opt"),
-    (lambda: Guidance(_count_of_token_0, lr=0.0), ValueError, "lr"),
-    (lambda: Guidance(_count_of_token_0, kl_weight=-1.0), ValueError, "kl_weight"),
-    (lambda: Guidance(_count_of_token_0, n_samples=0), ValueError, "n_samples"),
-    (lambda: Guidance(_count_of_token_0, "concrete"), ValueError, "estimator"),
-    (lambda: Guidance(_count_of_token_0, "adam"), ValueError, "estimator"),
-    (lambda: Guidance(_count_of_token_0, 3), TypeError, "estimator"),
-    (lambda: Guidance(_count_of_token_0, "redge", temperature=0.5), TypeError, "temperature"),
-    (lambda: Guidance(_count_of_token_0, "redge", t_1=2.0), ValueError, "t_1"),
-])
+@pytest.mark.parametrize(
+    "call,error,name",
+    [
+        (lambda: MaskedDiffusion(1), ValueError, "n_classes"),
+        (lambda: MaskedDiffusion(K, weight="elbo"), ValueError, "weight"),
+        (
+            lambda: MaskedDiffusion(K).loss(jax.random.key(0), _fixed_denoiser(_logits(0)), jnp.full((B, L), MASK)),
+            ValueError,
+            "x0",
+        ),
+        (
+            lambda: MaskedDiffusion(K).loss(jax.random.key(0), _fixed_denoiser(_logits(0)), jnp.zeros((B, L))),
+            TypeError,
+            "x0.dtype",
+        ),
+        (lambda: _sample(n_steps=0), ValueError, "n_steps"),
+        (lambda: _sample(n_steps=2.0), TypeError, "n_steps"),
+        (lambda: _sample(routing="greedy"), ValueError, "routing"),
+        (lambda: _sample(schedule="exp"), ValueError, "schedule"),
+        (lambda: _sample(decode="top_p"), ValueError, "decode"),
+        (lambda: _sample(x_init=jnp.full((B, L), MASK + 1)), ValueError, "x_init"),
+        (lambda: _sample(x_init=jnp.full((B, L), -1)), ValueError, "x_init"),
+        (lambda: _sample(x_init=jnp.full((B, L), float(MASK))), TypeError, "x_init.dtype"),
+        (lambda: _sample(logits=_logits(0, (B, L, K + 1))), ValueError, "denoiser(x_t, t).shape"),
+        (lambda: Guidance(_count_of_token_0, n_opt=-1), ValueError, "n_opt"),
+        (lambda: Guidance(_count_of_token_0, n_opt=1.5), ValueError, "n_opt"),
+        (lambda: Guidance(_count_of_token_0, lr=0.0), ValueError, "lr"),
+        (lambda: Guidance(_count_of_token_0, kl_weight=-1.0), ValueError, "kl_weight"),
+        (lambda: Guidance(_count_of_token_0, n_samples=0), ValueError, "n_samples"),
+        (lambda: Guidance(_count_of_token_0, "concrete"), ValueError, "estimator"),
+        (lambda: Guidance(_count_of_token_0, "adam"), ValueError, "estimator"),
+        (lambda: Guidance(_count_of_token_0, 3), TypeError, "estimator"),
+        (lambda: Guidance(_count_of_token_0, "redge", temperature=0.5), TypeError, "temperature"),
+        (lambda: Guidance(_count_of_token_0, "redge", t_1=2.0), ValueError, "t_1"),
+    ],
+)
 def test_bad_arguments_name_the_parameter(call, error, name):
     with pytest.raises(error, match=f"{name.replace('(', '[(]').replace(')', '[)]')}"):
         call()
@@ -430,7 +476,9 @@ def test_same_routing_as_torch(renoise, n_noisy_next):
     options = dict(routing="adaptive", routing_noise=0.0, renoise=renoise, decode="argmax")
     x_jax, noisy_jax = diffusion._route(jax.random.key(0), x, noisy, log_probs, pinned, n_next, **options)
     as_torch = lambda a: torch.from_numpy(np.array(a))  # a writable copy
-    x_torch, noisy_torch = torch_diffusion._route(as_torch(x), as_torch(noisy), as_torch(log_probs), as_torch(pinned), as_torch(n_next), generator=None, **options)
+    x_torch, noisy_torch = torch_diffusion._route(
+        as_torch(x), as_torch(noisy), as_torch(log_probs), as_torch(pinned), as_torch(n_next), generator=None, **options
+    )
     np.testing.assert_array_equal(np.asarray(x_jax), x_torch.numpy())
     np.testing.assert_array_equal(np.asarray(noisy_jax), noisy_torch.numpy())
 
@@ -443,7 +491,9 @@ def _both_traces(n_free: int, n_steps: int, schedule: str):
     options = dict(n_classes=K, n_steps=n_steps, schedule=schedule, return_trace=True)
     x_jax, trace_jax = sample(jax.random.key(0), _fixed_denoiser(logits), x_init, **options)
     t_logits = torch.from_numpy(np.array(logits))  # writable copies
-    x_torch, trace_torch = torch_diffusion.sample(lambda x_t, t: t_logits, torch.from_numpy(np.array(x_init)), **options)
+    x_torch, trace_torch = torch_diffusion.sample(
+        lambda x_t, t: t_logits, torch.from_numpy(np.array(x_init)), **options
+    )
     return (x_jax, trace_jax), (x_torch, trace_torch)
 
 
@@ -526,7 +576,9 @@ def test_multinomial_q_sample_follows_its_marginal_and_never_touches_pinned():
     n, t = 20_000, 0.4
     x0 = jax.random.randint(jax.random.key(5), (n, L), 0, K)
     pinned = jnp.zeros((n, L), dtype=bool).at[:, :3].set(True)
-    x_t, noisy = MultinomialDiffusion(K).q_sample(jax.random.key(6), x0, jnp.full(n, t), pinned=pinned, return_noisy=True)
+    x_t, noisy = MultinomialDiffusion(K).q_sample(
+        jax.random.key(6), x0, jnp.full(n, t), pinned=pinned, return_noisy=True
+    )
     x_t, noisy, x0 = np.asarray(x_t), np.asarray(noisy), np.asarray(x0)
     assert not noisy[:, :3].any() and (x_t[:, :3] == x0[:, :3]).all() and int(x_t.max()) < K
     assert (x_t[~noisy] == x0[~noisy]).all()
@@ -553,8 +605,12 @@ def test_multinomial_loss_equals_hand_computation(weight):
     noisy, x0_np = np.asarray(noisy), np.asarray(x0)
     assert noisy.any() and (~noisy & ~np.asarray(pinned)).any() and int(np.asarray(x_t).max()) < K
     log_p = np.asarray(jax.nn.log_softmax(logits, -1))
-    expected = [loss_weight(float(t[b]), weight) * sum(-log_p[b, n, x0_np[b, n]] for n in range(L) if noisy[b, n])
-                / int((~np.asarray(pinned[b])).sum()) for b in range(B)]
+    expected = [
+        loss_weight(float(t[b]), weight)
+        * sum(-log_p[b, n, x0_np[b, n]] for n in range(L) if noisy[b, n])
+        / int((~np.asarray(pinned[b])).sum())
+        for b in range(B)
+    ]
     np.testing.assert_allclose(float(loss), np.mean(expected), rtol=1e-12)
 
 
@@ -567,8 +623,17 @@ def test_multinomial_sample_tracks_the_noisy_set_on_the_oracle_schedule(schedule
     denoiser = _peaked(target[0], jnp.linspace(0.5, 3.0, L), calls)
     target = jnp.broadcast_to(target[0], (B, L))
     x_init = jnp.where(x_init == MASK, MASK, target)
-    x, trace = sample(jax.random.key(1), denoiser, x_init, n_classes=K, n_steps=n_steps, noise="multinomial",
-                      routing=routing, schedule=schedule, return_trace=True)
+    x, trace = sample(
+        jax.random.key(1),
+        denoiser,
+        x_init,
+        n_classes=K,
+        n_steps=n_steps,
+        noise="multinomial",
+        routing=routing,
+        schedule=schedule,
+        return_trace=True,
+    )
     assert len(calls) == n_steps and all(int(x_t.max()) < K for x_t in calls)  # never a mask
     pinned = np.asarray(x_init != MASK)
     previous = ~pinned
@@ -585,8 +650,15 @@ def test_multinomial_sample_tracks_the_noisy_set_on_the_oracle_schedule(schedule
 
 def test_multinomial_guidance_tilts_only_the_noisy_positions():
     x_init = jnp.full((2, L), MASK).at[:, :2].set(1)
-    x = sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="multinomial",
-               guidance=GUIDANCES["reinmax"])
+    x = sample(
+        jax.random.key(0),
+        _uniform_denoiser,
+        x_init,
+        n_classes=K,
+        n_steps=3,
+        noise="multinomial",
+        guidance=GUIDANCES["reinmax"],
+    )
     assert (x[:, :2] == 1).all() and bool((x[:, 2:] == 0).all())
 
 
@@ -597,8 +669,15 @@ def test_ancestral_step_follows_the_d3pm_posterior(noise):
     probs = jnp.array([0.1, 0.5, 0.3, 0.1])
     # one step of a 4-step sampler from t = 0.75, through the public function: start at t = 1
     # and read the second step's transition from the trace (the first step makes x_t)
-    x, trace = ancestral_sample(jax.random.key(6), lambda x_t, tt: jnp.broadcast_to(jnp.log(probs), x_t.shape + (K,)),
-                                jnp.full((n, 1), MASK), n_classes=K, n_steps=4, noise=noise, return_trace=True)
+    x, trace = ancestral_sample(
+        jax.random.key(6),
+        lambda x_t, tt: jnp.broadcast_to(jnp.log(probs), x_t.shape + (K,)),
+        jnp.full((n, 1), MASK),
+        n_classes=K,
+        n_steps=4,
+        noise=noise,
+        return_trace=True,
+    )
     x_t, x_s = np.asarray(trace[0]["x"][:, 0]), np.asarray(trace[1]["x"][:, 0])
     assert trace[0]["t"] == t and trace[1]["t"] == s and int(x.max()) < K
     expected = core.posterior(x_t, np.broadcast_to(np.asarray(probs), (n, K)), t, s, noise)
@@ -617,8 +696,12 @@ def test_ancestral_sample_keeps_pinned_and_leaves_no_mask(noise):
     x_init = jnp.full((3, L), MASK).at[:, :5].set(2)
     x = ancestral_sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise=noise)
     assert (x[:, :5] == 2).all() and int(x.max()) < K
-    for bad in (lambda: ancestral_sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian"),
-                lambda: sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian")):
+    for bad in (
+        lambda: ancestral_sample(
+            jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian"
+        ),
+        lambda: sample(jax.random.key(0), _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian"),
+    ):
         with pytest.raises(ValueError, match="noise"):
             bad()
 
@@ -632,11 +715,17 @@ def test_same_multinomial_trace_as_torch(renoise, schedule):
     n_steps = 6
     _, x_init = _puzzle(11)
     logits = _logits(16)
-    options = dict(n_classes=K, n_steps=n_steps, noise="multinomial", schedule=schedule, renoise=renoise, return_trace=True)
+    options = dict(
+        n_classes=K, n_steps=n_steps, noise="multinomial", schedule=schedule, renoise=renoise, return_trace=True
+    )
     x_jax, trace_jax = sample(jax.random.key(3), _fixed_denoiser(logits), x_init, **options)
     t_logits = torch.from_numpy(np.array(logits))
-    x_torch, trace_torch = torch_diffusion.sample(lambda x_t, t: t_logits, torch.from_numpy(np.array(x_init)),
-                                                  generator=torch.Generator().manual_seed(3), **options)
+    x_torch, trace_torch = torch_diffusion.sample(
+        lambda x_t, t: t_logits,
+        torch.from_numpy(np.array(x_init)),
+        generator=torch.Generator().manual_seed(3),
+        **options,
+    )
     np.testing.assert_array_equal(np.asarray(x_jax), x_torch.numpy())
     for step_jax, step_torch in zip(trace_jax, trace_torch, strict=True):
         noisy = np.asarray(step_jax["noisy"])

@@ -100,8 +100,18 @@ def test_sample_follows_schedule_keeps_pinned_and_calls_once_per_step(schedule, 
     x_init = torch.full((3, L), K)
     x_init[1, :4] = target[1, :4]  # row 1: 4 clues, row 2: all pinned but two
     x_init[2, 2:] = target[2, 2:]
-    x, trace = sample(denoiser, x_init, n_classes=K, n_steps=n_steps, routing=routing, schedule=schedule,
-                      renoise=renoise, decode="sample", generator=gen, return_trace=True)
+    x, trace = sample(
+        denoiser,
+        x_init,
+        n_classes=K,
+        n_steps=n_steps,
+        routing=routing,
+        schedule=schedule,
+        renoise=renoise,
+        decode="sample",
+        generator=gen,
+        return_trace=True,
+    )
     assert len(denoiser.calls) == n_steps and not any(grad for *_, grad in denoiser.calls)
     assert [c[1][0].item() for c in denoiser.calls] == pytest.approx(core.step_times(n_steps)[:-1])
     assert not (x == K).any()
@@ -119,8 +129,10 @@ def test_adaptive_routing_denoises_the_most_confident_positions_first():
     target = torch.tensor([[1, 2, 3, 0, 1, 2]])
     denoiser = Peaked(target, margin)
     _, trace = sample(denoiser, torch.full((1, 6), K), n_classes=K, n_steps=6, return_trace=True)
-    order = [int(((prev != K) ^ (step["x"] != K)).nonzero()[0, 1]) for prev, step in
-             zip([torch.full((1, 6), K)] + [s["x"] for s in trace[:-1]], trace)]
+    order = [
+        int(((prev != K) ^ (step["x"] != K)).nonzero()[0, 1])
+        for prev, step in zip([torch.full((1, 6), K)] + [s["x"] for s in trace[:-1]], trace)
+    ]
     assert order == torch.argsort(margin, descending=True).tolist()
     assert torch.equal(trace[-1]["x"], target)
 
@@ -129,8 +141,15 @@ def test_adaptive_routing_denoises_the_most_confident_positions_first():
 def test_random_routing_picks_positions_uniformly():
     n = 4000
     denoiser = Peaked(torch.zeros(1, L, dtype=torch.long), torch.linspace(0.5, 3.0, L, dtype=torch.float64))
-    _, trace = sample(denoiser, torch.full((n, L), K), n_classes=K, n_steps=L, routing="random",
-                      generator=torch.Generator().manual_seed(2), return_trace=True)
+    _, trace = sample(
+        denoiser,
+        torch.full((n, L), K),
+        n_classes=K,
+        n_steps=L,
+        routing="random",
+        generator=torch.Generator().manual_seed(2),
+        return_trace=True,
+    )
     first = (trace[0]["x"] != K).float().argmax(-1)  # the one position decoded at step 1
     counts = torch.bincount(first, minlength=L).numpy()
     # chi-square goodness of fit to uniform at alpha = 1e-3 (the stated false-failure rate)
@@ -277,7 +296,9 @@ def test_normalized_objective_and_tilt_are_invariant_to_the_reward_scale(estimat
     def grad(scale, normalize):
         phi = phi0.clone().requires_grad_(True)
         torch.manual_seed(7)  # the same estimator noise for every scale
-        Guidance(_mixed_sign_reward(scale), estimator, normalize=normalize).objective(phi, prior.log_softmax(-1)).sum().backward()
+        Guidance(_mixed_sign_reward(scale), estimator, normalize=normalize).objective(
+            phi, prior.log_softmax(-1)
+        ).sum().backward()
         return phi.grad
 
     for scale in (10.0, 0.1):
@@ -306,7 +327,9 @@ def test_multinomial_q_sample_follows_its_marginal_and_never_touches_pinned():
     x0 = torch.randint(0, K, (n, L), generator=gen)
     pinned = torch.zeros(n, L, dtype=torch.bool)
     pinned[:, :3] = True
-    x_t, noisy = MultinomialDiffusion(K).q_sample(x0, torch.full((n,), t), pinned=pinned, generator=gen, return_noisy=True)
+    x_t, noisy = MultinomialDiffusion(K).q_sample(
+        x0, torch.full((n,), t), pinned=pinned, generator=gen, return_noisy=True
+    )
     assert not noisy[:, :3].any() and torch.equal(x_t[:, :3], x0[:, :3]) and int(x_t.max()) < K
     assert torch.equal(x_t[~noisy], x0[~noisy])
     # the noisy set at rate t, and (x0, x_t) pairs at q(x_t | x_0): alpha = 1e-3 each (the stated rate)
@@ -331,8 +354,10 @@ def test_multinomial_loss_equals_hand_computation(weight):
     loss = diffusion.loss(lambda x, s: seen.append(x) or logits, x0, t=t, generator=torch.Generator().manual_seed(4))
     assert torch.equal(seen[0], x_t)  # the denoiser saw the same draw
     log_p = logits.log_softmax(-1).numpy()
-    expected = [core.loss_weight(float(t[b]), weight) * sum(-log_p[b, n, x0[b, n]] for n in range(4) if noisy[b, n]) / 4
-                for b in range(2)]
+    expected = [
+        core.loss_weight(float(t[b]), weight) * sum(-log_p[b, n, x0[b, n]] for n in range(4) if noisy[b, n]) / 4
+        for b in range(2)
+    ]
     assert loss.item() == pytest.approx(np.mean(expected), rel=1e-12)
 
 
@@ -346,8 +371,17 @@ def test_multinomial_sample_tracks_the_noisy_set_on_the_oracle_schedule(schedule
     x_init = torch.full((3, L), K)
     x_init[1, :4] = target[1, :4]
     x_init[2, 2:] = target[2, 2:]
-    x, trace = sample(denoiser, x_init, n_classes=K, n_steps=n_steps, noise="multinomial", routing=routing,
-                      schedule=schedule, generator=gen, return_trace=True)
+    x, trace = sample(
+        denoiser,
+        x_init,
+        n_classes=K,
+        n_steps=n_steps,
+        noise="multinomial",
+        routing=routing,
+        schedule=schedule,
+        generator=gen,
+        return_trace=True,
+    )
     assert len(denoiser.calls) == n_steps
     assert all(int(x_t.max()) < K for x_t, *_ in denoiser.calls)  # the denoiser never sees a mask
     pinned = x_init != K
@@ -367,8 +401,15 @@ def test_multinomial_guidance_tilts_only_the_noisy_positions():
     x_init = torch.full((2, L), K)
     x_init[:, :2] = 1
     torch.manual_seed(0)
-    x = sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="multinomial",
-               guidance=Guidance(reward, "reinmax", n_opt=20), generator=torch.Generator().manual_seed(0))
+    x = sample(
+        _uniform_denoiser,
+        x_init,
+        n_classes=K,
+        n_steps=3,
+        noise="multinomial",
+        guidance=Guidance(reward, "reinmax", n_opt=20),
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(x[:, :2], x_init[:, :2]) and bool((x[:, 2:] == 0).all())
 
 
@@ -380,8 +421,15 @@ def test_ancestral_step_follows_the_d3pm_posterior(noise):
     gen = torch.Generator().manual_seed(6)
     # one step of a 4-step sampler from t = 0.75, through the public function: start at t = 1
     # and read the second step's transition from the trace (the first step makes x_t)
-    x, trace = ancestral_sample(lambda x_t, tt: probs.log().expand(*x_t.shape, K), torch.full((n, 1), K),
-                                n_classes=K, n_steps=4, noise=noise, generator=gen, return_trace=True)
+    x, trace = ancestral_sample(
+        lambda x_t, tt: probs.log().expand(*x_t.shape, K),
+        torch.full((n, 1), K),
+        n_classes=K,
+        n_steps=4,
+        noise=noise,
+        generator=gen,
+        return_trace=True,
+    )
     x_t, x_s = trace[0]["x"][:, 0].numpy(), trace[1]["x"][:, 0].numpy()
     assert trace[0]["t"] == t and trace[1]["t"] == s and int(x.max()) < K
     expected = core.posterior(x_t, np.broadcast_to(probs.numpy(), (n, K)), t, s, noise)
@@ -399,8 +447,9 @@ def test_ancestral_step_follows_the_d3pm_posterior(noise):
 def test_ancestral_sample_keeps_pinned_and_leaves_no_mask(noise):
     x_init = torch.full((3, L), K)
     x_init[:, :5] = 2
-    x = ancestral_sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise=noise,
-                         generator=torch.Generator().manual_seed(0))
+    x = ancestral_sample(
+        _uniform_denoiser, x_init, n_classes=K, n_steps=3, noise=noise, generator=torch.Generator().manual_seed(0)
+    )
     assert torch.equal(x[:, :5], x_init[:, :5]) and int(x.max()) < K
     with pytest.raises(ValueError, match="noise"):
         ancestral_sample(_uniform_denoiser, x_init, n_classes=K, n_steps=3, noise="gaussian")

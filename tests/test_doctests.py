@@ -46,6 +46,8 @@ def test_docstring_examples(name):
     # import_module returns the module itself.
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=OPTIONS, report=False)
-    assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {name} (run: python -m doctest -v)"
+    assert result.failed == 0, (
+        f"{result.failed} of {result.attempted} examples failed in {name} (run: python -m doctest -v)"
+    )
     if _expects_examples(name):
         assert result.attempted > 0, f"{name} has no docstring example"

@@ -84,7 +84,9 @@ def _redge_cov_vjp(logits, n_steps, t_1, eps, g, h=1e-6):
 
 def test_batched_finite_difference_is_the_oracles():
     logits, eps, _, g = _noise((2, 1), 5)
-    np.testing.assert_array_equal(_redge_cov_vjp(logits, 5, 0.5, eps, g), reference.redge_cov_vjp(logits, 5, 0.5, eps, g))
+    np.testing.assert_array_equal(
+        _redge_cov_vjp(logits, 5, 0.5, eps, g), reference.redge_cov_vjp(logits, 5, 0.5, eps, g)
+    )
 
 
 @pytest.mark.parametrize("batch_shape,k,n_steps,t_1", REDGE_GRID)
@@ -215,7 +217,12 @@ def test_redge_with_t_1_one_and_two_steps_is_straight_through(dtype):
     assert torch.equal(hard, st_hard) and torch.equal(soft, st_soft)  # alpha_1 = 0: the same softmax
     grads = [torch.autograd.grad((out * g).sum(), logits)[0] for out in (hard, st_hard)]
     # The same softmax VJP, by hand vs by autograd: a few ulps apart.
-    _close(grads[0], grads[1], rtol=1e-5 if dtype == torch.float32 else 1e-13, atol=1e-6 if dtype == torch.float32 else 1e-15)
+    _close(
+        grads[0],
+        grads[1],
+        rtol=1e-5 if dtype == torch.float32 else 1e-13,
+        atol=1e-6 if dtype == torch.float32 else 1e-15,
+    )
 
 
 def test_reindge_with_t_1_one_and_two_steps_is_reinmax_at_tau_one():
@@ -260,7 +267,10 @@ def test_noise_with_a_leading_sample_dimension_broadcasts_over_logits(name):
     """Noise of shape ``sample + batch + (K,)`` with logits of ``batch + (K,)`` equals expanding the logits first."""
     torch.manual_seed(0)
     logits = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
-    eps, gumbels = torch.randn(4, 3, 5, dtype=torch.float64), functional._gumbels_like(torch.empty(4, 3, 5, dtype=torch.float64))
+    eps, gumbels = (
+        torch.randn(4, 3, 5, dtype=torch.float64),
+        functional._gumbels_like(torch.empty(4, 3, 5, dtype=torch.float64)),
+    )
     g = torch.randn(4, 3, 5, dtype=torch.float64)
     outs = [KERNEL_CALLS[name](lg, eps, gumbels)[0] for lg in (logits, logits.expand(4, 3, 5))]
     grads = [torch.autograd.grad((out * g).sum(), logits)[0] for out in outs]

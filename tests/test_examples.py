@@ -24,7 +24,11 @@ def test_script_runs_quick(script, args, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     out = subprocess.run(
         [sys.executable, str(ROOT / script), *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 0, out.stderr[-4000:]
     assert out.stdout.strip(), f"{script} printed nothing"

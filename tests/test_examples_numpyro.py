@@ -40,7 +40,17 @@ def quick_runs(tmp_path_factory):
     runs = {}
     for script, args, _, _ in QUICK_RUNS:
         out_dir = tmp_path_factory.mktemp(script.removesuffix(".py"))
-        command = [sys.executable, "-W", "error", str(EXAMPLES / script), "--quick", "--no-progress", "--out-dir", str(out_dir), *args]
+        command = [
+            sys.executable,
+            "-W",
+            "error",
+            str(EXAMPLES / script),
+            "--quick",
+            "--no-progress",
+            "--out-dir",
+            str(out_dir),
+            *args,
+        ]
         # Output to files, not pipes: nobody reads a pipe while the other run is awaited.
         with open(out_dir / "stdout.txt", "w") as stdout, open(out_dir / "stderr.txt", "w") as stderr:
             process = subprocess.Popen(command, cwd=out_dir, env=env, stdout=stdout, stderr=stderr)

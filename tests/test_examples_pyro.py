@@ -27,13 +27,20 @@ def _run_quick(script: str, out_dir: Path, *, warnings_as_errors: bool = False) 
     import ArviZ/matplotlib) with an empty cache and matplotlib config of its own, as on a
     new machine: first-import-of-the-day notices such as ArviZ's show in every run."""
     env = dict(
-        os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT),
-        XDG_CACHE_HOME=str(out_dir / "fresh-cache"), MPLCONFIGDIR=str(out_dir / "fresh-mplconfig"),
+        os.environ,
+        MPLBACKEND="Agg",
+        PYTHONPATH=str(ROOT),
+        XDG_CACHE_HOME=str(out_dir / "fresh-cache"),
+        MPLCONFIGDIR=str(out_dir / "fresh-mplconfig"),
     )
     flags = ["-W", "error"] if warnings_as_errors else []
     out = subprocess.run(
         [sys.executable, *flags, str(ROOT / "examples" / script), "--quick", "--out-dir", str(out_dir)],
-        cwd=out_dir, env=env, capture_output=True, text=True, timeout=120,
+        cwd=out_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-4000:]
     return out.stdout
@@ -96,9 +103,13 @@ def examples(monkeypatch):
 def _program_sources(examples) -> dict[str, str]:
     vae, mixture, ssvae = examples["vae_pyro"], examples["mixture_pyro"], examples["ssvae_pyro"]
     programs = {
-        "vae model": vae.DiscreteVAE.model, "vae guide": vae.DiscreteVAE.guide,
-        "mixture model": mixture.model, "mixture guide": mixture.guide, "mixture guide_means": mixture.guide_means,
-        "ssvae model": ssvae.SSVAE.model, "ssvae guide": ssvae.SSVAE.guide,
+        "vae model": vae.DiscreteVAE.model,
+        "vae guide": vae.DiscreteVAE.guide,
+        "mixture model": mixture.model,
+        "mixture guide": mixture.guide,
+        "mixture guide_means": mixture.guide_means,
+        "ssvae model": ssvae.SSVAE.model,
+        "ssvae guide": ssvae.SSVAE.guide,
     }
     return {name: inspect.getsource(fn) for name, fn in programs.items()}
 
@@ -114,8 +125,11 @@ def test_models_and_guides_hold_no_relaxed_class(examples):
 
 def test_runs_differ_only_by_relax(examples):
     vae, mixture = examples["vae_pyro"], examples["mixture_pyro"]
-    setups = {"vae": inspect.getsource(vae.training_setup), "mixture": inspect.getsource(mixture.svi_setup),
-              "ssvae": inspect.getsource(examples["ssvae_pyro"].training_setup)}
+    setups = {
+        "vae": inspect.getsource(vae.training_setup),
+        "mixture": inspect.getsource(mixture.svi_setup),
+        "ssvae": inspect.getsource(examples["ssvae_pyro"].training_setup),
+    }
     for name, source in setups.items():
         assert "relax(" in source and not [cls for cls in RELAXED_NAMES if re.search(rf"\b{cls}\b", source)], name
 
@@ -142,7 +156,9 @@ def test_ssvae_quick_learns_and_scales(examples, tmp_path):
     # would spend most of its seconds importing them again.
     ssvae = examples["ssvae_pyro"]
     methods = ["enumerate", "score_function", "reinmax", "concrete"]
-    ssvae.main(["--quick", "--methods", *methods, "--out-dir", str(tmp_path), "--threads", str(torch.get_num_threads())])
+    ssvae.main(
+        ["--quick", "--methods", *methods, "--out-dir", str(tmp_path), "--threads", str(torch.get_num_threads())]
+    )
     text = (tmp_path / "ssvae.md").read_text()
     rows = _table_rows(text.split("## Scaling")[0])
     assert [row[0] for row in rows] == methods

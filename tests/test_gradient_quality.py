@@ -37,7 +37,9 @@ def test_exact_gradient_linear_closed_form():
     c = torch.randn(gq.L, gq.K, generator=torch.Generator().manual_seed(4), dtype=gq.DTYPE)
     p = torch.softmax(logits, dim=-1)
     # d/dlogits sum_l <c_l, softmax(logits_l)> = p * (c - <p, c>); float64 sums over 64 configurations
-    torch.testing.assert_close(gq.exact_gradient(lambda x: (x * c).sum(dim=(-2, -1)), logits), _softmax_vjp(p, c), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        gq.exact_gradient(lambda x: (x * c).sum(dim=(-2, -1)), logits), _softmax_vjp(p, c), rtol=0, atol=1e-12
+    )
 
 
 def test_exact_gradient_quadratic_closed_form():
@@ -47,7 +49,11 @@ def test_exact_gradient_quadratic_closed_form():
     # E sum_{l,m} X_l^T A_lm X_m = sum_{l != m} p_l^T A_lm p_m + sum_l <diag(A_ll), p_l> (independent one-hots, X_lk^2 = X_lk)
     diag = torch.diagonal(a, dim1=0, dim2=1).permute(2, 0, 1)  # (L, K, K): A_ll
     off = a * (1.0 - torch.eye(gq.L, dtype=gq.DTYPE))[..., None, None]
-    d_p = torch.einsum("lmkj,mj->lk", off, p) + torch.einsum("mljk,mj->lk", off, p) + torch.diagonal(diag, dim1=-2, dim2=-1)
+    d_p = (
+        torch.einsum("lmkj,mj->lk", off, p)
+        + torch.einsum("mljk,mj->lk", off, p)
+        + torch.diagonal(diag, dim1=-2, dim2=-1)
+    )
     exact = gq.exact_gradient(lambda x: torch.einsum("...lk,lmkj,...mj->...", x, a, x), logits)
     torch.testing.assert_close(exact, _softmax_vjp(p, d_p), rtol=0, atol=1e-12)
 
@@ -87,7 +93,11 @@ def test_script_quick(tmp_path):
     out = tmp_path / "gq.md"
     # a subprocess, as a user runs it; --quick keeps it to a few seconds
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     text = out.read_text()

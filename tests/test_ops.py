@@ -22,7 +22,10 @@ def test_gumbel_and_logistic_laws():
         "torch gumbel": (tops.sample_gumbel((N,), torch.float32, "cpu").numpy(), stats.gumbel_r.cdf),
         "jax gumbel": (np.asarray(jops.sample_gumbel(jax.random.PRNGKey(0), (N,), jnp.float32)), stats.gumbel_r.cdf),
         "torch logistic": (tops.sample_logistic((N,), torch.float32, "cpu").numpy(), stats.logistic.cdf),
-        "jax logistic": (np.asarray(jops.sample_logistic(jax.random.PRNGKey(1), (N,), jnp.float32)), stats.logistic.cdf),
+        "jax logistic": (
+            np.asarray(jops.sample_logistic(jax.random.PRNGKey(1), (N,), jnp.float32)),
+            stats.logistic.cdf,
+        ),
     }
     for name, (x, cdf) in draws.items():
         assert stats.kstest(x, cdf).pvalue > 1e-3, name
@@ -41,8 +44,10 @@ def test_clamped_noise_is_finite_at_the_boundaries(dtype):
 def test_straight_through_is_exactly_one_hot(dtype):
     scores = np.random.default_rng(0).normal(size=(64, 7))
     soft = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
-    t = tops.straight_through(tops.one_hot_argmax(torch.tensor(scores).to(getattr(torch, dtype))),
-                              torch.tensor(soft).to(getattr(torch, dtype)))
+    t = tops.straight_through(
+        tops.one_hot_argmax(torch.tensor(scores).to(getattr(torch, dtype))),
+        torch.tensor(soft).to(getattr(torch, dtype)),
+    )
     j = jops.straight_through(jops.one_hot_argmax(jnp.asarray(scores, dtype)), jnp.asarray(soft, dtype))
     for value in (t.float().numpy(), np.asarray(j, np.float32)):
         assert set(np.unique(value)) <= {0.0, 1.0} and np.all(value.sum(-1) == 1)

@@ -15,7 +15,18 @@ import pytest
 pyro_ext = pytest.importorskip("pyro_ext")
 numpyro_ext = pytest.importorskip("numpyro_ext")
 
-MODULES = ["concrete", "estimators", "functional", "distributions", "relax", "kl", "diagnostics", "diffusion", "autoguide", "selection"]
+MODULES = [
+    "concrete",
+    "estimators",
+    "functional",
+    "distributions",
+    "relax",
+    "kl",
+    "diagnostics",
+    "diffusion",
+    "autoguide",
+    "selection",
+]
 
 
 def _params(obj):

@@ -46,7 +46,12 @@ def test_exact_objective_at_zero_logits_closed_form():
 def test_objective_of_one_hots():
     x = torch.nn.functional.one_hot(torch.tensor([[0, 1, 1, 0]]), 2).to(torch.float64)  # X = (0, 1, 1, 0), p = 2
     # (2 * 0.45^2 + 2 * 0.55^2) / 4; float64 rounding only
-    torch.testing.assert_close(poly.objective(x, torch.tensor([2.0], dtype=torch.float64)), torch.tensor([0.2525], dtype=torch.float64), rtol=0, atol=1e-15)
+    torch.testing.assert_close(
+        poly.objective(x, torch.tensor([2.0], dtype=torch.float64)),
+        torch.tensor([0.2525], dtype=torch.float64),
+        rtol=0,
+        atol=1e-15,
+    )
 
 
 def test_reinforce_decreases_the_exact_objective():

@@ -199,7 +199,9 @@ def test_wraps_fn():
     relaxed = relax(guide)
     assert relaxed.__name__ == "guide" and relaxed.__doc__ == "doc" and relaxed.__wrapped__ is guide
     assert handlers.seed(relaxed, _key(0))(None, scale=3).sum() == 3
-    assert repr(relaxed) == f"relax('guide', estimator={defaults.RELAX_ESTIMATOR!r}, step=0)"  # the default, read at call time
+    assert (
+        repr(relaxed) == f"relax('guide', estimator={defaults.RELAX_ESTIMATOR!r}, step=0)"
+    )  # the default, read at call time
 
 
 # --- shapes, plates, Independent, masks ------------------------------------------------------------
@@ -440,14 +442,19 @@ def test_gradients_equal_hand_written_guide_probs_and_bernoulli():
 
     def hand_guide():
         numpyro.sample("z", RelaxedOneHotCategoricalStraightThrough(0.5, probs=numpyro.param("probs", jnp.zeros(K))))
-        numpyro.sample("b", RelaxedBernoulliStraightThrough(0.5, logits=numpyro.param("b_logits", jnp.zeros(N))).to_event(1))
+        numpyro.sample(
+            "b", RelaxedBernoulliStraightThrough(0.5, logits=numpyro.param("b_logits", jnp.zeros(N))).to_event(1)
+        )
 
     def run(guide):
         params = {"probs": jnp.array([0.1, 0.2, 0.3, 0.4]), "b_logits": jnp.array([-1.0, 0.5, 2.0])}
         loss = lambda p: Trace_ELBO().loss(_key(2), p, relax(probs_model, estimator="gumbel"), guide)  # noqa: E731
         return jax.jit(jax.value_and_grad(loss))(params)
 
-    (loss, grads), (hand_loss, hand_grads) = run(relax(probs_guide, estimator="gumbel", temperature=0.5)), run(hand_guide)
+    (loss, grads), (hand_loss, hand_grads) = (
+        run(relax(probs_guide, estimator="gumbel", temperature=0.5)),
+        run(hand_guide),
+    )
     assert loss == hand_loss and all(np.array_equal(grads[k], hand_grads[k]) for k in grads)
 
 
@@ -528,7 +535,9 @@ def test_bernoulli_kl_against_enumeration():
             continue  # NumPyro's own pairs are NumPyro's business
         p, q = make(cls_p, logits_p), make(cls_q, logits_q)
         # float64, two terms; BernoulliProbs round-trips its logits through sigmoid/log: a few ulps
-        np.testing.assert_allclose(kl_divergence(p, q), _enumerated_kl(p, q, jnp.array([0.0, 1.0])), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            kl_divergence(p, q), _enumerated_kl(p, q, jnp.array([0.0, 1.0])), rtol=1e-12, atol=1e-14
+        )
 
 
 def test_kl_with_zero_probabilities_is_stable():

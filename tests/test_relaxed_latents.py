@@ -246,7 +246,9 @@ def test_copy_that_lost_its_pre_image_is_a_clear_error(kind):
     traced = np.asarray(jax.jit(d.log_prob)(copy))
     assert np.isneginf(traced).any() and not np.isnan(traced).any()
     # (under grad without jit the check is concrete, and raises as above)
-    gradient = np.asarray(jax.jit(jax.grad(lambda v: jnp.sum(jnp.where(jnp.isfinite(lp := d.log_prob(v)), lp, 0.0))))(copy))
+    gradient = np.asarray(
+        jax.jit(jax.grad(lambda v: jnp.sum(jnp.where(jnp.isfinite(lp := d.log_prob(v)), lp, 0.0))))(copy)
+    )
     assert np.isfinite(gradient).all()
     # validation off, as documented: the formula at the copy, NaN at exact zeros (categorical),
     # the clip bound's density, far from the sample's (bernoulli; measured up to 169 nats)

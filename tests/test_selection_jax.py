@@ -1,7 +1,6 @@
 """numpyro_ext.selection: select_estimator's references and statistics, the "auto" guides and
 run_svi, the CLI. Small shapes (2 x 3 logits, 2-4 candidates) keep jit compile time low."""
 
-
 import importlib.util
 import pathlib
 
@@ -63,7 +62,13 @@ def test_score_reference_within_its_standard_error(problem):
 def report():
     model, guide = _model_guide(QUADRATIC)
     return selection.select_estimator(
-        jax.random.PRNGKey(2), model, guide, candidates=["st", "reinmax"], num_samples=512, num_groups=32, reference="exact"
+        jax.random.PRNGKey(2),
+        model,
+        guide,
+        candidates=["st", "reinmax"],
+        num_samples=512,
+        num_groups=32,
+        reference="exact",
     )
 
 
@@ -177,5 +182,7 @@ def _cli_problem():
 def test_cli_prints_the_table(capsys):
     # the benchmark factory (benchmarks._selection_problems_numpyro:mixture) enumerates 4^6
     # configurations; this file's own 9-configuration problem keeps the test short
-    text = diagnostics.main(["select", f"{__name__}:_cli_problem", "--candidates", "st", "--samples", "16", "--groups", "4"])
+    text = diagnostics.main(
+        ["select", f"{__name__}:_cli_problem", "--candidates", "st", "--samples", "16", "--groups", "4"]
+    )
     assert "| rank | estimator |" in text and "| 1 | **st** |" in text and text in capsys.readouterr().out

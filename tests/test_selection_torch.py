@@ -49,7 +49,9 @@ def test_score_reference_agrees_with_exact_within_its_se():
     # its own estimate from 32 groups: the bound is 4 standard errors (seeded)
     model, guide, args = problems.mixture()
     exact = select_estimator(model, guide, *args, candidates=["reindge"], num_samples=64, num_groups=32)
-    score = select_estimator(model, guide, *args, candidates=["reindge"], num_samples=64, num_groups=32, reference="score")
+    score = select_estimator(
+        model, guide, *args, candidates=["reindge"], num_samples=64, num_groups=32, reference="score"
+    )
     assert exact.reference == "exact" and score.reference == "score" and 0 < score.reference_se < 0.3
     rel = abs(score.reference_norm - exact.reference_norm) / exact.reference_norm
     assert rel < 4 * score.reference_se
@@ -68,7 +70,15 @@ def test_unbiased_and_biased_candidates_on_quadratic():
 
 def test_report_fields_and_shapes():
     model, guide, args = problems.mixture()
-    report = select_estimator(model, guide, *args, candidates=["st", ("gumbel", {"temperature": 0.5})], num_samples=32, num_groups=8, num_particles=8)
+    report = select_estimator(
+        model,
+        guide,
+        *args,
+        candidates=["st", ("gumbel", {"temperature": 0.5})],
+        num_samples=32,
+        num_groups=8,
+        num_particles=8,
+    )
     assert len(report.results) == 2 and report.params == ["q"] and report.num_particles == 8
     for r in report.results:
         assert r.mean.shape == (6 * 4,) and r.n_samples == 32 and r.seconds > 0
@@ -84,7 +94,9 @@ def test_params_override_measures_elsewhere_and_leaves_store():
     model, guide, args = problems.mixture()
     a = select_estimator(model, guide, *args, candidates=["st"], num_samples=16, num_groups=8)
     before = pyro.param("q").detach().clone()
-    b = select_estimator(model, guide, *args, params={"q": torch.randn(6, 4) * 2}, candidates=["st"], num_samples=16, num_groups=8)
+    b = select_estimator(
+        model, guide, *args, params={"q": torch.randn(6, 4) * 2}, candidates=["st"], num_samples=16, num_groups=8
+    )
     assert torch.equal(pyro.param("q").detach(), before) and a.reference_norm != pytest.approx(b.reference_norm)
 
 
@@ -150,7 +162,19 @@ def test_run_svi_schedules_in_steps_and_autorelaxed_restores_reparam():
 
 
 def test_cli_prints_table(capsys):
-    text = diagnostics_main(["select", "benchmarks._selection_problems:mixture", "--candidates", "st", "gumbel", "--samples", "16", "--groups", "8"])
+    text = diagnostics_main(
+        [
+            "select",
+            "benchmarks._selection_problems:mixture",
+            "--candidates",
+            "st",
+            "gumbel",
+            "--samples",
+            "16",
+            "--groups",
+            "8",
+        ]
+    )
     out = capsys.readouterr().out
     assert "| rank |" in out and "exact enumeration of 4096" in text and out.count("\n| ") >= 3
 

@@ -22,12 +22,19 @@ TOL = 1e-5
 
 def _env() -> dict:
     flags = os.environ.get("XLA_FLAGS", "")  # under xdist: one thread per XLA device (conftest)
-    return dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu", OMP_NUM_THREADS="1",
-                XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={N_DEVICES}".strip())
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        JAX_PLATFORMS="cpu",
+        OMP_NUM_THREADS="1",
+        XLA_FLAGS=f"{flags} --xla_force_host_platform_device_count={N_DEVICES}".strip(),
+    )
 
 
 def test_distributions_pass_through_sharded_jit_and_shard_map():
-    done = subprocess.run([sys.executable, "-W", "error", __file__], env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", __file__], env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(figures) == 15, figures  # every distribution class below was checked
@@ -36,8 +43,18 @@ def test_distributions_pass_through_sharded_jit_and_shard_map():
 
 
 def test_sharded_svi_equals_single_device(tmp_path):
-    command = [sys.executable, "-W", "error", str(ROOT / "examples" / "vae_numpyro_sharded.py"),
-               "--check", "--quick", "--devices", str(N_DEVICES), "--out-dir", str(tmp_path)]
+    command = [
+        sys.executable,
+        "-W",
+        "error",
+        str(ROOT / "examples" / "vae_numpyro_sharded.py"),
+        "--check",
+        "--quick",
+        "--devices",
+        str(N_DEVICES),
+        "--out-dir",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((tmp_path / "vae_numpyro_sharded_check.json").read_text())
@@ -70,7 +87,9 @@ def _check_all() -> dict:
         "REDGE": lambda lg: nx.REDGE(logits=lg),
         "REDGECov": lambda lg: nx.REDGECov(logits=lg),
         "REINDGE": lambda lg: nx.REINDGE(logits=lg),
-        "RelaxedOneHotCategoricalStraightThrough": lambda lg: nx.RelaxedOneHotCategoricalStraightThrough(0.5, logits=lg),
+        "RelaxedOneHotCategoricalStraightThrough": lambda lg: nx.RelaxedOneHotCategoricalStraightThrough(
+            0.5, logits=lg
+        ),
         "RelaxedOneHotCategorical": lambda lg: nx.RelaxedOneHotCategorical(0.5, logits=lg),
         "ExpRelaxedOneHotCategorical": lambda lg: nx.ExpRelaxedOneHotCategorical(0.5, logits=lg),
     }
@@ -92,8 +111,15 @@ def _check_all() -> dict:
     spec = {name: P("data") if lg.ndim == 1 else P("data", None) for name, lg in inputs.items()}
     dists = {name: make(inputs[name]) for name, make in makers.items()}
     # Every leaf with the batch axis split along it, the others (scalar knobs) replicated.
-    specs = {name: jax.tree.map(lambda leaf: P("data", *[None] * (np.ndim(leaf) - 1))
-                                if np.ndim(leaf) and np.shape(leaf)[0] == batch else P(), d) for name, d in dists.items()}
+    specs = {
+        name: jax.tree.map(
+            lambda leaf: (
+                P("data", *[None] * (np.ndim(leaf) - 1)) if np.ndim(leaf) and np.shape(leaf)[0] == batch else P()
+            ),
+            d,
+        )
+        for name, d in dists.items()
+    }
     sharded = jax.device_put(dists, jax.tree.map(lambda s: NamedSharding(mesh, s), specs))
     sharded_inputs = {name: jax.device_put(lg, NamedSharding(mesh, spec[name])) for name, lg in inputs.items()}
 
@@ -114,13 +140,21 @@ def _check_all() -> dict:
 
     plain, split = run(dists, inputs, key), run(sharded, sharded_inputs, key)
     # shard_map: no device builds a distribution, each receives its block of one.
-    local = jax.jit(jax.shard_map(lambda ds, vs: {n: ds[n].log_prob(vs[n]) for n in ds}, mesh=mesh,
-                                  in_specs=(specs, spec), out_specs=P("data")))
+    local = jax.jit(
+        jax.shard_map(
+            lambda ds, vs: {n: ds[n].log_prob(vs[n]) for n in ds},
+            mesh=mesh,
+            in_specs=(specs, spec),
+            out_specs=P("data"),
+        )
+    )
     blocks = local(sharded, {name: plain[name][0] for name in makers})
     figures = {}
     for name in makers:
         (x0, lp0, g0), (x1, lp1, g1) = plain[name], split[name]
-        assert any(len(leaf.sharding.device_set) == N_DEVICES for leaf in jax.tree.leaves(sharded[name]) if leaf.ndim), name
+        assert any(
+            len(leaf.sharding.device_set) == N_DEVICES for leaf in jax.tree.leaves(sharded[name]) if leaf.ndim
+        ), name
         assert x1.sharding.is_equivalent_to(NamedSharding(mesh, spec[name]), x1.ndim), (name, x1.sharding)
         assert np.all(np.isfinite(lp0)), name
         figures[name] = max(rel(x1, x0), rel(lp1, lp0), rel(g1, g0), rel(blocks[name], lp0))

@@ -70,11 +70,15 @@ def test_exact_inclusion_matches_monte_carlo_integration():
     log_mc = []
     for gamma in gammas:
         resid = y - (beta * gamma) @ x.T  # (draws, n)
-        log_lik = -0.5 * (resid**2).sum(-1) / spike.NOISE_SCALE**2 - len(y) * np.log(np.sqrt(2 * np.pi) * spike.NOISE_SCALE)
+        log_lik = -0.5 * (resid**2).sum(-1) / spike.NOISE_SCALE**2 - len(y) * np.log(
+            np.sqrt(2 * np.pi) * spike.NOISE_SCALE
+        )
         log_mc.append(np.log(np.mean(np.exp(log_lik - log_lik.max()))) + log_lik.max())
     monte_carlo = _posterior_inclusion(np.array(log_mc), gammas, spike.PRIOR_INCLUSION)
     exact = spike.exact_inclusion(x, y)
-    np.testing.assert_allclose(exact, _posterior_inclusion(spike.log_evidence(x, y, gammas), gammas, spike.PRIOR_INCLUSION))
+    np.testing.assert_allclose(
+        exact, _posterior_inclusion(spike.log_evidence(x, y, gammas), gammas, spike.PRIOR_INCLUSION)
+    )
     assert np.all((exact > 0.05) & (exact < 0.995)), exact  # a problem where the gates are uncertain
     np.testing.assert_allclose(monte_carlo, exact, atol=0.015)
 

@@ -29,8 +29,12 @@ import sudoku_numpyro as demo  # noqa: E402
 
 def test_grid_module_imports_numpy_only():
     tree = ast.parse((EXAMPLES / "_sudoku_grid.py").read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {
+        node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert imported <= {"numpy", "__future__"}, imported
 
 
@@ -105,8 +109,19 @@ def test_quick_run_with_training_writes_finite_results(tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg", JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
     weights = tmp_path / "weights.npz"
     command = [
-        sys.executable, "-W", "error", str(EXAMPLES / "sudoku_numpyro.py"), "--quick", "--no-progress",
-        "--train", "--train-steps", "5", "--weights", str(weights), "--out-dir", str(tmp_path),
+        sys.executable,
+        "-W",
+        "error",
+        str(EXAMPLES / "sudoku_numpyro.py"),
+        "--quick",
+        "--no-progress",
+        "--train",
+        "--train-steps",
+        "5",
+        "--weights",
+        str(weights),
+        "--out-dir",
+        str(tmp_path),
     ]
     out = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-4000:]

@@ -32,7 +32,9 @@ def test_take_one_hot_is_the_index_with_a_gradient():
     index = np.array([[2, 0], [1, 1]])
     value = jnp.asarray(np.eye(K)[index])
     # one compiled program (the forward value and the gradient in value)
-    out, grad = jax.jit(lambda v: (take_one_hot(table, v), jax.grad(lambda v: (take_one_hot(table, v) * upstream).sum())(v)))(value)
+    out, grad = jax.jit(
+        lambda v: (take_one_hot(table, v), jax.grad(lambda v: (take_one_hot(table, v) * upstream).sum())(v))
+    )(value)
     assert out.shape == index.shape + (2, 4)
     np.testing.assert_array_equal(out, table[index])  # a one-hot picks one row exactly
     # d out[b] / d value[b, k] = table[k]: the gradient is <upstream[b], table[k]> over the rest

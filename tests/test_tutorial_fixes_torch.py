@@ -134,6 +134,8 @@ def test_concrete_guide_against_hard_model_is_a_short_error(estimator):
     hyper = {"temperature": 0.5} if estimator == "gumbel" else {}
     model = relax(_mixture(lambda z: take_one_hot(MEANS, z)), estimator=estimator, **hyper)
     svi = SVI(model, relax(_guide, estimator="concrete", temperature=0.5), pyro.optim.Adam({"lr": 0.05}), Trace_ELBO())
-    with pytest.raises(ValueError, match=r"site 'z' of 'model' is relaxed to .*'concrete' relaxes the values.*together") as info:
+    with pytest.raises(
+        ValueError, match=r"site 'z' of 'model' is relaxed to .*'concrete' relaxes the values.*together"
+    ) as info:
         svi.step(X)
     assert "tensor(" not in str(info.value)  # the host's message printed the whole value

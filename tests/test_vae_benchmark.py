@@ -46,7 +46,9 @@ def test_one_hot_bits_are_bernoulli_latents():
     # the same float64 numbers up to rounding: log(1/2) per bit, and the decoder fed the same bits
     for name in ("z", "x"):
         torch.testing.assert_close(ours[name], theirs[name], rtol=0, atol=1e-10)
-    torch.testing.assert_close(ours["z"], torch.full((6,), vae.N_BITS * math.log(0.5), dtype=torch.float64), rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        ours["z"], torch.full((6,), vae.N_BITS * math.log(0.5), dtype=torch.float64), rtol=0, atol=1e-10
+    )
     # guide: a one-hot over {0, 1} with logits (l_0, l_1) is Bernoulli(logits=l_1 - l_0) on the bit
     logits = net.encoder(x).unflatten(-1, (vae.N_BITS, 2))
     expected = dist.Bernoulli(logits=logits[..., 1] - logits[..., 0]).log_prob(bits).sum(-1)
