@@ -12,7 +12,11 @@ are generated):
 Two denoisers of the same architecture (``examples/sudoku.py``'s ``SudokuDenoiser``), each
 trained by ``examples/sudoku_train.py`` with the same budget and seed on its own forward
 process: ``MaskedDiffusion`` (absorbing; the shipped ``sudoku_denoiser.pt``) and
-``MultinomialDiffusion`` (``--noise multinomial``; ``sudoku_denoiser_multinomial.pt``).
+``MultinomialDiffusion`` (``--noise multinomial --conditional``;
+``sudoku_denoiser_multinomial_conditional.pt``: with multinomial noise a clue looks like a noisy
+cell, so that denoiser is told the clue cells by one more embedding; the unconditional first try,
+``sudoku_denoiser_multinomial.pt``, gave no valid grid unguided:
+``examples/results/sudoku_steps_unconditional.md``).
 Samplers, at equal denoiser calls ``n_steps``:
 
 - ``vanilla absorbing`` / ``vanilla multinomial``: D3PM-style ancestral sampling
@@ -105,7 +109,7 @@ def report(results: dict, args, n_puzzles: int, guided: dict | None) -> str:
         "Each cell: valid % [Wilson 95%] over puzzles x seeds (the seeds share the puzzles, so the "
         "interval is a little narrow for between-puzzle variation). Denoisers: the shipped absorbing "
         f"one (`{args.weights.name}`) and the multinomial one (`{args.weights_multinomial.name}`"
-        + (", conditional: told the clue cells" if args.conditional else "")
+        + (", conditional: told the clue cells by one more embedding" if args.conditional else "")
         + "), same "
         'architecture, same training budget. Vanilla: ancestral sampling, `decode="sample"`; RDM: '
         f"argmax decoding, linear schedule. Command: `{args.command}`.",
@@ -176,6 +180,7 @@ def plot(results: dict, args, path: Path) -> None:
         )
     ax.set_xscale("log")
     ax.set_xticks(args.steps, [str(n) for n in args.steps])
+    ax.set_xticks([], minor=True)  # no 3x10^0-style labels between the call counts
     ax.set(
         xlabel="denoiser calls",
         ylabel="valid solutions % (Wilson 95%)",
