@@ -80,6 +80,7 @@ from relaxed_dists.diffusion import (
     check_normalize,
     check_routing_noise,
     guidance_hyper,
+    multinomial_rates,
     noisy_count,
     step_times,
     unmask_probability,
@@ -571,7 +572,7 @@ def ancestral_sample(
             move = jax.random.uniform(key_move, x.shape) < unmask_probability(t, s)
             x = jnp.where(free & move, token, x)
         else:
-            a_ts, a_s = (1.0 - t) / (1.0 - s), 1.0 - s
+            a_ts, a_s = multinomial_rates(t, s)
             left = a_ts * jax.nn.one_hot(x, n_classes, dtype=log_p.dtype) + (1.0 - a_ts) / n_classes
             log_post = jnp.log(left) + jnp.log(a_s * jnp.exp(log_p) + (1.0 - a_s) / n_classes)
             noise_g = sample_gumbel(key_decode, log_post.shape, dtype=log_post.dtype)

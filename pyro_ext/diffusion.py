@@ -69,6 +69,7 @@ from relaxed_dists.diffusion import (
     check_normalize,
     check_routing_noise,
     guidance_hyper,
+    multinomial_rates,
     noisy_count,
     step_times,
     unmask_probability,
@@ -529,7 +530,7 @@ def ancestral_sample(
             move = torch.rand(x.shape, device=x.device, generator=generator) < unmask_probability(t, s)
             x = torch.where(free & move, token, x)
         else:
-            a_ts, a_s = (1.0 - t) / (1.0 - s), 1.0 - s
+            a_ts, a_s = multinomial_rates(t, s)
             left = a_ts * torch.nn.functional.one_hot(x, n_classes).to(log_p.dtype) + (1.0 - a_ts) / n_classes
             log_post = torch.log(left) + torch.log(a_s * log_p.exp() + (1.0 - a_s) / n_classes)
             noise_g = gumbel(log_post.shape, dtype=log_post.dtype, device=log_post.device)

@@ -59,6 +59,7 @@ __all__ = [
     "marginal",
     "posterior",
     "unmask_probability",
+    "multinomial_rates",
 ]
 
 LOSS_WEIGHTS = ("linear", "reciprocal", "none")
@@ -203,6 +204,18 @@ def unmask_probability(t: float, s: float) -> float:
     return (t - s) / t if t > 0 else 1.0
 
 
+def multinomial_rates(t: float, s: float) -> tuple[float, float]:
+    """Multinomial noise: ``(alpha_{t|s}, alpha_s)`` of the reverse step from ``t`` to ``s < t``,
+    ``alpha = 1 - time`` and ``alpha_{t|s} = alpha_t / alpha_s`` (:func:`posterior`).
+
+    >>> multinomial_rates(0.5, 0.25)
+    (0.6666666666666666, 0.75)
+    """
+    _check_times(t, s)
+    a_s = 1.0 - s
+    return (1.0 - t) / a_s, a_s
+
+
 def posterior(x_t: ArrayLike, x0_probs: ArrayLike, t: float, s: float, noise: str) -> np.ndarray:
     r"""The vanilla (D3PM) reverse step ``p(x_s | x_t) = sum_{x_0} q(x_s | x_t, x_0) p(x_0 | x_t)``
     in float64, ``x_t.shape + (K + 1,)`` (the last entry: the mask), for ``0 <= s < t <= 1``;
@@ -234,8 +247,7 @@ def posterior(x_t: ArrayLike, x0_probs: ArrayLike, t: float, s: float, noise: st
         raise ValueError(
             out_of_range("x_t", "a mask token", f"token ids in [0, {k - 1}] (multinomial noise has no mask)")
         )
-    a_t, a_s = 1.0 - t, 1.0 - s
-    a_ts = a_t / a_s
+    a_ts, a_s = multinomial_rates(t, s)
     left = a_ts * np.eye(k)[x_t] + (1.0 - a_ts) / k
     right = a_s * p + (1.0 - a_s) / k
     joint = left * right
