@@ -10,7 +10,8 @@ Variants are written here, beside the library's own (``numpyro_ext``), so one ru
 them on the same machine state: ``argmax`` + ``one_hot`` against :func:`numpyro_ext._ops.one_hot_argmax`;
 Gumbel noise by the exponential route against ``-log(-log U)``; REDGE on an array ``t_1``
 (the general, doubly checkpointed scan) against a float ``t_1`` (the hand-written VJP),
-its chain unrolled or a :func:`lax.scan` (``numpyro_ext.estimators._UNROLL_MAX_STEPS``).
+its chain unrolled or a :func:`lax.scan` (``numpyro_ext.estimators._UNROLL_MAX_STEPS``);
+``--section blocks``: REDGE's row-block size (``numpyro_ext.estimators.REDGE_BLOCK_ENTRIES``).
 """
 
 from __future__ import annotations
@@ -162,6 +163,32 @@ def section_redge(opts):
             "F.redge": lambda lg, w, key: grad_of(lambda l: F.redge(key, l, 5, 0.5))(lg, w),
         }
         run(e2e, dict.fromkeys(e2e, (logits, w, jax.random.PRNGKey(5))), opts.repeats, opts.min_time)
+
+
+def section_blocks(opts):
+    """REDGE's row-block size (``numpyro_ext.estimators.REDGE_BLOCK_ENTRIES``), n_steps 5, float
+    ``t_1``: forward + backward on pre-drawn noise for several block sizes and none (one block),
+    beside the Gumbel-ST kernel, at each size."""
+    default = E.REDGE_BLOCK_ENTRIES
+    for size in opts.sizes.split(","):
+        shape = tuple(int(d) for d in size.split("x"))
+        ks = jax.random.split(jax.random.PRNGKey(6), 4)
+        logits, w, eps = (jax.random.normal(k, shape) for k in ks[:3])
+        gumbels = gumbel_inversion(ks[3], shape, jnp.float32)
+
+        def grad_of(hard):
+            return jax.grad(lambda lg, w: (jnp.sum(w * (h := hard(lg))), h), has_aux=True)
+
+        print(f"REDGE row blocks, {size}, n_steps 5:")
+        fns = {"gumbel_softmax kernel": grad_of(lambda lg: E.gumbel_softmax(lg, 1.0, gumbels)[0])}
+        for log2 in (12, 14, 16, 18, 20, None):
+            E.REDGE_BLOCK_ENTRIES = 2**62 if log2 is None else 2**log2  # read at trace time
+            try:
+                name = "redge, one block" if log2 is None else f"redge, blocks of 2**{log2}"
+                fns[name] = jax.jit(grad_of(lambda lg: E.redge(lg, 5, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+            finally:
+                E.REDGE_BLOCK_ENTRIES = default
+        run(fns, dict.fromkeys(fns, (logits, w)), opts.repeats, opts.min_time)
 
 
 def main(argv=None):

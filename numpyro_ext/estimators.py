@@ -337,11 +337,11 @@ def _redge(binary, coefs, logits, eps, noise):
         \bar x_t = c_{x,t}\, \bar x_{t-1} + k_t \bar z_t \ (\bar x_0 := 0),\quad
         \nabla_\ell = \textstyle\sum_t \bar z_t .
 
-    One-hot chains run, forward and backward, over blocks of whole rows (:func:`_row_blocks`,
-    :data:`REDGE_BLOCK_ENTRIES`): each block's chain stays in cache and XLA's scratch is a few
-    blocks, so at 32x512x512 the kernel takes about half the time and less scratch than the
-    Gumbel-ST's (``benchmarks/results/jax_speed_diagnosis.md``). Binary chains are elementwise
-    and XLA already fuses them into one loop: they run whole.
+    One-hot chains with ``K >= REDGE_BLOCK_MIN_K`` run, forward and backward, over blocks of
+    whole rows (:func:`_row_blocks`, :data:`REDGE_BLOCK_ENTRIES`): each block's chain stays in
+    cache and XLA's scratch is a few blocks, so at 32x512x512 the kernel takes about 0.7x the time
+    and a third of the scratch (``benchmarks/results/jax_speed_diagnosis.md``). Binary chains,
+    and one-hot chains of fewer classes, run whole: XLA fuses them into one loop.
 
     ``hard`` is piecewise constant: its cotangent is dropped. ``eps`` and ``noise`` get none, and
     there is no forward mode (``jax.jvp``): an array ``t_1`` takes the autodiffed chain.
@@ -350,10 +350,10 @@ def _redge(binary, coefs, logits, eps, noise):
 
 
 def _redge_fwd(binary, coefs, logits, eps, noise):
-    if binary:  # elementwise: XLA fuses the whole chain into one loop
+    shape = jnp.broadcast_shapes(logits.shape, eps.shape, noise.shape)
+    if not _blocked(binary, shape):  # XLA fuses the whole chain into one loop
         hard, soft = _redge_block_fwd(binary, coefs, logits, eps, noise)
         return (hard, soft), (logits, eps, soft)
-    shape = jnp.broadcast_shapes(logits.shape, eps.shape, noise.shape)
     hard, soft = _row_blocks(functools.partial(_redge_block_fwd, binary, coefs), shape, logits, eps, noise)
     return (hard, soft), (logits, eps, soft)
 
@@ -361,7 +361,7 @@ def _redge_fwd(binary, coefs, logits, eps, noise):
 def _redge_bwd(binary, coefs, residuals, cotangents):
     logits, eps, soft = residuals
     _, g = cotangents
-    if binary:
+    if not _blocked(binary, soft.shape):
         grad_logits = _redge_block_bwd(binary, coefs, logits, eps, soft, g)
     else:
         grad_logits = _row_blocks(functools.partial(_redge_block_bwd, binary, coefs), soft.shape, logits, eps, soft, g)
@@ -373,6 +373,17 @@ def _redge_bwd(binary, coefs, residuals, cotangents):
 #: XLA's scratch is a few blocks instead of ``n_steps`` logits-sized arrays. Measured on XLA CPU,
 #: forward + backward, n_steps 5 (``benchmarks/results/jax_speed_diagnosis.md``, section 1b).
 REDGE_BLOCK_ENTRIES = 2**16
+
+#: One-hot chains with fewer classes than this run whole, as binary ones do: at K = 9 row blocks
+#: cost 1.5-1.8x the whole chain (the blocked loop body vectorises poorly over 9 classes); at
+#: K = 64 they tie in time with a third of the scratch; at K = 512 and 4096 they win 1.4-1.7x
+#: (``benchmarks/jax_speed_probe.py --section blocks``, ``jax_speed_diagnosis.md`` section 1b).
+REDGE_BLOCK_MIN_K = 64
+
+
+def _blocked(binary: bool, shape) -> bool:
+    """Whether :func:`_redge` runs this chain over row blocks: one-hot, ``K >= REDGE_BLOCK_MIN_K``."""
+    return not binary and bool(shape) and shape[-1] >= REDGE_BLOCK_MIN_K
 
 
 def _row_blocks(fn, shape, *arrays):

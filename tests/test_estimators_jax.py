@@ -130,12 +130,18 @@ def test_redge_family_matches_oracle(name, batch_shape, k, n_steps, t_1):
 
 
 @pytest.mark.parametrize("name", ["redge", "reindge"])
-@pytest.mark.parametrize("block_entries", [6, 25, 10**6])  # several blocks with a padded tail, whole rows, one block
-def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries):
+@pytest.mark.parametrize(
+    "block_entries,min_k",
+    [(6, 2), (25, 2), (10**6, 2), (6, 64)],  # several blocks with a padded tail, one block, K < min K: whole
+)
+def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries, min_k):
     """The float-``t_1`` kernel runs the chain over row blocks (``lax.map``, rows zero-padded to
-    whole blocks): with blocks of 1 and 5 rows out of 7 x 3 = 21 rows, and logits broadcast
-    against a leading sample axis, it gives the oracle's samples and gradient."""
+    whole blocks) when ``K >= REDGE_BLOCK_MIN_K``, else whole: with blocks of 1 and 5 rows out of
+    7 x 3 = 21 rows, one block, or unblocked, and logits broadcast against a leading sample axis,
+    it gives the oracle's samples and gradient."""
     monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
+    monkeypatch.setattr(E, "REDGE_BLOCK_MIN_K", min_k)
+    assert E._blocked(False, (3, 7, 5)) == (min_k <= 5)
     logits = make_logits((7,), 5, spread=3.0, seed=11)
     eps, gumbels, g = _noise((3, 7, 5), seed=12)
     kernel = getattr(E, name)
