@@ -130,37 +130,43 @@ def section_noise(opts):
         run(fns, args, opts.repeats, opts.min_time)
 
 
+def _redge_inputs(size: str, seed: int):
+    """``(logits, w, eps, gumbels)`` for the REDGE sections: float32 draws of ``BxNxK``."""
+    shape = tuple(int(d) for d in size.split("x"))
+    ks = jax.random.split(jax.random.PRNGKey(seed), 4)
+    logits, w, eps = (jax.random.normal(k, shape) for k in ks[:3])
+    return logits, w, eps, gumbel_inversion(ks[3], shape, jnp.float32)
+
+
+def _grad_of(hard):
+    """``(logits, w) -> (grad of sum(w * hard(logits)), hard(logits))``."""
+    return jax.grad(lambda lg, w: (jnp.sum(w * (h := hard(lg))), h), has_aux=True)
+
+
 def section_redge(opts):
     default = E._UNROLL_MAX_STEPS
     for size in opts.sizes.split(","):
-        shape = tuple(int(d) for d in size.split("x"))
-        ks = jax.random.split(jax.random.PRNGKey(4), 4)
-        logits, w, eps = (jax.random.normal(k, shape) for k in ks[:3])
-        gumbels = gumbel_inversion(ks[3], shape, jnp.float32)
-
-        def grad_of(hard):
-            return jax.grad(lambda lg, w: (jnp.sum(w * (h := hard(lg))), h), has_aux=True)
-
+        logits, w, eps, gumbels = _redge_inputs(size, 4)
         for n in opts.n_steps.split(","):
             n = int(n)
             print(f"REDGE kernels, {size}, n_steps {n}:")
             fns = {
-                "gumbel_softmax kernel": grad_of(lambda lg: E.gumbel_softmax(lg, 1.0, gumbels)[0]),
-                "redge, array t_1 (general)": grad_of(lambda lg: E.redge(lg, n, jnp.asarray(0.5), eps, gumbels)[0]),
+                "gumbel_softmax kernel": _grad_of(lambda lg: E.gumbel_softmax(lg, 1.0, gumbels)[0]),
+                "redge, array t_1 (general)": _grad_of(lambda lg: E.redge(lg, n, jnp.asarray(0.5), eps, gumbels)[0]),
             }
             for name, unroll_max in (("unrolled chain", 99), ("scan chain", 0)):
                 E._UNROLL_MAX_STEPS = unroll_max  # read at trace time: compile now, then restore
                 try:
                     fns[f"redge, float t_1, {name}"] = (
-                        jax.jit(grad_of(lambda lg: E.redge(lg, n, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+                        jax.jit(_grad_of(lambda lg: E.redge(lg, n, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
                     )
                 finally:
                     E._UNROLL_MAX_STEPS = default
             run(fns, dict.fromkeys(fns, (logits, w)), opts.repeats, opts.min_time)
         print(f"end to end (functional, noise drawn), {size}, n_steps 5:")
         e2e = {
-            "F.gumbel": lambda lg, w, key: grad_of(lambda l: F.gumbel_softmax(key, l, 1.0))(lg, w),
-            "F.redge": lambda lg, w, key: grad_of(lambda l: F.redge(key, l, 5, 0.5))(lg, w),
+            "F.gumbel": lambda lg, w, key: _grad_of(lambda l: F.gumbel_softmax(key, l, 1.0))(lg, w),
+            "F.redge": lambda lg, w, key: _grad_of(lambda l: F.redge(key, l, 5, 0.5))(lg, w),
         }
         run(e2e, dict.fromkeys(e2e, (logits, w, jax.random.PRNGKey(5))), opts.repeats, opts.min_time)
 
@@ -171,21 +177,16 @@ def section_blocks(opts):
     beside the Gumbel-ST kernel, at each size."""
     default = E.REDGE_BLOCK_ENTRIES
     for size in opts.sizes.split(","):
-        shape = tuple(int(d) for d in size.split("x"))
-        ks = jax.random.split(jax.random.PRNGKey(6), 4)
-        logits, w, eps = (jax.random.normal(k, shape) for k in ks[:3])
-        gumbels = gumbel_inversion(ks[3], shape, jnp.float32)
-
-        def grad_of(hard):
-            return jax.grad(lambda lg, w: (jnp.sum(w * (h := hard(lg))), h), has_aux=True)
-
+        logits, w, eps, gumbels = _redge_inputs(size, 6)
         print(f"REDGE row blocks, {size}, n_steps 5:")
-        fns = {"gumbel_softmax kernel": grad_of(lambda lg: E.gumbel_softmax(lg, 1.0, gumbels)[0])}
+        fns = {"gumbel_softmax kernel": _grad_of(lambda lg: E.gumbel_softmax(lg, 1.0, gumbels)[0])}
         for log2 in (12, 14, 16, 18, 20, None):
             E.REDGE_BLOCK_ENTRIES = 2**62 if log2 is None else 2**log2  # read at trace time
             try:
                 name = "redge, one block" if log2 is None else f"redge, blocks of 2**{log2}"
-                fns[name] = jax.jit(grad_of(lambda lg: E.redge(lg, 5, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+                fns[name] = (
+                    jax.jit(_grad_of(lambda lg: E.redge(lg, 5, 0.5, eps, gumbels)[0])).lower(logits, w).compile()
+                )
             finally:
                 E.REDGE_BLOCK_ENTRIES = default
         run(fns, dict.fromkeys(fns, (logits, w)), opts.repeats, opts.min_time)
