@@ -1,11 +1,14 @@
 """Small JAX helpers every kernel shares: noise, clamping, exact one-hots and the one
-straight-through helper. Mirrors ``pyro_ext/_ops.py`` line for line."""
+straight-through helper. Mirrors ``pyro_ext/_ops.py`` line for line, bar the counter-based
+:func:`sample_normal_and_uniform` (torch's generators are sequential: its mirror draws twice)."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
+from jax.extend.random import threefry2x32_p
 
 from relaxed_dists.clamping import uniform_bounds
 
@@ -14,6 +17,7 @@ __all__ = [
     "sample_uniform",
     "sample_gumbel",
     "sample_logistic",
+    "sample_normal_and_uniform",
     "gumbel_from_uniform",
     "logistic_from_uniform",
     "one_hot_argmax",
@@ -29,8 +33,27 @@ def clamp_uniform(u: jax.Array) -> jax.Array:
 
 
 def sample_uniform(key: jax.Array, shape, dtype) -> jax.Array:
-    """Clamped uniforms of ``shape`` from an explicit PRNG key."""
-    return clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
+    """Clamped uniforms of ``shape`` from an explicit PRNG key.
+
+    For float32 and a threefry key, from half as many hashes as ``jax.random.uniform``: neighbours
+    ``2j`` and ``2j + 1`` along the last axis take the two 32-bit words of one ``threefry2x32`` hash
+    (:func:`sample_normal_and_uniform` has the reason and the fallbacks; the counters stay per
+    row, so the draw shards with the leading axes)."""
+    shape = tuple(shape)
+    if not _one_hash(key, shape, dtype):
+        return clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
+    lead, n_last = shape[:-1], (shape[-1] if shape else 1)
+    half = -(-n_last // 2)
+    first, second = _threefry_words(key, lead + (half,))
+    words = jnp.stack([first, second], axis=-1).reshape(lead + (2 * half,))[..., :n_last].reshape(shape)
+    return clamp_uniform(_unit_float(words))
+
+
+def _one_hash(key: jax.Array, shape, dtype) -> bool:
+    """Whether the draws of ``shape`` use both words of each threefry hash: float32, a threefry key,
+    fewer than ``2**32`` elements; else ``jax.random``'s own draws."""
+    size = int(np.prod(shape, dtype=np.int64))
+    return jnp.dtype(dtype) == jnp.float32 and str(jax.random.key_impl(key)) == "threefry2x32" and size < 2**32
 
 
 def sample_gumbel(key: jax.Array, shape, dtype) -> jax.Array:
@@ -44,6 +67,62 @@ def sample_gumbel(key: jax.Array, shape, dtype) -> jax.Array:
 def sample_logistic(key: jax.Array, shape, dtype) -> jax.Array:
     """Standard logistic noise ``logit(U)`` of clamped uniforms."""
     return jax.scipy.special.logit(sample_uniform(key, shape, dtype))
+
+
+def sample_normal_and_uniform(key: jax.Array, shape, dtype) -> tuple[jax.Array, jax.Array]:
+    """``(normal, uniform)``: independent standard normals and clamped uniforms
+    (:func:`clamp_uniform`) of ``shape``, the two draws of the REDGE chains (its Gaussian start and
+    the uniforms of its last step's Gumbel or logistic noise).
+
+    For float32 and a threefry key (JAX's default) both come from **one** ``threefry2x32`` hash per
+    element, of ``(key, element index)``: the hash yields two 32-bit words, the first becomes the
+    normal, the second the uniform. ``jax.random``'s 32-bit draws hash once per element too but
+    XOR the two words into one (``jax_threefry_partitionable``), so two draws cost two hashes. On
+    XLA CPU threefry costs about as much per element as a Gumbel-ST kernel; at 64x256x64 this
+    took the REDGE noise from 13.5 to 8.2 ms (``benchmarks/results/jax_speed_diagnosis.md``,
+    section 6). Words to floats as ``jax.random.uniform`` and ``jax.random.normal`` do (23
+    mantissa bits; ``sqrt(2) erfinv`` of a uniform on ``(-1, 1)``). A counter per element, like
+    partitionable threefry: the draw shards with the array. Other dtypes, other key
+    implementations (``rbg``) and arrays of ``2**32`` elements or more: ``jax.random.normal``
+    and :func:`sample_uniform` on two keys split from ``key``.
+
+    >>> z, u = sample_normal_and_uniform(jax.random.PRNGKey(0), (2, 3), jnp.float32)
+    >>> z.shape, bool(jnp.all((u > 0) & (u < 1)))
+    ((2, 3), True)
+    """
+    shape = tuple(shape)
+    if not _one_hash(key, shape, dtype):
+        key_normal, key_uniform = jax.random.split(key)
+        return jax.random.normal(key_normal, shape, dtype), sample_uniform(key_uniform, shape, dtype)
+    word_normal, word_uniform = _threefry_words(key, shape)
+    return _normal_from_bits(word_normal), clamp_uniform(_unit_float(word_uniform))
+
+
+def _threefry_words(key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """The two 32-bit output words of ``threefry2x32(key, (0, i))`` for every element ``i`` of
+    ``shape`` (row-major index, a sum of iotas as JAX's own counters): their XOR is
+    ``jax.random.bits(key, shape)`` under ``jax_threefry_partitionable`` (tested)."""
+    index = jnp.zeros(shape, jnp.uint32)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        index = index + lax.broadcasted_iota(jnp.uint32, shape, axis) * jnp.uint32(stride)
+        stride *= shape[axis]
+    key_data = jax.random.key_data(key)
+    return tuple(threefry2x32_p.bind(key_data[0], key_data[1], jnp.zeros_like(index), index))
+
+
+def _normal_from_bits(bits: jax.Array) -> jax.Array:
+    """float32 standard normals from 32 random bits, as ``jax.random.normal``: ``sqrt(2) erfinv``
+    of a uniform on ``(-1, 1)``."""
+    lo = np.nextafter(np.float32(-1.0), np.float32(0.0))
+    return np.float32(np.sqrt(2.0)) * lax.erf_inv(jnp.maximum(lo, _unit_float(bits) * (1 - lo) + lo))
+
+
+def _unit_float(bits: jax.Array) -> jax.Array:
+    """float32 in ``[0, 1)`` from 32 random bits, as ``jax.random.uniform``: the top 23 bits as the
+    mantissa of a number in ``[1, 2)``, minus 1."""
+    one = np.array(1.0, np.float32).view(np.uint32)
+    return lax.bitcast_convert_type(lax.shift_right_logical(bits, jnp.uint32(9)) | one, jnp.float32) - 1.0
 
 
 def gumbel_from_uniform(u: jax.Array) -> jax.Array:

@@ -1438,9 +1438,10 @@ class _REDGEBase(_SampleLaw, _OneHotEstimator):
 
     def _noise(self, key, shape):
         """``(eps, gumbels)``: the chain's Gaussian start and the last step's Gumbel noise
-        (the same two draws as ``numpyro_ext.functional``)."""
-        key_eps, key_gumbels = jax.random.split(key)
-        return jax.random.normal(key_eps, shape, self.logits.dtype), self._gumbels(key_gumbels, shape)
+        (the same two draws as ``numpyro_ext.functional``), from one hash per element
+        (:func:`numpyro_ext._ops.sample_normal_and_uniform`)."""
+        eps, u = _ops.sample_normal_and_uniform(key, shape, self.logits.dtype)
+        return eps, _ops.gumbel_from_uniform(u)
 
 
 class REDGE(_REDGEBase):
@@ -1836,10 +1837,10 @@ class _BernoulliREDGEBase(_SampleLaw, _BernoulliEstimator):
 
     def _noise(self, key, shape):
         """``(eps, logistic)``: the chain's start in the difference of the two classes,
-        ``eps = eps_1 - eps_0 ~ N(0, 2)``, and the last step's ``L = g_1 - g_0``."""
-        key_eps, key_logistic = jax.random.split(key)
-        eps = math.sqrt(2.0) * jax.random.normal(key_eps, shape, self.logits.dtype)
-        return eps, self._logistic(key_logistic, shape)
+        ``eps = eps_1 - eps_0 ~ N(0, 2)``, and the last step's ``L = g_1 - g_0``, from one hash per
+        element (:func:`numpyro_ext._ops.sample_normal_and_uniform`)."""
+        normal, u = _ops.sample_normal_and_uniform(key, shape, self.logits.dtype)
+        return math.sqrt(2.0) * normal, jax.scipy.special.logit(u)
 
 
 class BernoulliREDGE(_BernoulliREDGEBase):

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 from relaxed_dists.checks import check_event_size, check_n_steps, check_positive_scalar, check_t_1, out_of_range
 
 from . import estimators
-from ._ops import sample_gumbel
+from ._ops import gumbel_from_uniform, sample_gumbel, sample_normal_and_uniform
 
 __all__ = ["straight_through", "gumbel_softmax", "reinmax", "redge", "redge_cov", "reindge", "SAMPLERS"]
 
@@ -40,9 +40,10 @@ def _gumbels_like(key: jax.Array, logits: jax.Array) -> jax.Array:
 
 
 def _redge_noise(key: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise."""
-    key_eps, key_gumbels = jax.random.split(key)
-    return jax.random.normal(key_eps, logits.shape, logits.dtype), _gumbels_like(key_gumbels, logits)
+    """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise, from
+    one hash per element (:func:`numpyro_ext._ops.sample_normal_and_uniform`)."""
+    eps, u = sample_normal_and_uniform(key, logits.shape, logits.dtype)
+    return eps, gumbel_from_uniform(u)
 
 
 def _chain(kernel, key, logits, n_steps, t_1, validate_args):

@@ -1,5 +1,7 @@
 """Small torch helpers every kernel shares: noise, clamping, exact one-hots and the one
-straight-through helper. Mirrors ``numpyro_ext/_ops.py`` line for line."""
+straight-through helper. Mirrors ``numpyro_ext/_ops.py`` line for line, bar JAX's counter-based
+``sample_normal_and_uniform``: torch's generators are sequential, so its REDGE classes draw
+``randn`` and the uniforms separately."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 from scipy import stats
 
 from cases import CASES, make_logits
-from numpyro_ext import estimators as E, functional as F
+from numpyro_ext import _ops as jops, estimators as E, functional as F
 from relaxed_dists import reference as R
 
 # Float64 agreement with the oracle: the kernels do the oracle's arithmetic in another
@@ -337,8 +337,8 @@ def test_samplers_share_one_call_site_and_match_kernels():
         sample = sampler(key, logits, tau=0.5, n_steps=3, t_1=0.5)  # extra kwargs are ignored
         assert sample.shape == logits.shape and _is_one_hot(sample), name
     soft = F.redge(key, logits, 3, 0.5, hard=False)
-    key_eps, key_gumbels = jax.random.split(key)  # the sampler's own two lines of noise
-    eps, gumbels = jax.random.normal(key_eps, logits.shape, logits.dtype), F._gumbels_like(key_gumbels, logits)
+    eps, u = jops.sample_normal_and_uniform(key, logits.shape, logits.dtype)  # the sampler's own noise
+    gumbels = jops.gumbel_from_uniform(u)
     np.testing.assert_array_equal(soft, E.redge(logits, 3, 0.5, eps, gumbels)[1])
     np.testing.assert_array_equal(F.straight_through(key, logits, hard=False), jax.nn.softmax(logits))
 
