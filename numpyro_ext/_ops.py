@@ -18,6 +18,8 @@ __all__ = [
     "sample_gumbel",
     "sample_logistic",
     "sample_normal_and_uniform",
+    "normal_and_uniform_at",
+    "one_hash",
     "gumbel_from_uniform",
     "logistic_from_uniform",
     "one_hot_argmax",
@@ -42,7 +44,7 @@ def sample_uniform(key: jax.Array, shape, dtype) -> jax.Array:
     Gumbel-ST with its noise at 64x256x64: 6.4 ms with ``jax.random.uniform``, 4.6 ms pairing
     neighbours ``2j, 2j + 1``, 4.3 ms pairing the halves (and half the XLA scratch)."""
     shape = tuple(shape)
-    if not _one_hash(key, shape, dtype):
+    if not one_hash(key, shape, dtype):
         return clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
     lead, n_last = shape[:-1], (shape[-1] if shape else 1)
     first, second = _threefry_words(key, lead + (-(-n_last // 2),))
@@ -50,7 +52,7 @@ def sample_uniform(key: jax.Array, shape, dtype) -> jax.Array:
     return clamp_uniform(_unit_float(words))
 
 
-def _one_hash(key: jax.Array, shape, dtype) -> bool:
+def one_hash(key: jax.Array, shape, dtype) -> bool:
     """Whether the draws of ``shape`` use both words of each threefry hash: float32, a threefry key,
     fewer than ``2**32`` elements; else ``jax.random``'s own draws."""
     size = int(np.prod(shape, dtype=np.int64))
@@ -92,24 +94,39 @@ def sample_normal_and_uniform(key: jax.Array, shape, dtype) -> tuple[jax.Array, 
     ((2, 3), True)
     """
     shape = tuple(shape)
-    if not _one_hash(key, shape, dtype):
+    if not one_hash(key, shape, dtype):
         key_normal, key_uniform = jax.random.split(key)
         return jax.random.normal(key_normal, shape, dtype), sample_uniform(key_uniform, shape, dtype)
-    word_normal, word_uniform = _threefry_words(key, shape)
+    return normal_and_uniform_at(jax.random.key_data(key), _row_major_index(shape))
+
+
+def normal_and_uniform_at(key_data: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`sample_normal_and_uniform`'s float32 draws at the element indices ``index`` (uint32)
+    of ``key_data`` (a threefry key's two words): the draws of any block of an array, made where
+    the block is used (``numpyro_ext.estimators``' keyed REDGE path) and equal to the whole draw's."""
+    word_normal, word_uniform = _hash_words(key_data, index)
     return _normal_from_bits(word_normal), clamp_uniform(_unit_float(word_uniform))
 
 
-def _threefry_words(key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
-    """The two 32-bit output words of ``threefry2x32(key, (0, i))`` for every element ``i`` of
-    ``shape`` (row-major index, a sum of iotas as JAX's own counters): their XOR is
-    ``jax.random.bits(key, shape)`` under ``jax_threefry_partitionable`` (tested)."""
+def _row_major_index(shape) -> jax.Array:
+    """uint32 row-major element index of ``shape``, as a sum of iotas (JAX's own counters)."""
     index = jnp.zeros(shape, jnp.uint32)
     stride = 1
     for axis in reversed(range(len(shape))):
         index = index + lax.broadcasted_iota(jnp.uint32, shape, axis) * jnp.uint32(stride)
         stride *= shape[axis]
-    key_data = jax.random.key_data(key)
+    return index
+
+
+def _hash_words(key_data: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The two 32-bit output words of ``threefry2x32(key, (0, i))`` for every ``i`` in ``index``."""
     return tuple(threefry2x32_p.bind(key_data[0], key_data[1], jnp.zeros_like(index), index))
+
+
+def _threefry_words(key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """The two words of the hash of every element of ``shape`` (row-major index): their XOR is
+    ``jax.random.bits(key, shape)`` under ``jax_threefry_partitionable`` (tested)."""
+    return _hash_words(jax.random.key_data(key), _row_major_index(shape))
 
 
 def _normal_from_bits(bits: jax.Array) -> jax.Array:

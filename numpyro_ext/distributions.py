@@ -69,7 +69,7 @@ from relaxed_dists.clamping import simplex_atol
 from relaxed_dists.sample_law import tv_bound, warn_if_biased
 from relaxed_dists.shapes import batch_shape_of, broadcast_shapes, check_value_shape
 
-from . import _ops, estimators
+from . import _keyed, _ops, estimators
 from .concrete import (
     _last_kept,
     bernoulli_log_prob,
@@ -1436,12 +1436,11 @@ class _REDGEBase(_SampleLaw, _OneHotEstimator):
     def infer_shapes(cls, probs: Any = None, logits: Any = None, n_steps=(), t_1=()):  # type: ignore[override]  # its own knobs, by keyword
         return super().infer_shapes(probs, logits, t_1=t_1)
 
-    def _noise(self, key, shape):
-        """``(eps, gumbels)``: the chain's Gaussian start and the last step's Gumbel noise
-        (the same two draws as ``numpyro_ext.functional``), from one hash per element
-        (:func:`numpyro_ext._ops.sample_normal_and_uniform`)."""
-        eps, u = _ops.sample_normal_and_uniform(key, shape, self.logits.dtype)
-        return eps, _ops.gumbel_from_uniform(u)
+    def _draw(self, kernel, key, shape):
+        """``kernel``'s ``(sample, soft)`` on the chain's Gaussian start and the last step's Gumbel
+        noise, the same draws as ``numpyro_ext.functional`` (:func:`numpyro_ext._keyed.draw`:
+        one hash per element, made inside the row blocks where that path takes the draw)."""
+        return _keyed.draw(kernel, self.logits, self.n_steps, self._kernel_t_1, key, shape)
 
 
 class REDGE(_REDGEBase):
@@ -1521,7 +1520,7 @@ class REDGE(_REDGEBase):
         return reparametrized_one_hot if self.hard else constraints.simplex
 
     def _sample(self, key, shape):
-        hard, soft = estimators.redge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))
+        hard, soft = self._draw(estimators.redge, key, shape)
         return hard if self.hard else soft
 
     def log_prob(self, value: ArrayLike) -> jax.Array:
@@ -1576,7 +1575,7 @@ class REDGECov(_REDGEBase):
     _law_name = "redge_cov"
 
     def _sample(self, key, shape):
-        return estimators.redge_cov(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
+        return self._draw(estimators.redge_cov, key, shape)[0]
 
 
 class REINDGE(_REDGEBase):
@@ -1622,7 +1621,7 @@ class REINDGE(_REDGEBase):
     _law_name = "reindge"
 
     def _sample(self, key, shape):
-        return estimators.reindge(self.logits, self.n_steps, self._kernel_t_1, *self._noise(key, shape))[0]
+        return self._draw(estimators.reindge, key, shape)[0]
 
 
 # --- Bernoulli estimator classes: exact {0, 1} samples, an estimator's gradient ------------------

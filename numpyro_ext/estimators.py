@@ -386,22 +386,29 @@ def _blocked(binary: bool, shape) -> bool:
     return not binary and bool(shape) and shape[-1] >= REDGE_BLOCK_MIN_K
 
 
-def _row_blocks(fn, shape, *arrays):
+def _row_blocks(fn, shape, *arrays, indexed=False):
     """``fn`` over row blocks of ``arrays`` broadcast to ``shape``, flattened to ``(rows, K)``:
     about :data:`REDGE_BLOCK_ENTRIES` entries per block; one call when it all fits in one block,
     else :func:`lax.map` over blocks (rows zero-padded to a whole number of blocks). ``fn`` maps
-    ``(block_rows, K)`` arrays to one array or a tuple of them, each ``(block_rows, K)``."""
+    ``(block_rows, K)`` arrays to one array or a tuple of them, each ``(block_rows, K)``; with
+    ``indexed``, ``fn(first, *blocks)`` also gets the flat index (uint32) of its block's first
+    entry in the padded ``(rows, K)`` array."""
     n_classes = shape[-1] if shape else 1
     rows = math.prod(shape[:-1])
     flat = [jnp.broadcast_to(a, shape).reshape(rows, n_classes) for a in arrays]
     block = max(1, REDGE_BLOCK_ENTRIES // max(n_classes, 1))
     if rows <= block:
-        out = fn(*flat)
+        out = fn(jnp.uint32(0), *flat) if indexed else fn(*flat)
         return jax.tree.map(lambda o: o.reshape(shape), out)
     n_blocks = -(-rows // block)
     pad = n_blocks * block - rows
     flat = [jnp.pad(a, ((0, pad), (0, 0))) if pad else a for a in flat]
-    out = lax.map(lambda args: fn(*args), tuple(a.reshape(n_blocks, block, n_classes) for a in flat))
+    blocks = tuple(a.reshape(n_blocks, block, n_classes) for a in flat)
+    if indexed:
+        firsts = jnp.arange(n_blocks, dtype=jnp.uint32) * jnp.uint32(block * n_classes)
+        out = lax.map(lambda args: fn(args[0], *args[1]), (firsts, blocks))
+    else:
+        out = lax.map(lambda args: fn(*args), blocks)
     return jax.tree.map(lambda o: o.reshape(n_blocks * block, n_classes)[:rows].reshape(shape), out)
 
 
@@ -569,7 +576,11 @@ def reindge(logits: jax.Array, n_steps: int, t_1, eps: jax.Array, gumbels: jax.A
     >>> hard.shape, soft.shape
     ((3,), (3,))
     """
-    hard, soft = _redge_hard_soft(logits, n_steps, t_1, eps, gumbels)
+    return _reindge_from(logits, *_redge_hard_soft(logits, n_steps, t_1, eps, gumbels))
+
+
+def _reindge_from(logits, hard, soft):
+    """REINDGE's ``(sample, soft)`` from REDGE's ``(hard, soft)``: straight-through plus the correction."""
     logits = jnp.broadcast_to(logits, hard.shape)  # the custom VJP returns a cotangent of hard's shape
     correction = _reindge_correction(logits, hard, lax.stop_gradient(soft))
     return _ops.straight_through(hard, soft) + correction, soft

@@ -29,8 +29,8 @@ import jax.numpy as jnp
 
 from relaxed_dists.checks import check_event_size, check_n_steps, check_positive_scalar, check_t_1, out_of_range
 
-from . import estimators
-from ._ops import gumbel_from_uniform, sample_gumbel, sample_normal_and_uniform
+from . import _keyed, estimators
+from ._ops import sample_gumbel
 
 __all__ = ["straight_through", "gumbel_softmax", "reinmax", "redge", "redge_cov", "reindge", "SAMPLERS"]
 
@@ -39,17 +39,12 @@ def _gumbels_like(key: jax.Array, logits: jax.Array) -> jax.Array:
     return sample_gumbel(key, logits.shape, logits.dtype)
 
 
-def _redge_noise(key: jax.Array, logits: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``(eps, gumbels)``: the Gaussian start of the chain and the final draw's Gumbel noise, from
-    one hash per element (:func:`numpyro_ext._ops.sample_normal_and_uniform`)."""
-    eps, u = sample_normal_and_uniform(key, logits.shape, logits.dtype)
-    return eps, gumbel_from_uniform(u)
-
-
 def _chain(kernel, key, logits, n_steps, t_1, validate_args):
-    """Check, draw ``(eps, gumbels)`` and run a REDGE-family kernel: ``(hard, soft)``."""
+    """Check, draw ``(eps, gumbels)`` and run a REDGE-family kernel: ``(hard, soft)``. The noise:
+    the chain's Gaussian start and the final draw's Gumbel noise from one hash per element
+    (:func:`numpyro_ext._keyed.draw`, made inside the row blocks where that path takes it)."""
     _check(logits, validate_args, n_steps=n_steps, t_1=t_1)
-    return kernel(logits, n_steps, t_1, *_redge_noise(key, logits))
+    return _keyed.draw(kernel, logits, n_steps, t_1, key, logits.shape)
 
 
 def _check(logits, validate_args, **params) -> None:

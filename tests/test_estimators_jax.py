@@ -14,7 +14,7 @@ from jax.test_util import check_grads
 from scipy import stats
 
 from cases import CASES, make_logits
-from numpyro_ext import _ops as jops, estimators as E, functional as F
+from numpyro_ext import _keyed as KY, _ops as jops, estimators as E, functional as F
 from relaxed_dists import reference as R
 
 # Float64 agreement with the oracle: the kernels do the oracle's arithmetic in another
@@ -152,6 +152,41 @@ def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries, min_k):
     full = np.broadcast_to(logits, eps.shape)
     expected = R.redge_vjp(full, 4, 0.4, eps, g) if name == "redge" else R.reindge_vjp(full, 4, 0.4, eps, ref_hard, g)
     np.testing.assert_allclose(grad, expected.sum(0), rtol=0, atol=ORACLE_TOL)
+
+
+@pytest.mark.parametrize("name", ["redge", "reindge"])
+@pytest.mark.parametrize("block_entries", [10, 25, 10**6])  # blocks of 2 and 5 rows (padded tail), one block
+def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_entries):
+    """The samplers' keyed path (``numpyro_ext._keyed``: noise made inside each row block from the
+    key, made again in the backward) gives exactly the samples of drawing the noise whole with
+    ``sample_normal_and_uniform`` and calling the kernel, and the same gradient up to float32
+    round-off, with logits broadcast against a leading sample axis."""
+    monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
+    monkeypatch.setattr(E, "REDGE_BLOCK_MIN_K", 2)
+    logits = jnp.asarray(make_logits((7,), 5, spread=3.0, seed=11), jnp.float32)
+    shape, key = (3, 7, 5), jax.random.PRNGKey(8)
+    g = jnp.asarray(_noise(shape, seed=12)[2], jnp.float32)
+    kernel = getattr(E, name)
+    assert KY.keyed_available(logits, 0.4, key, shape)
+
+    def whole(lg):
+        eps, u = jops.sample_normal_and_uniform(key, shape, jnp.float32)
+        return kernel(lg, 4, 0.4, eps, jops.gumbel_from_uniform(u))
+
+    keyed_sample, keyed_pullback = jax.vjp(lambda lg: KY.draw(kernel, lg, 4, 0.4, key, shape)[0], logits)
+    whole_sample, whole_pullback = jax.vjp(lambda lg: whole(lg)[0], logits)
+    np.testing.assert_array_equal(keyed_sample, whole_sample)
+    assert np.all(np.isin(np.asarray(keyed_sample), [0.0, 1.0]))
+    np.testing.assert_allclose(keyed_pullback(g)[0], whole_pullback(g)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_keyed_path_only_where_it_applies():
+    logits, key, shape = jnp.zeros((4, 64), jnp.float32), jax.random.PRNGKey(0), (4, 64)
+    assert KY.keyed_available(logits, 0.5, key, shape)
+    assert not KY.keyed_available(logits, jnp.asarray(0.5), key, shape)  # an array t_1: the general path
+    assert not KY.keyed_available(logits.astype(jnp.float64), 0.5, key, shape)  # jax.random's draws
+    assert not KY.keyed_available(logits, 0.5, jax.random.key(0, impl="rbg"), shape)
+    assert not KY.keyed_available(logits[:, :9], 0.5, key, (4, 9))  # K < REDGE_BLOCK_MIN_K: whole chain
 
 
 @pytest.mark.parametrize("name", ["redge", "redge_cov"])

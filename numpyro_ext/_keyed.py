@@ -1,0 +1,117 @@
+r"""REDGE and REINDGE with their noise drawn inside the row blocks: the samplers' CPU path.
+
+An implementation detail of the REDGE and REINDGE samplers (``numpyro_ext.functional`` and the
+classes of ``numpyro_ext.distributions``): the same samples and gradients as drawing
+``(eps, gumbels)`` with :func:`numpyro_ext._ops.sample_normal_and_uniform` and calling the kernel
+(tested equal), without the two logits-sized noise arrays. The kernels stay pure; this is the
+one place besides ``_ops`` that turns a key into noise, as the torch Triton path draws its own.
+
+Why: the XLA kernel (``numpyro_ext.estimators._redge``) runs one-hot chains of
+``K >= REDGE_BLOCK_MIN_K`` classes over row blocks, so its scratch is a few blocks; but a sampler
+that draws ``eps`` whole must keep it for the backward pass, which replays the chain from it.
+``sample_normal_and_uniform`` hashes ``(key, element index)``, so the noise of any block can be
+made where the block is used: the forward draws a block's ``eps`` and uniforms, the backward
+draws its ``eps`` again. The residuals are ``logits``, the key and ``soft``.
+
+Taken (:func:`keyed_available`) for a Python-float ``t_1``, float32, a threefry key, a one-hot
+chain run over row blocks, and not on a GPU backend (the Pallas kernel takes the noise as
+input there); otherwise the samplers draw the noise whole and call the kernel.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+
+from . import _ops, estimators as E
+
+__all__ = ["draw", "keyed_available", "redge_hard_soft"]
+
+
+def keyed_available(logits: jax.Array, t_1, key: jax.Array, shape) -> bool:
+    """Whether :func:`redge_hard_soft` takes this draw (the module docstring's conditions)."""
+    shape = tuple(shape)
+    if not (E._is_float(t_1) and E._blocked(False, shape) and _ops.one_hash(key, shape, logits.dtype)):
+        return False
+    rows, n_classes = math.prod(shape[:-1]), shape[-1]
+    block = max(1, E.REDGE_BLOCK_ENTRIES // n_classes)
+    if (-(-rows // block)) * block * n_classes >= 2**32:  # the padded blocks' indices must fit uint32
+        return False
+    return not E._fused_available(logits, t_1)
+
+
+def redge_hard_soft(logits: jax.Array, n_steps: int, t_1: float, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """REDGE's ``(hard, soft)`` on ``logits`` broadcast to ``shape``, the noise drawn from ``key``
+    in the blocks: equal to ``estimators._redge_hard_soft(logits, n_steps, t_1, eps, gumbels)``
+    with ``eps, u = sample_normal_and_uniform(key, shape, dtype)``, ``gumbels = -log(-log u)``."""
+    coefs = E._redge_coefficients(n_steps, t_1, logits.dtype)
+    return _redge_keyed(coefs, tuple(shape), logits, jax.random.key_data(key))
+
+
+def _block_noise(key_data, first, shape):
+    """``(eps, gumbels)`` of the block whose first entry has flat index ``first``."""
+    index = first + _ops._row_major_index(shape)
+    eps, u = _ops.normal_and_uniform_at(key_data, index)
+    return eps, _ops.gumbel_from_uniform(u)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _redge_keyed(coefs, shape, logits, key_data):
+    return _redge_keyed_fwd(coefs, shape, logits, key_data)[0]
+
+
+def _redge_keyed_fwd(coefs, shape, logits, key_data):
+    def block(first, logits):
+        eps, gumbels = _block_noise(key_data, first, logits.shape)
+        return E._redge_block_fwd(False, coefs, logits, eps, gumbels)
+
+    hard, soft = E._row_blocks(block, shape, logits, indexed=True)
+    return (hard, soft), (logits, key_data, soft)
+
+
+def _redge_keyed_bwd(coefs, shape, residuals, cotangents):
+    logits, key_data, soft = residuals
+    _, g = cotangents
+
+    def block(first, logits, soft, g):
+        eps, _ = _block_noise(key_data, first, logits.shape)
+        return E._redge_block_bwd(False, coefs, logits, eps, soft, g)
+
+    grad_logits = E._row_blocks(block, shape, logits, soft, g, indexed=True)
+    return E._sum_to(grad_logits, logits.shape).astype(logits.dtype), None
+
+
+_redge_keyed.defvjp(_redge_keyed_fwd, _redge_keyed_bwd)
+
+
+def redge(logits: jax.Array, n_steps: int, t_1: float, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """``estimators.redge``'s ``(sample, soft)`` on the keyed path."""
+    hard, soft = redge_hard_soft(logits, n_steps, t_1, key, shape)
+    return _ops.straight_through(hard, soft), soft
+
+
+def reindge(logits: jax.Array, n_steps: int, t_1: float, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """``estimators.reindge``'s ``(sample, soft)`` on the keyed path."""
+    return E._reindge_from(logits, *redge_hard_soft(logits, n_steps, t_1, key, shape))
+
+
+def draw(kernel, logits: jax.Array, n_steps: int, t_1, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """``kernel(logits, n_steps, t_1, eps, gumbels)`` (a REDGE-family kernel of
+    ``numpyro_ext.estimators``) on the samplers' noise of ``shape`` from ``key``: in the blocks
+    where this module takes the draw (REDGE, REINDGE: :func:`keyed_available`), else ``(eps, u)``
+    drawn whole by :func:`numpyro_ext._ops.sample_normal_and_uniform`, ``gumbels = -log(-log u)``.
+    The same values either way.
+
+    >>> import jax.numpy as jnp
+    >>> logits, key = jnp.zeros((4, 64), jnp.float32), jax.random.PRNGKey(0)
+    >>> sample, soft = draw(E.redge, logits, 5, 0.5, key, (4, 64))
+    >>> sample.shape, float(sample.sum()), keyed_available(logits, 0.5, key, (4, 64))
+    ((4, 64), 4.0, True)
+    """
+    keyed = {E.redge: redge, E.reindge: reindge}.get(kernel)
+    if keyed is not None and keyed_available(logits, t_1, key, shape):
+        return keyed(logits, n_steps, t_1, key, shape)
+    eps, u = _ops.sample_normal_and_uniform(key, shape, logits.dtype)
+    return kernel(logits, n_steps, t_1, eps, _ops.gumbel_from_uniform(u))
