@@ -11,7 +11,11 @@ them on the same machine state: ``argmax`` + ``one_hot`` against :func:`numpyro_
 Gumbel noise by the exponential route against ``-log(-log U)``; REDGE on an array ``t_1``
 (the general, doubly checkpointed scan) against a float ``t_1`` (the hand-written VJP),
 its chain unrolled or a :func:`lax.scan` (``numpyro_ext.estimators._UNROLL_MAX_STEPS``);
-``--section blocks``: REDGE's row-block size (``numpyro_ext.estimators.REDGE_BLOCK_ENTRIES``).
+``--section blocks``: REDGE's row-block size (``numpyro_ext.estimators.REDGE_BLOCK_ENTRIES``);
+``--section hash``: noise from ``jax.random`` (one hash per 32-bit draw, its two words XORed)
+against :mod:`numpyro_ext._ops`' draws from both words of each hash; ``--section keyed``: the
+REDGE sampler drawing its noise whole against drawing it inside the row blocks
+(``numpyro_ext._keyed``), beside the Gumbel-ST sampler.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from numpyro_ext import _ops, estimators as E, functional as F
+from numpyro_ext import _keyed, _ops, estimators as E, functional as F
 from relaxed_dists.clamping import exponential_bounds
 
 
@@ -190,6 +194,75 @@ def section_blocks(opts):
             finally:
                 E.REDGE_BLOCK_ENTRIES = default
         run(fns, dict.fromkeys(fns, (logits, w)), opts.repeats, opts.min_time)
+
+
+def _jax_random_uniform(key, shape, dtype):  # numpyro_ext._ops.sample_uniform before issue 14's paired hashes
+    return _ops.clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
+
+
+def _two_draws(key, shape, dtype):  # REDGE's noise before issue 14: jax.random.normal and a uniform, two keys
+    key_normal, key_uniform = jax.random.split(key)
+    return jax.random.normal(key_normal, shape, dtype), _jax_random_uniform(key_uniform, shape, dtype)
+
+
+def section_hash(opts):
+    """The draws alone (forward), then inside a Gumbel-ST and a REDGE sampler (forward + backward)."""
+    for size in opts.sizes.split(","):
+        shape = tuple(int(d) for d in size.split("x"))
+        logits, w, _, _ = _redge_inputs(size, 7)
+        key = jax.random.PRNGKey(3)
+        print(f"noise from threefry, {size}:")
+        fns = {
+            "uniform, jax.random": lambda key: _jax_random_uniform(key, shape, jnp.float32),
+            "uniform, both words (halves)": lambda key: _ops.sample_uniform(key, shape, jnp.float32),
+            "normal + uniform, jax.random": lambda key: _two_draws(key, shape, jnp.float32),
+            "normal + uniform, one hash": lambda key: _ops.sample_normal_and_uniform(key, shape, jnp.float32),
+        }
+        run(fns, dict.fromkeys(fns, (key,)), opts.repeats, opts.min_time)
+        print(f"samplers with their noise, {size}, n_steps 5:")
+
+        def gs(uniform):
+            return lambda lg, w, key: _grad_of(
+                lambda l: E.gumbel_softmax(l, 1.0, _ops.gumbel_from_uniform(uniform(key, shape, jnp.float32)))[0]
+            )(lg, w)
+
+        def redge(noise):
+            def f(lg, w, key):
+                eps, u = noise(key, shape, jnp.float32)
+                return _grad_of(lambda l: E.redge(l, 5, 0.5, eps, _ops.gumbel_from_uniform(u))[0])(lg, w)
+
+            return f
+
+        fns = {
+            "Gumbel-ST, jax.random": gs(_jax_random_uniform),
+            "Gumbel-ST, both words": gs(_ops.sample_uniform),
+            "REDGE, jax.random": redge(_two_draws),
+            "REDGE, one hash": redge(_ops.sample_normal_and_uniform),
+        }
+        run(fns, dict.fromkeys(fns, (logits, w, key)), opts.repeats, opts.min_time)
+
+
+def section_keyed(opts):
+    """REDGE's sampler, n_steps 5, float ``t_1``, forward + backward: the noise drawn whole
+    (``sample_normal_and_uniform``, then the kernel) against drawn inside the row blocks
+    (``numpyro_ext._keyed``), the same values; beside the Gumbel-ST sampler."""
+    for size in opts.sizes.split(","):
+        shape = tuple(int(d) for d in size.split("x"))
+        logits, w, _, _ = _redge_inputs(size, 8)
+        print(f"REDGE sampler, noise whole or in the blocks, {size}, n_steps 5:")
+
+        def whole(lg, key):
+            eps, u = _ops.sample_normal_and_uniform(key, shape, jnp.float32)
+            return E.redge(lg, 5, 0.5, eps, _ops.gumbel_from_uniform(u))[0]
+
+        fns = {
+            "Gumbel-ST sampler": lambda lg, w, key: _grad_of(lambda l: F.gumbel_softmax(key, l, 1.0))(lg, w),
+            "REDGE, noise whole": lambda lg, w, key: _grad_of(lambda l: whole(l, key))(lg, w),
+            "REDGE, noise in the blocks": lambda lg, w, key: _grad_of(lambda l: _keyed.redge(l, 5, 0.5, key, shape)[0])(
+                lg, w
+            ),
+        }
+        run(fns, dict.fromkeys(fns, (logits, w, jax.random.PRNGKey(5))), opts.repeats, opts.min_time)
 
 
 def main(argv=None):

@@ -14,8 +14,9 @@ made where the block is used: the forward draws a block's ``eps`` and uniforms, 
 draws its ``eps`` again. The residuals are ``logits``, the key and ``soft``.
 
 Taken (:func:`keyed_available`) for a Python-float ``t_1``, float32, a threefry key, a one-hot
-chain run over row blocks, and not on a GPU backend (the Pallas kernel takes the noise as
-input there); otherwise the samplers draw the noise whole and call the kernel.
+chain run over row blocks, at least :data:`KEYED_MIN_ENTRIES` entries, and not on a GPU backend
+(the Pallas kernel takes the noise as input there); otherwise the samplers draw the noise whole
+and call the kernel.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ import jax
 
 from . import _ops, estimators as E
 
-__all__ = ["draw", "keyed_available", "redge_hard_soft"]
+__all__ = ["draw", "keyed_available", "redge_hard_soft", "KEYED_MIN_ENTRIES"]
+
+#: From this many entries (``prod(shape)``) on, the samplers draw REDGE's noise in the blocks.
+#: Measured on XLA CPU, one core, n_steps 5, forward + backward, in the blocks over drawn whole
+#: (``benchmarks/jax_speed_probe.py --section keyed``, ``jax_speed_diagnosis.md`` section 6):
+#: 1.14-1.15x at 2**20 entries (16x256x256, 64x256x64: the second hash of the backward costs
+#: more than the memory it saves), 0.73-0.80x at 2**21, 0.74x at 2**22, 0.87x at 2**23; the
+#: XLA scratch 0.3-0.5x throughout.
+KEYED_MIN_ENTRIES = 2**21
 
 
 def keyed_available(logits: jax.Array, t_1, key: jax.Array, shape) -> bool:
@@ -36,6 +45,8 @@ def keyed_available(logits: jax.Array, t_1, key: jax.Array, shape) -> bool:
     if not (E._is_float(t_1) and E._blocked(False, shape) and _ops.one_hash(key, shape, logits.dtype)):
         return False
     rows, n_classes = math.prod(shape[:-1]), shape[-1]
+    if rows * n_classes < KEYED_MIN_ENTRIES:
+        return False
     block = max(1, E.REDGE_BLOCK_ENTRIES // n_classes)
     if (-(-rows // block)) * block * n_classes >= 2**32:  # the padded blocks' indices must fit uint32
         return False
@@ -105,10 +116,10 @@ def draw(kernel, logits: jax.Array, n_steps: int, t_1, key: jax.Array, shape) ->
     The same values either way.
 
     >>> import jax.numpy as jnp
-    >>> logits, key = jnp.zeros((4, 64), jnp.float32), jax.random.PRNGKey(0)
-    >>> sample, soft = draw(E.redge, logits, 5, 0.5, key, (4, 64))
-    >>> sample.shape, float(sample.sum()), keyed_available(logits, 0.5, key, (4, 64))
-    ((4, 64), 4.0, True)
+    >>> logits, key = jnp.zeros((2**15, 64), jnp.float32), jax.random.PRNGKey(0)
+    >>> sample, soft = draw(E.redge, logits, 5, 0.5, key, logits.shape)
+    >>> sample.shape, float(sample.sum()), keyed_available(logits, 0.5, key, logits.shape)
+    ((32768, 64), 32768.0, True)
     """
     keyed = {E.redge: redge, E.reindge: reindge}.get(kernel)
     if keyed is not None and keyed_available(logits, t_1, key, shape):

@@ -163,6 +163,7 @@ def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_
     round-off, with logits broadcast against a leading sample axis."""
     monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
     monkeypatch.setattr(E, "REDGE_BLOCK_MIN_K", 2)
+    monkeypatch.setattr(KY, "KEYED_MIN_ENTRIES", 1)
     logits = jnp.asarray(make_logits((7,), 5, spread=3.0, seed=11), jnp.float32)
     shape, key = (3, 7, 5), jax.random.PRNGKey(8)
     g = jnp.asarray(_noise(shape, seed=12)[2], jnp.float32)
@@ -181,12 +182,13 @@ def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_
 
 
 def test_keyed_path_only_where_it_applies():
-    logits, key, shape = jnp.zeros((4, 64), jnp.float32), jax.random.PRNGKey(0), (4, 64)
+    logits, key, shape = jnp.zeros((4, 64), jnp.float32), jax.random.PRNGKey(0), (KY.KEYED_MIN_ENTRIES // 64, 64)
     assert KY.keyed_available(logits, 0.5, key, shape)
+    assert not KY.keyed_available(logits, 0.5, key, (shape[0] - 1, 64))  # fewer entries: drawn whole
     assert not KY.keyed_available(logits, jnp.asarray(0.5), key, shape)  # an array t_1: the general path
     assert not KY.keyed_available(logits.astype(jnp.float64), 0.5, key, shape)  # jax.random's draws
     assert not KY.keyed_available(logits, 0.5, jax.random.key(0, impl="rbg"), shape)
-    assert not KY.keyed_available(logits[:, :9], 0.5, key, (4, 9))  # K < REDGE_BLOCK_MIN_K: whole chain
+    assert not KY.keyed_available(logits[:, :9], 0.5, key, (shape[0] * 8, 9))  # K < REDGE_BLOCK_MIN_K: whole chain
 
 
 @pytest.mark.parametrize("name", ["redge", "redge_cov"])
