@@ -14,8 +14,10 @@ and ``--large-repeats`` thin out the sizes of ``2**25`` elements or more (16x102
 ``--classes`` adds the distribution classes of ``numpyro_ext.distributions``, built and
 sampled with ``rsample(key)`` inside the jitted function (``validate_args=False``): they draw
 their own noise, so they come with ``baseline_rng``, the baseline drawing its Gumbel noise
-the same way, and a column ``x kernel``: a class's time over its kernel row's (the class
-machinery plus its noise). ``RelaxedOneHotCategorical+log_prob`` scores its sample
+the same way, the functional samplers (``functional.redge`` etc., drawing the same noise as the
+classes), a column ``x kernel``: a class's (or sampler's) time over its kernel row's (the class
+machinery plus its noise), and a column ``x sampler``: a class's time over its functional
+sampler's (the class machinery alone). ``RelaxedOneHotCategorical+log_prob`` scores its sample
 at the log-space pre-image (``sample_with_intermediates``) and returns
 ``sample + log_prob[..., None]``, so the score's gradient flows too.
 
@@ -119,8 +121,17 @@ def classes() -> dict:
         "REDGECov": ("redge_cov", dists.REDGECov),
         "REINDGE": ("reindge", dists.REINDGE),
     }
+    from numpyro_ext import functional as F
+
     return {
         "baseline_rng": (lambda lg, key, o: baseline(lg, sample_gumbel(key, lg.shape, lg.dtype), o.tau), "baseline"),
+        "functional.straight_through": (lambda lg, key, o: F.straight_through(key, lg), "straight_through"),
+        "functional.gumbel_softmax": (lambda lg, key, o: F.gumbel_softmax(key, lg, o.tau), "gumbel_softmax"),
+        "functional.reinmax": (lambda lg, key, o: F.reinmax(key, lg, o.tau), "reinmax"),
+        **{
+            f"functional.{kernel}": (lambda lg, key, o, k=kernel: getattr(F, k)(key, lg, o.n_steps, o.t_1), kernel)
+            for kernel in ("redge", "redge_cov", "reindge")
+        },
         "StraightThrough": (_rsample(lambda lg, o: dists.StraightThrough(logits=lg, **off)), "straight_through"),
         "RelaxedOneHotCategoricalStraightThrough": (
             _rsample(lambda lg, o: dists.RelaxedOneHotCategoricalStraightThrough(o.tau, logits=lg, **off)),
@@ -219,6 +230,18 @@ def _kernel_ratio(row: dict, medians: dict, kernels: dict) -> str:
     return f"{row['median_s'] / kernel:.2f}" if kernel else ""
 
 
+#: With ``--classes``: a class -> the functional sampler that draws the same noise and calls the
+#: same kernel (column ``x sampler``: what the class machinery costs over that).
+SAMPLER_OF = {
+    "StraightThrough": "functional.straight_through",
+    "RelaxedOneHotCategoricalStraightThrough": "functional.gumbel_softmax",
+    "ReinMax": "functional.reinmax",
+    "REDGE": "functional.redge",
+    "REDGECov": "functional.redge_cov",
+    "REINDGE": "functional.reindge",
+}
+
+
 def report(rows: list[dict], opts, device: str, command: str) -> str:
     medians = {(r["size"], r["name"]): r["median_s"] for r in rows}
     kernels = {name: kernel for name, (_, kernel) in classes().items()} if opts.classes else {}
@@ -233,17 +256,24 @@ def report(rows: list[dict], opts, device: str, command: str) -> str:
         f"n_steps {opts.n_steps}, t_1 {opts.t_1}, median of {opts.repeats} runs or more (until {opts.min_time} s)"
         + (f" ({opts.large_repeats} at {LARGE} elements or more)" if opts.large_repeats else "")
         + "; ratio = median / baseline median at the same size"
-        + ("; x kernel = a class's median / its kernel row's." if kernels else "."),
+        + (
+            "; x kernel = a class's (or sampler's) median / its kernel row's; x sampler = a class's median /"
+            " the functional sampler's that draws the same noise for the same kernel."
+            if kernels
+            else "."
+        ),
         "",
-        f"| size (BxNxK) | estimator | compile s | median ms | ratio |{' x kernel |' if kernels else ''} {mem_col} | CPU ms |",
-        f"| --- | --- | ---: | ---: | ---: |{' ---: |' if kernels else ''} ---: | ---: |",
+        f"| size (BxNxK) | estimator | compile s | median ms | ratio |{' x kernel | x sampler |' if kernels else ''}"
+        f" {mem_col} | CPU ms |",
+        f"| --- | --- | ---: | ---: | ---: |{' ---: | ---: |' if kernels else ''} ---: | ---: |",
     ]
     for r in rows:
         memory = r["peak_bytes"] if peak else r["temp_bytes"]
         lines.append(
             f"| {r['size']} | {r['name']} | {r['compile_s']:.2f} | {r['median_s'] * 1e3:.2f} "
             f"| {r['median_s'] / medians[(r['size'], 'baseline')]:.2f} "
-            f"|{f' {_kernel_ratio(r, medians, kernels)} |' if kernels else ''} {_mib(memory)} | {r['cpu_s'] * 1e3:.2f} |"
+            f"|{f' {_kernel_ratio(r, medians, kernels)} | {_kernel_ratio(r, medians, SAMPLER_OF)} |' if kernels else ''}"
+            f" {_mib(memory)} | {r['cpu_s'] * 1e3:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
