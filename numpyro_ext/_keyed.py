@@ -1,9 +1,9 @@
 r"""REDGE and REINDGE with their noise drawn inside the row blocks: the samplers' CPU path.
 
 An implementation detail of the REDGE and REINDGE samplers (``numpyro_ext.functional`` and the
-classes of ``numpyro_ext.distributions``): the same samples and gradients as drawing
-``(eps, gumbels)`` with :func:`numpyro_ext._ops.sample_normal_and_uniform` and calling the kernel
-(tested equal), without the two logits-sized noise arrays. The kernels stay pure; this is the
+classes of ``numpyro_ext.distributions``): the same samples as drawing ``(eps, gumbels)`` with
+:func:`numpyro_ext._ops.sample_normal_and_uniform` and calling the kernel, and the same gradients
+up to float32 round-off (tested), without the two logits-sized noise arrays. The kernels stay pure; this is the
 one place besides ``_ops`` that turns a key into noise, as the torch Triton path draws its own.
 
 Why: the XLA kernel (``numpyro_ext.estimators._redge``) runs one-hot chains of

@@ -1,6 +1,8 @@
 """Small JAX helpers every kernel shares: noise, clamping, exact one-hots and the one
-straight-through helper. Mirrors ``pyro_ext/_ops.py`` line for line, bar the counter-based
-:func:`sample_normal_and_uniform` (torch's generators are sequential: its mirror draws twice)."""
+straight-through helper. Mirrors ``pyro_ext/_ops.py`` line for line, bar the draws from both
+words of each threefry hash (:func:`sample_normal_and_uniform`, :func:`normal_and_uniform_at`,
+:func:`one_hash` and :func:`sample_uniform`'s float32 path): torch's generators are sequential,
+so torch has no counterpart and its REDGE classes draw ``randn`` and the uniforms separately."""
 
 from __future__ import annotations
 
@@ -42,7 +44,9 @@ def sample_uniform(key: jax.Array, shape, dtype) -> jax.Array:
     of one ``threefry2x32`` hash (:func:`sample_normal_and_uniform` has the reason and the
     fallbacks; the counters stay per row, so the draw shards with the leading axes). Measured in a
     Gumbel-ST with its noise at 64x256x64: 6.4 ms with ``jax.random.uniform``, 4.6 ms pairing
-    neighbours ``2j, 2j + 1``, 4.3 ms pairing the halves (and half the XLA scratch)."""
+    neighbours ``2j, 2j + 1``, 4.3 ms pairing the halves. The concatenated halves are an array
+    that XLA does not fuse into the consumers: a Gumbel-ST with its noise at 32x512x512 keeps
+    64.1 MiB of scratch where ``jax.random.uniform``'s took 32.3."""
     shape = tuple(shape)
     if not one_hash(key, shape, dtype):
         return clamp_uniform(jax.random.uniform(key, shape, dtype=dtype))
@@ -81,8 +85,8 @@ def sample_normal_and_uniform(key: jax.Array, shape, dtype) -> tuple[jax.Array, 
     element, of ``(key, element index)``: the hash yields two 32-bit words, the first becomes the
     normal, the second the uniform. ``jax.random``'s 32-bit draws hash once per element too but
     XOR the two words into one (``jax_threefry_partitionable``), so two draws cost two hashes. On
-    XLA CPU threefry costs about as much per element as a Gumbel-ST kernel; at 64x256x64 this
-    took the REDGE noise from 13.5 to 8.2 ms (``benchmarks/results/jax_speed_diagnosis.md``,
+    XLA CPU one hash per element costs about as much as a Gumbel-ST kernel; at 64x256x64 this
+    took the REDGE noise from 10.4 to 6.2 ms (``benchmarks/results/jax_speed_diagnosis.md``,
     section 6). Words to floats as ``jax.random.uniform`` and ``jax.random.normal`` do (23
     mantissa bits; ``sqrt(2) erfinv`` of a uniform on ``(-1, 1)``). A counter per element, like
     partitionable threefry: the draw shards with the array. Other dtypes, other key
@@ -103,7 +107,7 @@ def sample_normal_and_uniform(key: jax.Array, shape, dtype) -> tuple[jax.Array, 
 def normal_and_uniform_at(key_data: jax.Array, index: jax.Array) -> tuple[jax.Array, jax.Array]:
     """:func:`sample_normal_and_uniform`'s float32 draws at the element indices ``index`` (uint32)
     of ``key_data`` (a threefry key's two words): the draws of any block of an array, made where
-    the block is used (``numpyro_ext.estimators``' keyed REDGE path) and equal to the whole draw's."""
+    the block is used (the keyed REDGE path, ``numpyro_ext._keyed``) and equal to the whole draw's."""
     word_normal, word_uniform = _hash_words(key_data, index)
     return _normal_from_bits(word_normal), clamp_uniform(_unit_float(word_uniform))
 

@@ -1,7 +1,8 @@
 """The ``redge``-package-compatible samplers in JAX, with a leading PRNG ``key``.
 
 Each sampler checks its parameters, draws its noise in one or two lines and calls the
-pure kernel of the same name in :mod:`numpyro_ext.estimators`. Signatures follow the
+pure kernel of the same name in :mod:`numpyro_ext.estimators` (REDGE and REINDGE on large
+float32 inputs make the same noise inside the kernel's row blocks instead: ``numpyro_ext._keyed``). Signatures follow the
 authors' ``redge`` package (``SAMPLERS`` has the same keys) plus the explicit ``key``;
 no attribute is hung on the returned array (ask for ``hard=False`` for the soft output).
 ``hard=True`` returns the exactly one-hot sample carrying the estimator's gradient;
