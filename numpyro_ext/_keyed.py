@@ -25,6 +25,8 @@ import functools
 import math
 
 import jax
+import jax.numpy as jnp
+from jax import lax
 
 from . import _ops, estimators as E
 
@@ -61,9 +63,10 @@ def redge_hard_soft(logits: jax.Array, n_steps: int, t_1: float, key: jax.Array,
     return _redge_keyed(coefs, tuple(shape), logits, jax.random.key_data(key))
 
 
-def _block_noise(key_data, first, shape):
-    """``(eps, gumbels)`` of the block whose first entry has flat index ``first``."""
-    index = first + _ops._row_major_index(shape)
+def _block_noise(key_data, rows, shape):
+    """``(eps, gumbels)`` of the block of the rows numbered ``rows`` (``shape = (len(rows), K)``)."""
+    n_classes = shape[-1]
+    index = rows[:, None] * jnp.uint32(n_classes) + lax.broadcasted_iota(jnp.uint32, shape, 1)
     eps, u = _ops.normal_and_uniform_at(key_data, index)
     return eps, _ops.gumbel_from_uniform(u)
 
@@ -74,8 +77,8 @@ def _redge_keyed(coefs, shape, logits, key_data):
 
 
 def _redge_keyed_fwd(coefs, shape, logits, key_data):
-    def block(first, logits):
-        eps, gumbels = _block_noise(key_data, first, logits.shape)
+    def block(rows, logits):
+        eps, gumbels = _block_noise(key_data, rows, logits.shape)
         return E._redge_block_fwd(False, coefs, logits, eps, gumbels)
 
     hard, soft = E._row_blocks(block, shape, logits, indexed=True)
@@ -86,8 +89,8 @@ def _redge_keyed_bwd(coefs, shape, residuals, cotangents):
     logits, key_data, soft = residuals
     _, g = cotangents
 
-    def block(first, logits, soft, g):
-        eps, _ = _block_noise(key_data, first, logits.shape)
+    def block(rows, logits, soft, g):
+        eps, _ = _block_noise(key_data, rows, logits.shape)
         return E._redge_block_bwd(False, coefs, logits, eps, soft, g)
 
     grad_logits = E._row_blocks(block, shape, logits, soft, g, indexed=True)

@@ -389,27 +389,55 @@ def _blocked(binary: bool, shape) -> bool:
 def _row_blocks(fn, shape, *arrays, indexed=False):
     """``fn`` over row blocks of ``arrays`` broadcast to ``shape``, flattened to ``(rows, K)``:
     about :data:`REDGE_BLOCK_ENTRIES` entries per block; one call when it all fits in one block,
-    else :func:`lax.map` over blocks (rows zero-padded to a whole number of blocks). ``fn`` maps
+    else a loop over blocks (rows zero-padded to a whole number of blocks). ``fn`` maps
     ``(block_rows, K)`` arrays to one array or a tuple of them, each ``(block_rows, K)``; with
-    ``indexed``, ``fn(first, *blocks)`` also gets the flat index (uint32) of its block's first
-    entry in the padded ``(rows, K)`` array."""
+    ``indexed``, ``fn(rows, *blocks)`` also gets its block's row numbers (uint32, ``(block_rows,)``)
+    in the padded ``(rows, K)`` array.
+
+    On one device, block ``j`` is the contiguous rows ``j * block_rows ...`` (:func:`lax.map`). With
+    more than one device (:func:`_strided_blocks`) it is every ``n_blocks``-th row from ``j``, so
+    a leading axis sharded across devices stays sharded inside every block. A loop over contiguous
+    blocks scans the sharded axis, and XLA then gathers the whole array on every device (measured:
+    3-5 all-gathers and a replicated gradient with 4 host devices). The strided loop costs
+    1.1-1.24x the contiguous one on one device (``jax_speed_diagnosis.md`` section 6)."""
     n_classes = shape[-1] if shape else 1
     rows = math.prod(shape[:-1])
     flat = [jnp.broadcast_to(a, shape).reshape(rows, n_classes) for a in arrays]
     block = max(1, REDGE_BLOCK_ENTRIES // max(n_classes, 1))
     if rows <= block:
-        out = fn(jnp.uint32(0), *flat) if indexed else fn(*flat)
+        out = fn(lax.iota(jnp.uint32, rows), *flat) if indexed else fn(*flat)
         return jax.tree.map(lambda o: o.reshape(shape), out)
     n_blocks = -(-rows // block)
     pad = n_blocks * block - rows
     flat = [jnp.pad(a, ((0, pad), (0, 0))) if pad else a for a in flat]
-    blocks = tuple(a.reshape(n_blocks, block, n_classes) for a in flat)
-    if indexed:
-        firsts = jnp.arange(n_blocks, dtype=jnp.uint32) * jnp.uint32(block * n_classes)
-        out = lax.map(lambda args: fn(args[0], *args[1]), (firsts, blocks))
+    local = lax.iota(jnp.uint32, block)
+    if _strided_blocks():
+        grid = tuple(a.reshape(block, n_blocks, n_classes) for a in flat)  # block j: rows i * n_blocks + j
+        out_struct = jax.eval_shape(
+            lambda *b: fn(local, *b) if indexed else fn(*b),
+            *(jax.ShapeDtypeStruct((block, n_classes), a.dtype) for a in flat),
+        )
+        init = jax.tree.map(lambda o: jnp.zeros((block, n_blocks, n_classes), o.dtype), out_struct)
+
+        def body(j, outs):
+            blocks = [lax.dynamic_index_in_dim(g, j, axis=1, keepdims=False) for g in grid]
+            res = fn(local * jnp.uint32(n_blocks) + j.astype(jnp.uint32), *blocks) if indexed else fn(*blocks)
+            return jax.tree.map(lambda o, r: lax.dynamic_update_index_in_dim(o, r, j, axis=1), outs, res)
+
+        out = lax.fori_loop(0, n_blocks, body, init)
     else:
-        out = lax.map(lambda args: fn(*args), blocks)
+        blocks = tuple(a.reshape(n_blocks, block, n_classes) for a in flat)
+        if indexed:
+            starts = jnp.arange(n_blocks, dtype=jnp.uint32) * jnp.uint32(block)
+            out = lax.map(lambda args: fn(args[0] + local, *args[1]), (starts, blocks))
+        else:
+            out = lax.map(lambda args: fn(*args), blocks)
     return jax.tree.map(lambda o: o.reshape(n_blocks * block, n_classes)[:rows].reshape(shape), out)
+
+
+def _strided_blocks() -> bool:
+    """Whether :func:`_row_blocks` takes strided blocks: more than one device visible to JAX."""
+    return jax.device_count() > 1
 
 
 def _redge_block_fwd(binary, coefs, logits, eps, noise):

@@ -134,13 +134,15 @@ def test_redge_family_matches_oracle(name, batch_shape, k, n_steps, t_1):
     "block_entries,min_k",
     [(6, 2), (25, 2), (10**6, 2), (6, 64)],  # several blocks with a padded tail, one block, K < min K: whole
 )
-def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries, min_k):
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])  # one device, several
+def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries, min_k, strided):
     """The float-``t_1`` kernel runs the chain over row blocks (``lax.map``, rows zero-padded to
     whole blocks) when ``K >= REDGE_BLOCK_MIN_K``, else whole: with blocks of 1 and 5 rows out of
     7 x 3 = 21 rows, one block, or unblocked, and logits broadcast against a leading sample axis,
     it gives the oracle's samples and gradient."""
     monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
     monkeypatch.setattr(E, "REDGE_BLOCK_MIN_K", min_k)
+    monkeypatch.setattr(E, "_strided_blocks", lambda: strided)
     assert E._blocked(False, (3, 7, 5)) == (min_k <= 5)
     logits = make_logits((7,), 5, spread=3.0, seed=11)
     eps, gumbels, g = _noise((3, 7, 5), seed=12)
@@ -156,7 +158,8 @@ def test_redge_row_blocks_match_oracle(monkeypatch, name, block_entries, min_k):
 
 @pytest.mark.parametrize("name", ["redge", "reindge"])
 @pytest.mark.parametrize("block_entries", [10, 25, 10**6])  # blocks of 2 and 5 rows (padded tail), one block
-def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_entries):
+@pytest.mark.parametrize("strided", [False, True], ids=["contiguous", "strided"])
+def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_entries, strided):
     """The samplers' keyed path (``numpyro_ext._keyed``: noise made inside each row block from the
     key, made again in the backward) gives exactly the samples of drawing the noise whole with
     ``sample_normal_and_uniform`` and calling the kernel, and the same gradient up to float32
@@ -164,6 +167,7 @@ def test_keyed_path_draws_the_same_noise_in_the_blocks(monkeypatch, name, block_
     monkeypatch.setattr(E, "REDGE_BLOCK_ENTRIES", block_entries)
     monkeypatch.setattr(E, "REDGE_BLOCK_MIN_K", 2)
     monkeypatch.setattr(KY, "KEYED_MIN_ENTRIES", 1)
+    monkeypatch.setattr(E, "_strided_blocks", lambda: strided)
     logits = jnp.asarray(make_logits((7,), 5, spread=3.0, seed=11), jnp.float32)
     shape, key = (3, 7, 5), jax.random.PRNGKey(8)
     g = jnp.asarray(_noise(shape, seed=12)[2], jnp.float32)

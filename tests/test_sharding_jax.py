@@ -37,7 +37,7 @@ def test_distributions_pass_through_sharded_jit_and_shard_map():
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    assert len(figures) == 15, figures  # every distribution class below was checked
+    assert len(figures) == 17, figures  # every distribution class below, and the row-block paths
     for name, worst in figures.items():
         assert worst <= TOL, (name, worst)
 
@@ -158,6 +158,43 @@ def _check_all() -> dict:
         assert x1.sharding.is_equivalent_to(NamedSharding(mesh, spec[name]), x1.ndim), (name, x1.sharding)
         assert np.all(np.isfinite(lp0)), name
         figures[name] = max(rel(x1, x0), rel(lp1, lp0), rel(g1, g0), rel(blocks[name], lp0))
+    figures.update(_check_row_blocks(mesh, rel))
+    return figures
+
+
+def _check_row_blocks(mesh, rel) -> dict:
+    """REDGE's chain over row blocks (K >= 64), with the noise drawn whole (2**17 entries) and
+    made inside the blocks (2**21, ``numpyro_ext._keyed``): on sharded logits the compiled
+    gradient has no all-gather, the sample and the gradient stay sharded, and both equal the
+    unsharded run's. (A loop over contiguous blocks scans the sharded axis: XLA then gathers
+    every array on every device.)"""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    import numpyro_ext as nx
+    from numpyro_ext import _keyed, estimators
+
+    figures = {}
+    for name, shape in (("REDGE row blocks", (8, 256, 64)), ("REDGE row blocks, keyed noise", (8, 4096, 64))):
+        assert estimators._blocked(False, shape) and estimators._strided_blocks()
+        assert _keyed.keyed_available(jnp.zeros(1, jnp.float32), 0.5, jax.random.PRNGKey(0), shape) == (
+            np.prod(shape) >= _keyed.KEYED_MIN_ENTRIES
+        )
+        logits = jnp.asarray(np.random.default_rng(2).normal(size=shape), jnp.float32)
+        weight = jnp.asarray(np.random.default_rng(3).normal(size=shape), jnp.float32)
+        sharding = NamedSharding(mesh, P("data", None, None))
+
+        def run(lg):
+            sample = lambda lg: nx.REDGE(logits=lg).rsample(jax.random.PRNGKey(4))  # noqa: E731
+            return sample(lg), jax.grad(lambda lg: jnp.sum(weight * sample(lg)))(lg)
+
+        compiled = jax.jit(run).lower(jax.device_put(logits, sharding)).compile()
+        assert compiled.as_text().count("all-gather(") == 0, name
+        (x0, g0), (x1, g1) = jax.jit(run)(logits), compiled(jax.device_put(logits, sharding))
+        assert x1.sharding.is_equivalent_to(sharding, 3) and g1.sharding.is_equivalent_to(sharding, 3), name
+        figures[name] = max(rel(x1, x0), rel(g1, g0))
     return figures
 
 
