@@ -417,7 +417,8 @@ def _row_blocks(fn, shape, *arrays, indexed=False):
             lambda *b: fn(local, *b) if indexed else fn(*b),
             *(jax.ShapeDtypeStruct((block, n_classes), a.dtype) for a in flat),
         )
-        init = jax.tree.map(lambda o: jnp.zeros((block, n_blocks, n_classes), o.dtype), out_struct)
+        # zeros like an input block grid: under an explicit mesh the carry takes the inputs' sharding
+        init = jax.tree.map(lambda o: jnp.zeros_like(grid[0], dtype=o.dtype), out_struct)
 
         def body(j, outs):
             blocks = [lax.dynamic_index_in_dim(g, j, axis=1, keepdims=False) for g in grid]

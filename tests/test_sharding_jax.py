@@ -166,7 +166,7 @@ def _check_row_blocks(mesh, rel) -> dict:
     """REDGE's chain over row blocks (K >= 64), with the noise drawn whole (2**17 entries) and
     made inside the blocks (2**21, ``numpyro_ext._keyed``): on sharded logits the compiled
     gradient has no all-gather, the sample and the gradient stay sharded, and both equal the
-    unsharded run's. (A loop over contiguous blocks scans the sharded axis: XLA then gathers
+    unsharded run's, on an ``Auto`` mesh and on one with explicit axes. (A loop over contiguous blocks scans the sharded axis: XLA then gathers
     every array on every device.)"""
     import jax
     import jax.numpy as jnp
@@ -194,7 +194,11 @@ def _check_row_blocks(mesh, rel) -> dict:
         assert compiled.as_text().count("all-gather(") == 0, name
         (x0, g0), (x1, g1) = jax.jit(run)(logits), compiled(jax.device_put(logits, sharding))
         assert x1.sharding.is_equivalent_to(sharding, 3) and g1.sharding.is_equivalent_to(sharding, 3), name
-        figures[name] = max(rel(x1, x0), rel(g1, g0))
+        # the same under a mesh with explicit axes (sharding in types): the loop's carry must match
+        explicit = jax.make_mesh((N_DEVICES,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
+        with jax.set_mesh(explicit):
+            x2, g2 = jax.jit(run)(jax.device_put(logits, NamedSharding(explicit, P("data", None, None))))
+        figures[name] = max(rel(x1, x0), rel(g1, g0), rel(x2, x0), rel(g2, g0))
     return figures
 
 
